@@ -1,0 +1,41 @@
+"""Shared configuration helpers: every stage's pydantic config can be read from a TOML file.
+
+Each stage keeps its own config model beside its code (prepare/config.py, train/config.py, ...);
+a TOML file may hold one table per stage (`[prepare]`, `[train]`, ...) or the stage's fields at
+top level.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from portraitist.errors import PortraitistError
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def load_config(model: type[C], path: Path | None, section: str, **overrides: Any) -> C:
+    """Build a stage config from defaults, an optional TOML file, then explicit overrides.
+
+    Overrides that are None (a CLI option the user did not give) are ignored.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            document = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise PortraitistError(f"Cannot read config file {path}: {exc}") from exc
+        if section in document:
+            values.update(document[section])
+        else:
+            values.update({k: v for k, v in document.items() if not isinstance(v, dict)})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise PortraitistError(f"Invalid {section} settings: {problems}") from exc

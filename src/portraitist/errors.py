@@ -1,0 +1,9 @@
+"""The one exception type for problems a user can cause and fix."""
+
+
+class PortraitistError(Exception):
+    """A user-caused problem (bad photo set, bad config, missing model).
+
+    The message says what went wrong and what to do instead; the CLI prints it without a
+    traceback and exits non-zero, the API answers 4xx with the same text.
+    """

@@ -1,0 +1,1 @@
+"""Base models: loading Stable Diffusion and CLIP, the offline CLIP tokenizer, tiny random builders."""

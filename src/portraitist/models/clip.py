@@ -1,0 +1,92 @@
+"""CLIP image and text embeddings (class-word choice, ranking, evaluation).
+
+`spec` is a hub id or folder of a transformers CLIPModel (default ViT-L/14, the encoder SD 1.x
+was trained with) or `tiny`: a small random CLIP with the real tokenizer, for offline tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+from portraitist.errors import PortraitistError
+from portraitist.models.tokenizer import VOCAB_SIZE, clip_tokenizer
+
+DEFAULT_CLIP = "openai/clip-vit-large-patch14"
+TINY_IMAGE_SIZE = 32
+
+
+@dataclass
+class Clip:
+    model: CLIPModel
+    processor: CLIPImageProcessor
+    tokenizer: CLIPTokenizer
+
+    @torch.no_grad()
+    def embed_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """L2-normalised image embeddings, one row per image."""
+        pixels = self.processor(images=[im.convert("RGB") for im in images], return_tensors="pt")["pixel_values"]
+        out = self.model.get_image_features(pixel_values=pixels.to(self.model.device, self.model.dtype))
+        return F.normalize(_as_tensor(out).float(), dim=-1)
+
+    @torch.no_grad()
+    def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """L2-normalised text embeddings, one row per text."""
+        tokens = self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt")
+        out = self.model.get_text_features(
+            input_ids=tokens["input_ids"].to(self.model.device),
+            attention_mask=tokens["attention_mask"].to(self.model.device),
+        )
+        return F.normalize(_as_tensor(out).float(), dim=-1)
+
+
+def _as_tensor(out: torch.Tensor | object) -> torch.Tensor:
+    # transformers 5 may return a model output whose pooled projection is the embedding
+    if isinstance(out, torch.Tensor):
+        return out
+    return out.pooler_output  # type: ignore[attr-defined]
+
+
+def tiny_clip(seed: int = 0) -> Clip:
+    """A random CLIP of the real architecture (ViT + text transformer), 32 px images."""
+    torch.manual_seed(seed)
+    config = CLIPConfig(
+        text_config=dict(
+            vocab_size=VOCAB_SIZE, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+            num_attention_heads=4, max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407,
+            pad_token_id=49407,
+        ),
+        vision_config=dict(
+            hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+            image_size=TINY_IMAGE_SIZE, patch_size=8,
+        ),
+        projection_dim=32,
+    )
+    processor = CLIPImageProcessor(
+        size={"shortest_edge": TINY_IMAGE_SIZE}, crop_size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}
+    )
+    return Clip(CLIPModel(config).eval(), processor, clip_tokenizer())
+
+
+def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu") -> Clip:
+    if spec == "tiny":
+        clip = tiny_clip()
+    else:
+        try:
+            clip = Clip(
+                CLIPModel.from_pretrained(spec).eval(),
+                CLIPImageProcessor.from_pretrained(spec),
+                CLIPTokenizer.from_pretrained(spec),
+            )
+        except (OSError, ValueError) as exc:
+            raise PortraitistError(
+                f"Could not load the CLIP model {spec!r} ({str(exc).splitlines()[0]}). Give a folder or a hub id "
+                f"you can download (default {DEFAULT_CLIP}), or `tiny` for an offline random CLIP."
+            ) from exc
+    clip.model.to(device)
+    return clip

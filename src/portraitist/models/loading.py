@@ -1,0 +1,165 @@
+"""Load a Stable Diffusion 1.x/2.x base model from wherever the user keeps it.
+
+`spec` is one of:
+  - a random preset built in code: `tiny`, `cpu-bench`, `sd15-random` (offline tests, benchmarks);
+  - a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/);
+  - a single `.safetensors` / `.ckpt` checkpoint (AUTOMATIC1111 / ComfyUI style);
+  - a hub id such as `stable-diffusion-v1-5/stable-diffusion-v1-5` (needs internet or the
+    hub cache).
+An optional VAE override (thesis 2.4.2 swaps in `stabilityai/sd-vae-ft-mse`, which sharpens
+eyes) takes a folder, a single file or a hub id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from portraitist.errors import PortraitistError
+from portraitist.models import random_sd
+
+DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+DEFAULT_VAE = "stabilityai/sd-vae-ft-mse"
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+
+_HOW_TO_GET = (
+    "Pass --base with a diffusers folder, a .safetensors/.ckpt file, or a hub id you can download "
+    f"(e.g. `huggingface-cli download {DEFAULT_BASE} --local-dir ./sd15` and then --base ./sd15). "
+    "Offline, `--base tiny` runs every stage on a small random model."
+)
+
+
+@dataclass
+class StableDiffusion:
+    """The separately trained parts of an SD 1.x/2.x model, each its own object."""
+
+    tokenizer: CLIPTokenizer
+    text_encoder: CLIPTextModel
+    unet: UNet2DConditionModel
+    vae: AutoencoderKL
+    scheduler: DDPMScheduler
+    source: str
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def resolution(self) -> int:
+        """The image size the UNet was trained at (512 for SD 1.5)."""
+        return int(self.unet.config.sample_size) * self.vae_scale_factor
+
+    @property
+    def prediction_type(self) -> str:
+        return str(self.scheduler.config.prediction_type)
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> StableDiffusion:
+        for module in (self.text_encoder, self.unet, self.vae):
+            module.to(device=device, dtype=dtype)
+        return self
+
+
+def _check_sd1_or_2(index: dict[str, Any], where: str) -> None:
+    cls = str(index.get("_class_name", ""))
+    if "XL" in cls or "text_encoder_2" in index:
+        raise PortraitistError(
+            f"{where} is an SDXL model ({cls}); portraitist trains Stable Diffusion 1.x/2.x. "
+            f"Use an SD 1.5-family model. {_HOW_TO_GET}"
+        )
+    if cls and "StableDiffusion" not in cls:
+        raise PortraitistError(f"{where} holds a {cls}, not a Stable Diffusion 1.x/2.x model. {_HOW_TO_GET}")
+
+
+def _from_parts(root: str, local_only: bool) -> dict[str, Any]:
+    kw: dict[str, Any] = dict(local_files_only=local_only)
+    return dict(
+        tokenizer=CLIPTokenizer.from_pretrained(root, subfolder="tokenizer", **kw),
+        text_encoder=CLIPTextModel.from_pretrained(root, subfolder="text_encoder", **kw),
+        unet=UNet2DConditionModel.from_pretrained(root, subfolder="unet", **kw),
+        vae=AutoencoderKL.from_pretrained(root, subfolder="vae", **kw),
+        scheduler=DDPMScheduler.from_pretrained(root, subfolder="scheduler", **kw),
+    )
+
+
+def _from_folder(path: Path) -> dict[str, Any]:
+    index_path = path / "model_index.json"
+    if not index_path.exists():
+        raise PortraitistError(
+            f"{path} is not a diffusers model folder (no model_index.json). {_HOW_TO_GET}"
+        )
+    _check_sd1_or_2(json.loads(index_path.read_text()), str(path))
+    return _from_parts(str(path), local_only=True)
+
+
+def _from_single_file(path: Path) -> dict[str, Any]:
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_single_file(str(path), safety_checker=None)
+    return dict(
+        tokenizer=pipe.tokenizer,
+        text_encoder=pipe.text_encoder,
+        unet=pipe.unet,
+        vae=pipe.vae,
+        scheduler=DDPMScheduler.from_config(pipe.scheduler.config),
+    )
+
+
+def _from_hub(repo_id: str) -> dict[str, Any]:
+    from huggingface_hub import hf_hub_download
+
+    index_path = hf_hub_download(repo_id, "model_index.json")
+    _check_sd1_or_2(json.loads(Path(index_path).read_text()), repo_id)
+    return _from_parts(repo_id, local_only=False)
+
+
+def load_vae(spec: str) -> AutoencoderKL:
+    """A VAE from a folder (with or without a vae/ subfolder), a single file or a hub id."""
+    path = Path(spec).expanduser()
+    try:
+        if path.is_file():
+            return AutoencoderKL.from_single_file(str(path))
+        if path.is_dir():
+            sub = "vae" if (path / "vae" / "config.json").exists() else None
+            return AutoencoderKL.from_pretrained(str(path), subfolder=sub, local_files_only=True)
+        return AutoencoderKL.from_pretrained(spec)
+    except (OSError, ValueError) as exc:
+        raise PortraitistError(
+            f"Could not load the VAE {spec!r} ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
+            f"Give a folder or file you have, or a hub id you can download (e.g. {DEFAULT_VAE}); "
+            "or leave --vae out to keep the base model's own VAE."
+        ) from exc
+
+
+def load_base(spec: str = DEFAULT_BASE, *, vae: str | None = None, seed: int = 0) -> StableDiffusion:
+    """Load a base model on the CPU at full precision; callers move and cast it."""
+    path = Path(spec).expanduser()
+    try:
+        if spec in random_sd.PRESETS:
+            parts = random_sd.build_components(spec, seed)
+        elif path.is_dir():
+            parts = _from_folder(path)
+        elif path.is_file() and path.suffix in SINGLE_FILE_SUFFIXES:
+            parts = _from_single_file(path)
+        elif path.exists():
+            raise PortraitistError(f"{path} is neither a model folder nor a .safetensors/.ckpt file. {_HOW_TO_GET}")
+        elif spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
+            parts = _from_hub(spec)
+        else:
+            raise PortraitistError(f"No base model at {spec!r}. {_HOW_TO_GET}")
+    except PortraitistError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PortraitistError(f"Could not load the base model {spec!r} ({first_line}). {_HOW_TO_GET}") from exc
+    model = StableDiffusion(source=spec, **parts)
+    if vae:
+        model.vae = load_vae(vae)
+    for module in (model.text_encoder, model.unet, model.vae):
+        module.requires_grad_(False).eval()
+    return model

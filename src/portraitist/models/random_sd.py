@@ -1,0 +1,116 @@
+"""Stable Diffusion 1.x models with seeded random weights and the real architecture classes.
+
+No machine in this workplace can download weights, so tests and the offline demo run on these.
+Compute does not depend on weight values, so the `sd15-random` preset times like SD 1.5.
+The shapes mirror `shared/bench/make_model.py` so that our figures and the benchmark's agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from portraitist.models.tokenizer import VOCAB_SIZE, clip_tokenizer
+
+# SD 1.5's noise schedule (scheduler_config.json of stable-diffusion-v1-5).
+SD_SCHEDULER: dict[str, Any] = dict(
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    prediction_type="epsilon",
+    steps_offset=1,
+    clip_sample=False,
+    timestep_spacing="leading",
+)
+
+_FULL_BLOCKS = dict(
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # 64 px, 3.4M parameters: CPU unit tests and the offline demo
+    "tiny": dict(
+        resolution=64,
+        unet=dict(
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=32,
+        ),
+        vae=dict(block_out_channels=(32, 32, 64, 64), layers_per_block=1),
+        text=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, projection_dim=32),
+    ),
+    # 256 px, 70M parameters: CPU benchmarks (shared/bench's `cpu-bench`)
+    "cpu-bench": dict(
+        resolution=256,
+        unet=dict(block_out_channels=(64, 128, 256, 256), layers_per_block=2, cross_attention_dim=384, **_FULL_BLOCKS),
+        vae=dict(block_out_channels=(32, 64, 128, 128), layers_per_block=2),
+        text=dict(hidden_size=384, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=6, projection_dim=384),
+    ),
+    # 512 px, SD 1.5's exact shapes (1.07B parameters): GPU benchmarks
+    "sd15-random": dict(
+        resolution=512,
+        unet=dict(block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, cross_attention_dim=768, **_FULL_BLOCKS),
+        vae=dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2),
+        text=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, projection_dim=768),
+    ),
+}
+
+
+def build_unet(preset: str, seed: int = 0) -> UNet2DConditionModel:
+    p = PRESETS[preset]
+    latent = p["resolution"] // 2 ** (len(p["vae"]["block_out_channels"]) - 1)
+    torch.manual_seed(seed)
+    return UNet2DConditionModel(
+        sample_size=latent, in_channels=4, out_channels=4, attention_head_dim=8, norm_num_groups=32, **p["unet"]
+    )
+
+
+def build_vae(preset: str, seed: int = 0) -> AutoencoderKL:
+    p = PRESETS[preset]
+    n_blocks = len(p["vae"]["block_out_channels"])
+    torch.manual_seed(seed + 1)
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        sample_size=p["resolution"],
+        down_block_types=("DownEncoderBlock2D",) * n_blocks,
+        up_block_types=("UpDecoderBlock2D",) * n_blocks,
+        norm_num_groups=32,
+        scaling_factor=0.18215,
+        **p["vae"],
+    )
+
+
+def build_text_encoder(preset: str, seed: int = 0) -> CLIPTextModel:
+    torch.manual_seed(seed + 2)
+    config = CLIPTextConfig(
+        vocab_size=VOCAB_SIZE,
+        max_position_embeddings=77,
+        hidden_act="quick_gelu",
+        bos_token_id=49406,
+        eos_token_id=49407,
+        pad_token_id=49407,
+        **PRESETS[preset]["text"],
+    )
+    return CLIPTextModel(config)
+
+
+def build_components(preset: str, seed: int = 0) -> dict[str, Any]:
+    """tokenizer, text_encoder, unet, vae and scheduler of a random SD 1.x model."""
+    if preset not in PRESETS:
+        raise KeyError(preset)
+    return dict(
+        tokenizer=clip_tokenizer(),
+        text_encoder=build_text_encoder(preset, seed),
+        unet=build_unet(preset, seed),
+        vae=build_vae(preset, seed),
+        scheduler=DDPMScheduler(**SD_SCHEDULER),
+    )

@@ -1,0 +1,144 @@
+"""The folder one user's job lives in, and the manifests that describe its stages' artefacts.
+
+    photos/    what the user sent, untouched
+    dataset/   manifest.json, crops/, masks/          (written by `prepare`)
+    model/     tokens.json, weights, train_log.jsonl  (written by `train`)
+    outputs/   images/, scores.json, selected/        (written by `generate`, `rank`, ...)
+
+Every stage reads the previous stage's files and writes its own, so any stage can be re-run
+or inspected by hand (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from portraitist.errors import PortraitistError
+
+MANIFEST_VERSION = 1
+
+
+class PhotoRecord(BaseModel):
+    """What `prepare` decided about one input file."""
+
+    source: str = Field(description="The file name as the user gave it.")
+    status: Literal["kept", "rejected"]
+    reason: str | None = Field(None, description="Machine-readable rejection code, e.g. no_person.")
+    message: str | None = Field(None, description="A human sentence explaining the decision.")
+    flags: list[str] = Field(default_factory=list, description="Warnings on kept photos (e.g. blurry).")
+    image: str | None = Field(None, description="The square crop, relative to the workspace.")
+    mask: str | None = Field(None, description="The person mask of the crop, relative to the workspace.")
+    face_box: list[float] | None = Field(
+        None, description="Face box [x0, y0, x1, y1] in the upright source photo's pixels."
+    )
+    crop_box: list[float] | None = Field(
+        None, description="The square [x0, y0, x1, y1] cut from the upright source photo (may exceed it)."
+    )
+    caption: str | None = Field(None, description="Training caption: '<context> <instance> <class>'.")
+    background_token: str | None = Field(None, description="This photo's own context token, if any.")
+    phash: str | None = Field(None, description="Perceptual hash of the crop, for duplicate checks.")
+
+
+class TokenInit(BaseModel):
+    """How the instance token's embedding row starts (thesis 2.2.2)."""
+
+    kind: Literal["word", "noise", "rare"] = "word"
+    word: str | None = Field("face", description="The word whose embedding is copied (kind=word).")
+
+
+class DatasetManifest(BaseModel):
+    """dataset/manifest.json: the training set `prepare` made."""
+
+    version: int = MANIFEST_VERSION
+    class_token: str
+    class_scores: dict[str, float] = Field(
+        default_factory=dict, description="Mean cosine distance of each candidate class word."
+    )
+    instance_token: str
+    instance_init: TokenInit = Field(default_factory=TokenInit)
+    context: str = Field(description="Caption context strategy: photo_of, background_tokens, templates, captions.")
+    resolution: int
+    photos: list[PhotoRecord]
+
+    @property
+    def kept(self) -> list[PhotoRecord]:
+        return [p for p in self.photos if p.status == "kept"]
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_bytes_atomic(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode())
+
+
+class Workspace:
+    """Paths of one job's folder; creates nothing until a stage writes."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root).expanduser().resolve()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    @property
+    def photos_dir(self) -> Path:
+        return self.root / "photos"
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.root / "dataset"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dataset_dir / "manifest.json"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.root / "outputs"
+
+    def path(self, relative: str) -> Path:
+        """Resolve a path that a manifest stores relative to the workspace."""
+        return self.root / relative
+
+    def relative(self, path: Path) -> str:
+        return path.resolve().relative_to(self.root).as_posix()
+
+    def write_manifest(self, manifest: DatasetManifest) -> None:
+        write_json_atomic(self.manifest_path, manifest.model_dump(mode="json"))
+
+    def read_manifest(self) -> DatasetManifest:
+        if not self.manifest_path.exists():
+            raise PortraitistError(
+                f"{self.root} has no prepared dataset ({self.manifest_path} is missing). "
+                f"Run `portraitist prepare PHOTOS... --workspace {self.root}` first."
+            )
+        try:
+            return DatasetManifest.model_validate_json(self.manifest_path.read_text())
+        except ValueError as exc:
+            raise PortraitistError(
+                f"{self.manifest_path} is not a valid dataset manifest ({exc}). "
+                "Re-run `portraitist prepare` to rebuild it."
+            ) from exc
