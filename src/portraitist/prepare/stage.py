@@ -1,0 +1,189 @@
+"""The `prepare` stage: from the photos a user sent to a training set (thesis 2.1-2.2).
+
+Each photo is read, checked for exactly one subject, cropped square around the face, checked
+for blur and near-duplicates, and given a person mask; then the class word is chosen and the
+captions are written. WS/photos/ keeps copies of the originals, WS/dataset/ the crops, masks
+and manifest.json. A bad photo is recorded with its reason and never stops the run.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from io import BytesIO
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import imagehash
+from PIL import Image
+
+from portraitist.errors import PortraitistError
+from portraitist.models.clip import load_clip
+from portraitist.prepare.captions import make_captions
+from portraitist.prepare.classword import class_distances, nearest_word
+from portraitist.prepare.config import PrepareConfig
+from portraitist.prepare.crop import face_crop
+from portraitist.prepare.detect import PersonDetector
+from portraitist.prepare.masks import person_mask
+from portraitist.prepare.photos import collect_photos, read_photo
+from portraitist.prepare.quality import blur_flags, check_duplicate, perceptual_hash
+from portraitist.prepare.rejection import PhotoRejected
+from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
+from portraitist.workspace import DatasetManifest, PhotoRecord, Workspace, write_bytes_atomic
+
+STAGE = "prepare"
+
+
+@dataclass
+class PrepareResult:
+    workspace: Workspace
+    manifest: DatasetManifest
+
+    @property
+    def kept(self) -> list[PhotoRecord]:
+        return self.manifest.kept
+
+    @property
+    def rejected(self) -> list[PhotoRecord]:
+        return [p for p in self.manifest.photos if p.status == "rejected"]
+
+
+@dataclass
+class _Kept:
+    record: PhotoRecord
+    crop: Image.Image
+    phash: imagehash.ImageHash
+
+
+def prepare(
+    workspace: Workspace,
+    photos: Sequence[Path],
+    config: PrepareConfig | None = None,
+    progress: ProgressCallback = no_progress,
+) -> PrepareResult:
+    """Build WS/dataset/ from photo files and folders; PortraitistError if too few are usable."""
+    config = config or PrepareConfig()
+    files = collect_photos(photos)
+    _start_fresh(workspace, files)
+    records: list[PhotoRecord] = []
+    kept: list[_Kept] = []
+    with PersonDetector(config) as detector:
+        for index, path in enumerate(files):
+            _copy_original(workspace, path, index, config.max_file_bytes)
+            try:
+                accepted = _examine(workspace, path, len(kept), kept, detector, config)
+                kept.append(accepted)
+                record = accepted.record
+            except PhotoRejected as rejection:
+                record = PhotoRecord(source=str(path), status="rejected", reason=rejection.reason,
+                                     message=rejection.message)
+            records.append(record)
+            outcome = "kept" if record.status == "kept" else f"rejected: {record.reason}"
+            progress(ProgressEvent(STAGE, index + 1, len(files), f"{path.name} {outcome}"))
+
+    if len(kept) < config.min_photos:
+        manifest = _manifest(config, config.class_word or "", {}, records)
+        workspace.write_manifest(manifest)
+        raise PortraitistError(_too_few_message(manifest, config.min_photos, workspace))
+
+    crops = [k.crop for k in kept]
+    class_word, scores = _class_word(crops, config, progress)
+    subject = f"{config.instance_token} {class_word}"
+    captions = make_captions(config.context, crops, subject, config.seed, config.caption_model, config.device)
+    for item, caption in zip(kept, captions):
+        item.record.caption = caption.text
+        item.record.background_token = caption.background_token
+    manifest = _manifest(config, class_word, scores, records)
+    workspace.write_manifest(manifest)
+    return PrepareResult(workspace, manifest)
+
+
+def _examine(
+    workspace: Workspace, path: Path, number: int, kept: Sequence[_Kept], detector: PersonDetector,
+    config: PrepareConfig,
+) -> _Kept:
+    """One photo through every check; its crop and mask saved as number NN if it passes."""
+    photo = read_photo(path, config.max_pixels, config.max_file_bytes)
+    subject = detector.subject(photo)
+    crop, crop_box = face_crop(photo, subject.face.box, config.margin, config.resolution, config.upscale_small_faces)
+    flags = blur_flags(crop, config)
+    if subject.background_faces:
+        flags.append("background_people")
+    phash = perceptual_hash(crop)
+    check_duplicate(phash, [(k.record.source, k.phash) for k in kept], config.duplicate_distance)
+
+    image_path = workspace.dataset_dir / "crops" / f"{number:02d}.png"
+    mask_path = workspace.dataset_dir / "masks" / f"{number:02d}.png"
+    _save_png(crop, image_path)
+    _save_png(person_mask(detector, crop), mask_path)
+    note = f" ({', '.join(flags)})" if flags else ""
+    record = PhotoRecord(
+        source=str(path), status="kept", message=f"Kept: a {subject.face.side:.0f} px face{note}.", flags=flags,
+        image=workspace.relative(image_path), mask=workspace.relative(mask_path),
+        face_box=[round(v, 1) for v in subject.face.box], crop_box=list(crop_box), phash=str(phash),
+    )
+    return _Kept(record, crop, phash)
+
+
+def _class_word(
+    crops: list[Image.Image], config: PrepareConfig, progress: ProgressCallback
+) -> tuple[str, dict[str, float]]:
+    """The forced word, or CLIP's nearest candidate with every candidate's mean distance."""
+    if config.class_word:
+        return config.class_word, {}
+    progress(ProgressEvent("class word", 0, 1, f"CLIP {config.clip_model}"))
+    scores = class_distances(load_clip(config.clip_model, config.device), crops, config.class_words,
+                             config.class_prompt)
+    word = nearest_word(scores)
+    progress(ProgressEvent("class word", 1, 1, word))
+    return word, scores
+
+
+def _manifest(
+    config: PrepareConfig, class_word: str, scores: dict[str, float], records: list[PhotoRecord]
+) -> DatasetManifest:
+    return DatasetManifest(
+        class_token=class_word, class_scores=scores, instance_token=config.instance_token,
+        instance_init=config.token_init(), context=config.context, resolution=config.resolution, photos=records,
+    )
+
+
+def _too_few_message(manifest: DatasetManifest, needed: int, workspace: Workspace) -> str:
+    lines = [
+        f"Only {len(manifest.kept)} of {len(manifest.photos)} photos can be used; at least {needed} are needed.",
+    ]
+    for photo in manifest.photos:
+        if photo.status == "rejected":
+            lines.append(f"  {photo.source}: {photo.reason}: {photo.message}")
+    lines.append(
+        "Add photos where you are alone and your face is clearly visible, or lower min_photos. "
+        f"Details: {workspace.manifest_path}"
+    )
+    return "\n".join(lines)
+
+
+def _start_fresh(workspace: Workspace, files: Sequence[Path]) -> None:
+    """Remove a previous run's dataset (and copies, unless the inputs are those copies)."""
+    workspace.manifest_path.unlink(missing_ok=True)
+    for folder in ("crops", "masks"):
+        shutil.rmtree(workspace.dataset_dir / folder, ignore_errors=True)
+    photos_dir = workspace.photos_dir.resolve()
+    if not any(photos_dir in f.resolve().parents for f in files):
+        shutil.rmtree(photos_dir, ignore_errors=True)
+
+
+def _copy_original(workspace: Workspace, path: Path, index: int, max_file_bytes: int) -> None:
+    """Keep the user's file byte for byte in WS/photos/, under an ASCII-only name."""
+    if workspace.photos_dir.resolve() in path.resolve().parents or path.stat().st_size > max_file_bytes:
+        return
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", path.name)[-80:]
+    target = workspace.photos_dir / f"{index:02d}_{safe}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)
+
+
+def _save_png(image: Image.Image, path: Path) -> None:
+    buffer = BytesIO()
+    image.save(buffer, format="PNG")
+    write_bytes_atomic(path, buffer.getvalue())
