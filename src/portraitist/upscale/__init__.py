@@ -1,0 +1,5 @@
+"""Real-ESRGAN upscaling (thesis 2.4.2): `upscale_image` for one image, `upscale` for the stage."""
+
+from portraitist.upscale.esrgan import DEFAULT_MODEL, SHIPPED_MODELS, upscale_image
+
+__all__ = ["DEFAULT_MODEL", "SHIPPED_MODELS", "upscale_image"]
