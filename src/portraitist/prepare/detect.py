@@ -15,6 +15,10 @@ gave more false positives. Here mediapipe's shipped models play both parts:
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import mediapipe as mp
@@ -24,6 +28,7 @@ from PIL import Image
 from portraitist.prepare.config import PrepareConfig
 from portraitist.prepare.crop import Box, cut_with_edge_padding, square_around
 from portraitist.prepare.rejection import PhotoRejected
+from portraitist.samples import astronaut
 
 # selfie segmentation's own input size; the face box fills the middle third of the square
 _CHECK_SIZE = 256
@@ -52,11 +57,16 @@ class PersonDetector:
 
     def __init__(self, config: PrepareConfig):
         self.config = config
-        self._faces = mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=config.min_face_confidence
-        )
-        self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1)
-        self._segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        with _native_stderr_closed():
+            self._faces = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=config.min_face_confidence
+            )
+            self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1)
+            self._segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+            # each graph logs a few lines the first time it sees a person; do that here, silently
+            portrait = astronaut()
+            self.subject(portrait)
+            self.sees_body(portrait)
 
     def close(self) -> None:
         for graph in (self._faces, self._pose, self._segmenter):
@@ -126,6 +136,21 @@ class PersonDetector:
                 "send a closer or sharper photo.",
             )
         return Subject(face, background_faces=len(faces) - 1)
+
+
+@contextmanager
+def _native_stderr_closed() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null: mediapipe's C++ logging ignores Python's settings."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def _shrink(image: Image.Image, max_side: int) -> tuple[Image.Image, float]:

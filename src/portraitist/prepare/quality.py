@@ -26,9 +26,9 @@ def perceptual_hash(crop: Image.Image) -> imagehash.ImageHash:
 
 def check_duplicate(phash: imagehash.ImageHash, kept: Sequence[tuple[str, imagehash.ImageHash]], distance: int) -> None:
     """PhotoRejected('duplicate') if a kept crop's hash is within `distance` bits of this one."""
-    for source, other in kept:
+    for name, other in kept:
         if phash - other <= distance:
-            raise PhotoRejected("duplicate", f"Nearly the same picture as {source}, which is kept.")
+            raise PhotoRejected("duplicate", f"Nearly the same picture as {name}, which is kept.")
 
 
 def sharpness(crop: Image.Image) -> float:

@@ -111,7 +111,7 @@ def _examine(
     if subject.background_faces:
         flags.append("background_people")
     phash = perceptual_hash(crop)
-    check_duplicate(phash, [(k.record.source, k.phash) for k in kept], config.duplicate_distance)
+    check_duplicate(phash, [(Path(k.record.source).name, k.phash) for k in kept], config.duplicate_distance)
 
     image_path = workspace.dataset_dir / "crops" / f"{number:02d}.png"
     mask_path = workspace.dataset_dir / "masks" / f"{number:02d}.png"
