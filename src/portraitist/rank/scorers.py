@@ -1,0 +1,119 @@
+"""Every ranking score for a batch of generated images (thesis 2.4.2, plus face identity).
+
+The user's crops are the reference: their CLIP embeddings, LPIPS features and face descriptors
+are computed once (`References`); each generated image is then embedded once by CLIP, and that
+embedding serves clip-image, clip-text and aesthetic alike.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import lpips
+import numpy as np
+import torch
+from PIL import Image
+
+from portraitist.models.clip import Clip, load_clip
+from portraitist.rank.aesthetic import AestheticHead, load_aesthetic
+from portraitist.rank.config import RankConfig
+from portraitist.rank.identity import FaceIdentity, identity_score
+from portraitist.rank.perceptual import lpips_features, lpips_to_references, load_lpips, to_lpips_input
+
+Scores = dict[str, float | None]
+
+
+@dataclass
+class ScoringModels:
+    clip: Clip
+    aesthetic: AestheticHead
+    lpips: lpips.LPIPS
+    faces: FaceIdentity
+    lpips_size: int
+    device: torch.device
+
+
+@dataclass
+class References:
+    """The user's crops, as each scorer compares with them."""
+
+    clip: torch.Tensor  # (m, d) normalised CLIP image embeddings
+    lpips: list[torch.Tensor]  # per LPIPS layer, (m, c, h, w)
+    faces: list[np.ndarray]  # descriptors of the crops where a face was found
+
+    @property
+    def count(self) -> int:
+        return self.clip.shape[0]
+
+
+def load_scoring_models(config: RankConfig) -> ScoringModels:
+    device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    clip = load_clip(config.clip_model, device)
+    head = load_aesthetic(config.aesthetic_weights, clip.model.config.projection_dim).to(device)
+    perceptual = load_lpips(config.lpips_net, config.lpips_backbone, device)
+    return ScoringModels(clip, head, perceptual, FaceIdentity(config.face_upsample), config.lpips_size, device)
+
+
+def compute_references(models: ScoringModels, crops: Sequence[Image.Image]) -> References:
+    descriptors = [models.faces.descriptor(crop) for crop in crops]
+    return References(
+        clip=models.clip.embed_images(list(crops)),
+        lpips=lpips_features(models.lpips, to_lpips_input(list(crops), models.lpips_size, models.device)),
+        faces=[d for d in descriptors if d is not None],
+    )
+
+
+def prompt_without_subject(prompt: str, tokens: Sequence[str]) -> str:
+    """The prompt as CLIP can read it: the user's new tokens (S*, background tokens) removed
+    (thesis 1.3's Text Alignment compares with 'the same prompts with S* removed')."""
+    for token in tokens:
+        prompt = prompt.replace(token, " ")
+    return re.sub(r"\s+([,.])", r"\1", re.sub(r"\s+", " ", prompt)).strip()
+
+
+@contextmanager
+def timed(seconds: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+@torch.no_grad()
+def score_batch(
+    models: ScoringModels,
+    refs: References,
+    images: Sequence[Image.Image],
+    prompts: Sequence[str],
+    seconds: dict[str, float],
+) -> list[Scores]:
+    """Every scorer for every image of the batch; `seconds` accumulates time per scorer."""
+    with timed(seconds, "clip-embed"):
+        embeddings = models.clip.embed_images(list(images))
+    with timed(seconds, "clip-image"):
+        clip_image = (embeddings @ refs.clip.T).mean(dim=1)
+    with timed(seconds, "clip-text"):
+        clip_text = (embeddings * models.clip.embed_texts(list(prompts))).sum(dim=1)
+    with timed(seconds, "aesthetic"):
+        aesthetic = models.aesthetic(embeddings)
+    with timed(seconds, "lpips"):
+        features = lpips_features(models.lpips, to_lpips_input(list(images), models.lpips_size, models.device))
+        perceptual = [
+            lpips_to_references(models.lpips, [f[i : i + 1] for f in features], refs.lpips).mean().item()
+            for i in range(len(images))
+        ]
+    with timed(seconds, "identity"):
+        identity = [identity_score(models.faces.descriptor(image), refs.faces) for image in images]
+    return [
+        {
+            "identity": identity[i],
+            "aesthetic": aesthetic[i].item(),
+            "clip-image": clip_image[i].item(),
+            "clip-text": clip_text[i].item(),
+            "lpips": perceptual[i],
+        }
+        for i in range(len(images))
+    ]
