@@ -1,0 +1,417 @@
+"""The HTTP API under /v1 (OpenAPI at /docs) and the web page at /.
+
+Routes are thin: they validate, check ownership and delegate to jobs.py (state changes),
+storage.py (files) and uploads.py (judging photos). The user arrives through the
+`current_user` dependency (bearer token), the database session through `db_session`. Anything
+of another user's answers 404, exactly as something that does not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import tempfile
+import unicodedata
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, File, Header, HTTPException, Request, Response, UploadFile, status
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from portraitist.errors import PortraitistError
+from portraitist.service import jobs
+from portraitist.service.auth import new_token, same_secret, secret_matches, split_token
+from portraitist.service.db import Database
+from portraitist.service.events import event_stream
+from portraitist.service.models import Job, JobEvent, Photo, User
+from portraitist.service.queue import JobQueue
+from portraitist.service.reaper import Reaper
+from portraitist.service.schemas import (
+    JobCreated,
+    JobOut,
+    JobRequest,
+    JobsOut,
+    MeOut,
+    PhotoOut,
+    PhotosOut,
+    PortraitOut,
+    ResultsOut,
+    StyleOut,
+    TokenOut,
+)
+from portraitist.service.settings import Settings
+from portraitist.service.storage import (
+    Storage,
+    check_key,
+    photo_key,
+    results_prefix,
+    user_prefix,
+    workspace_prefix,
+)
+from portraitist.service.uploads import PhotoJudge, copy_capped
+
+log = logging.getLogger(__name__)
+
+STATIC = resources.files("portraitist.service") / "static"
+# multipart framing around the files of one upload request
+_FORM_OVERHEAD = 1 << 20
+
+
+@dataclass
+class Service:
+    """What every request needs, built once per process."""
+
+    settings: Settings
+    db: Database
+    storage: Storage
+    queue: JobQueue
+    judge: PhotoJudge
+
+
+def service(request: Request) -> Service:
+    return request.app.state.service
+
+
+def db_session(request: Request) -> Iterator[Session]:
+    """A session for the request; routes that write commit it themselves before answering."""
+    with service(request).db.sessions() as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(db_session)]
+ServiceDep = Annotated[Service, Depends(service)]
+_bearer = HTTPBearer(auto_error=False, description="The token from POST /v1/users.")
+
+
+def current_user(
+    svc: ServiceDep, session: DbSession, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
+    """The user whose token came in `Authorization: Bearer`, else 401."""
+    user_id, secret = split_token(credentials.credentials if credentials else "")
+    user = session.get(User, user_id) if user_id else None
+    if not secret_matches(secret, user.token_hash if user else None):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "Missing or wrong API token: send `Authorization: Bearer <token>` (POST /v1/users gives one).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    assert user is not None
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def owned_job(job_id: str, user: CurrentUser, session: DbSession) -> Job:
+    """The user's job with this id; 404 for a job that is not theirs, as for one that does not exist."""
+    job = session.get(Job, job_id)
+    if job is None or job.user_id != user.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such job.")
+    return job
+
+
+OwnedJob = Annotated[Job, Depends(owned_job)]
+
+
+def _display_name(filename: str | None) -> str:
+    """The upload's name for showing it back: last path part, no control characters, capped."""
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C")
+    return name[:255] or "photo"
+
+
+def _stream(storage: Storage, key: str, filename: str) -> StreamingResponse:
+    if not storage.exists(key):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such file.")
+    media_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    return StreamingResponse(
+        storage.iter_bytes(key), media_type=media_type,
+        headers={"Content-Length": str(storage.size(key)), "Content-Disposition": f'inline; filename="{filename}"'},
+    )
+
+
+def _check_run_config(svc: Service, config: dict[str, Any]) -> None:
+    """422 unless the pipeline accepts the config and it stays within this server's caps."""
+    from portraitist.pipeline import RunConfig  # torch and the stages load with it, on first use
+
+    try:
+        run = RunConfig(**config)
+    except (ValidationError, PortraitistError) as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"Invalid job: {exc}") from exc
+    problems = []
+    if run.base not in svc.settings.allowed_bases:
+        problems.append(f"base must be one of {', '.join(svc.settings.allowed_bases)}")
+    if run.n > svc.settings.max_images:
+        problems.append(f"n must be at most {svc.settings.max_images}")
+    if run.steps is not None and run.steps > svc.settings.max_steps:
+        problems.append(f"steps must be at most {svc.settings.max_steps}")
+    if problems:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Invalid job: " + "; ".join(problems) + ".")
+
+
+def build_router() -> APIRouter:
+    v1 = APIRouter(prefix="/v1")
+
+    @v1.post("/users", status_code=status.HTTP_201_CREATED, response_model=TokenOut, tags=["users"])
+    def create_user(
+        svc: ServiceDep, session: DbSession,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> TokenOut:
+        """Sign up: a new user and its API token (open sign-up, or the admin token when signup = admin)."""
+        if svc.settings.signup == "admin":
+            given = credentials.credentials if credentials else ""
+            if not same_secret(given, svc.settings.admin_token):
+                raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Sign-up needs the admin token on this server.",
+                                    headers={"WWW-Authenticate": "Bearer"})
+        user = User(token_hash="")
+        session.add(user)
+        session.flush()
+        token, user.token_hash = new_token(user.id)
+        session.commit()
+        return TokenOut(id=user.id, token=token)
+
+    @v1.get("/me", response_model=MeOut, tags=["users"])
+    def me(user: CurrentUser, session: DbSession) -> MeOut:
+        photos = session.scalar(select(func.count()).select_from(Photo).where(Photo.user_id == user.id))
+        count = session.scalar(select(func.count()).select_from(Job).where(Job.user_id == user.id))
+        return MeOut(id=user.id, created_at=user.created_at, photos=photos or 0, jobs=count or 0)
+
+    @v1.delete("/me", status_code=status.HTTP_204_NO_CONTENT, tags=["users"])
+    def delete_me(user: CurrentUser, svc: ServiceDep, session: DbSession) -> Response:
+        """Delete the user and everything of theirs: photos, models, results, jobs, from storage and database.
+
+        A job still running stops at its next progress report (its row is gone) and removes what it
+        uploaded after this.
+        """
+        jobs_of_user = select(Job.id).where(Job.user_id == user.id)
+        session.execute(delete(JobEvent).where(JobEvent.job_id.in_(jobs_of_user)))
+        session.execute(delete(Job).where(Job.user_id == user.id))
+        session.execute(delete(Photo).where(Photo.user_id == user.id))
+        session.execute(delete(User).where(User.id == user.id))
+        session.commit()
+        svc.storage.delete_prefix(user_prefix(user.id))
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @v1.post("/photos", response_model=PhotosOut, tags=["photos"])
+    def upload_photos(
+        files: Annotated[list[UploadFile], File(description="Photos (JPEG, PNG, WebP, HEIC, ...), many at once.")],
+        user: CurrentUser, svc: ServiceDep, session: DbSession,
+    ) -> PhotosOut:
+        """Upload photos. Each file is judged as `prepare` would (readable, within the caps, exactly one
+        person); kept ones are stored, rejected ones come back with the reason and are not stored."""
+        settings = svc.settings
+        out = []
+        with tempfile.TemporaryDirectory(prefix="portraitist-upload-") as tmp:
+            for index, upload in enumerate(files):
+                name = _display_name(upload.filename)
+                if index >= settings.max_upload_files:
+                    out.append(PhotoOut(id=None, name=name, status="rejected", reason="too_many",
+                                        message=f"At most {settings.max_upload_files} files per upload."))
+                    continue
+                path = Path(tmp) / str(index)  # the upload's own name never reaches the file system
+                if not copy_capped(upload.file, path, settings.max_photo_bytes):
+                    out.append(PhotoOut(id=None, name=name, status="rejected", reason="too_large",
+                                        message=f"The file is larger than {settings.max_photo_bytes / 2**20:.0f} MiB."))
+                    continue
+                judged = svc.judge.judge(path)
+                if not judged.kept:
+                    out.append(PhotoOut(id=None, name=name, status="rejected", reason=judged.reason,
+                                        message=judged.message))
+                    continue
+                jobs.lock_user(session, user.id)
+                stored = session.scalar(select(func.count()).select_from(Photo).where(Photo.user_id == user.id))
+                if stored >= settings.max_photos:
+                    session.rollback()
+                    out.append(PhotoOut(id=None, name=name, status="rejected", reason="too_many",
+                                        message=f"You have {stored} photos stored, the most allowed; delete some first."))
+                    continue
+                photo = Photo(user_id=user.id, name=name, suffix=judged.suffix, size=path.stat().st_size,
+                              width=judged.width, height=judged.height)
+                session.add(photo)
+                session.flush()
+                svc.storage.put_file(path, photo_key(user.id, photo.id, photo.suffix))
+                session.commit()
+                out.append(PhotoOut.of(photo).model_copy(update={"message": judged.message}))
+        return PhotosOut(photos=out)
+
+    @v1.get("/photos", response_model=PhotosOut, tags=["photos"])
+    def list_photos(user: CurrentUser, session: DbSession) -> PhotosOut:
+        photos = session.scalars(select(Photo).where(Photo.user_id == user.id).order_by(Photo.created_at)).all()
+        return PhotosOut(photos=[PhotoOut.of(p) for p in photos])
+
+    @v1.delete("/photos/{photo_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["photos"])
+    def delete_photo(photo_id: str, user: CurrentUser, svc: ServiceDep, session: DbSession) -> Response:
+        photo = session.get(Photo, photo_id)
+        if photo is None or photo.user_id != user.id:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "No such photo.")
+        session.delete(photo)
+        session.commit()
+        svc.storage.delete(photo_key(user.id, photo.id, photo.suffix))
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @v1.get("/styles", response_model=list[StyleOut], tags=["jobs"])
+    def list_styles() -> list[StyleOut]:
+        """The styles a job may ask for."""
+        from portraitist.generate.styles import STYLES
+
+        return [StyleOut(name=s.name, description=s.description) for s in STYLES.values()]
+
+    @v1.post("/jobs", status_code=status.HTTP_201_CREATED, response_model=JobCreated, tags=["jobs"])
+    def create_job(body: JobRequest, user: CurrentUser, svc: ServiceDep, session: DbSession) -> JobCreated:
+        """Start making portraits from all the user's stored photos."""
+        photo_ids = list(session.scalars(
+            select(Photo.id).where(Photo.user_id == user.id).order_by(Photo.created_at)
+        ))
+        if not photo_ids:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Upload photos first (POST /v1/photos).")
+        config = body.model_dump(exclude_none=True)
+        _check_run_config(svc, config)
+        try:
+            job = jobs.create_job(svc.db, user.id, config, photo_ids, svc.settings.max_jobs_per_user)
+        except jobs.TooManyJobs as exc:
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc)) from exc
+        try:
+            svc.queue.enqueue(job.id, job.attempt)
+        except Exception:  # the row is the truth: the reaper enqueues it again once the queue is back
+            log.exception("job %s saved but not enqueued", job.id)
+        return JobCreated(id=job.id)
+
+    @v1.get("/jobs", response_model=JobsOut, tags=["jobs"])
+    def list_jobs(user: CurrentUser, session: DbSession) -> JobsOut:
+        rows = session.scalars(select(Job).where(Job.user_id == user.id).order_by(Job.created_at.desc())).all()
+        return JobsOut(jobs=[JobOut.of(job) for job in rows])
+
+    @v1.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+    def get_job(job: OwnedJob) -> JobOut:
+        """The job's status, stage, step of total and ETA (poll this, or stream /events)."""
+        return JobOut.of(job)
+
+    @v1.get("/jobs/{job_id}/events", tags=["jobs"],
+            response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+    def job_events(
+        job: OwnedJob, svc: ServiceDep, last_event_id: Annotated[int, Header()] = 0
+    ) -> StreamingResponse:
+        """Progress as Server-Sent Events (`event: progress`, JSON data), in order, ending after the
+        event with status succeeded, failed or cancelled. Reconnect with Last-Event-ID to resume."""
+        return StreamingResponse(
+            event_stream(svc.db, job.id, last_event_id), media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @v1.post("/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"])
+    def cancel_job(job: OwnedJob, user: CurrentUser, svc: ServiceDep, session: DbSession) -> JobOut:
+        """Cancel a queued or running job; a running one stops at its next progress report."""
+        was_queued = job.status == "queued"
+        if not jobs.cancel(svc.db, user.id, job.id):
+            raise HTTPException(status.HTTP_409_CONFLICT, f"The job is already {job.status}.")
+        if was_queued:
+            # no worker holds it: nothing else will clean its workspace (a resumed job has one)
+            svc.storage.delete_prefix(workspace_prefix(user.id, job.id))
+        session.refresh(job)
+        return JobOut.of(job)
+
+    @v1.get("/jobs/{job_id}/results", response_model=ResultsOut, tags=["results"])
+    def job_results(job: OwnedJob) -> ResultsOut:
+        """The selected portraits, best first, with links that work in an <img> tag or a browser tab."""
+        if job.status != "succeeded":
+            raise HTTPException(status.HTTP_409_CONFLICT, f"The job is {job.status}; results come when it succeeds.")
+        base = f"/v1/jobs/{job.id}/files/{job.share_key}"
+        return ResultsOut(
+            portraits=[PortraitOut(name=Path(rel).name, url=f"{base}/{rel}") for rel in job.results],
+            report_url=f"{base}/{job.report}" if job.report else None,
+        )
+
+    @v1.get("/jobs/{job_id}/results/{name}", tags=["results"], response_class=StreamingResponse)
+    def job_result_file(name: str, job: OwnedJob, svc: ServiceDep) -> StreamingResponse:
+        """One portrait, by the name /results lists."""
+        matches = [rel for rel in job.results if Path(rel).name == name] if job.status == "succeeded" else []
+        if not matches:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "No such result.")
+        return _stream(svc.storage, f"{results_prefix(job.user_id, job.id, job.attempt)}/{matches[0]}", name)
+
+    @v1.get("/jobs/{job_id}/files/{key}/{path:path}", tags=["results"], response_class=StreamingResponse)
+    def job_shared_file(job_id: str, key: str, path: str, svc: ServiceDep, session: DbSession) -> StreamingResponse:
+        """A file of a succeeded job (a portrait, the report page and its images), by the job's secret
+        link key from /results, so that <img> tags and a plain browser tab can fetch it."""
+        job = session.get(Job, job_id)
+        if job is None or job.status != "succeeded" or not same_secret(key, job.share_key):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "No such file.")
+        try:
+            check_key(path)
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "No such file.") from exc
+        return _stream(svc.storage, f"{results_prefix(job.user_id, job.id, job.attempt)}/{path}", Path(path).name)
+
+    return v1
+
+
+class UploadSizeLimit:
+    """Refuses oversized upload requests before they are read (413), and ones of unknown size (411)."""
+
+    def __init__(self, app: Any, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/v1/photos":
+            length = dict(scope["headers"]).get(b"content-length")
+            problem = None
+            if length is None:
+                problem = (411, "Send the upload with a Content-Length header.")
+            elif not length.isdigit() or int(length) > self.limit:
+                problem = (413, f"The upload is larger than {self.limit / 2**20:.0f} MiB in all; send fewer or "
+                                "smaller photos per request.")
+            if problem:
+                response = JSONResponse({"detail": problem[1]}, status_code=problem[0])
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings, reaper: bool = True) -> FastAPI:
+    """The API app; `reaper`: also run the reaper in this process (serve does)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        db.create_tables()
+        queue = JobQueue(settings.queue_url, settings.queue_name)
+        judge = PhotoJudge(settings.max_photo_pixels, settings.max_photo_bytes)
+        app.state.service = Service(settings, db, Storage(settings.storage_url, settings.storage_options), queue, judge)
+        running = Reaper(db, queue, settings).start() if reaper else None
+        try:
+            yield
+        finally:
+            if running:
+                running.stop()
+            judge.close()
+            db.dispose()
+
+    app = FastAPI(
+        title="portraitist",
+        summary="Portraits of a person from a handful of photos: upload, start a job, watch it, download.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.include_router(build_router())
+
+    @app.exception_handler(PortraitistError)
+    async def user_error(request: Request, exc: PortraitistError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_400_BAD_REQUEST)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.add_middleware(UploadSizeLimit, limit=settings.max_upload_files * settings.max_photo_bytes + _FORM_OVERHEAD)
+    return app
