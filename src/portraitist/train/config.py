@@ -1,0 +1,65 @@
+"""Settings of `portraitist train` (TOML section `[train]`, or CLI options)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from portraitist.train.recipes import RECIPES, Part
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+class TrainConfig(BaseModel):
+    """How to fine-tune the base model on a prepared workspace (thesis 2.3)."""
+
+    recipe: str = Field("staged", description=f"Training recipe: one of {', '.join(RECIPES)}.")
+    steps: int | None = Field(None, ge=1, description="Total optimizer steps; default: the recipe's own.")
+    learning_rates: dict[Part, float] = Field(
+        default_factory=dict,
+        description="Override the recipe's learning rate per trainable part, e.g. {unet = 1e-6}.",
+    )
+    batch_size: int = Field(1, ge=1, description="Images per step.")
+    seed: int = Field(0, description="Seeds token init, data order, noise and timesteps: same seed, same weights.")
+    precision: Precision = Field(
+        "auto",
+        description="auto: bf16 on GPUs that have it (else fp16) and on CPUs with bf16 instructions, else fp32.",
+    )
+    low_memory: bool = Field(
+        False, description="Gradient checkpointing and 8-bit AdamW (bitsandbytes, GPU only): trains SD 1.5 in <12 GB."
+    )
+    device: str = Field("auto", description="auto (CUDA if available, else CPU), cpu, cuda, cuda:1, ...")
+    flip: bool = Field(True, description="Also train on mirror images of the photos (latents of both cached once).")
+    train_text_encoder: bool = Field(
+        False, description="dreambooth recipe only: train the text encoder together with the UNet."
+    )
+    prior_preservation: bool = Field(
+        False, description="dreambooth recipe only: add a class-prior loss on class images (thesis 2.3: off)."
+    )
+    class_images: Path | None = Field(
+        None, description="Folder of class images ('a photo of a <class>') for prior preservation."
+    )
+    prior_loss_weight: float = Field(1.0, ge=0, description="Weight of the prior-preservation loss.")
+    lora_rank: int = Field(16, ge=1, description="lora recipe: rank of the adapters.")
+    lora_alpha: float | None = Field(None, description="lora recipe: LoRA alpha (default: the rank, scale 1).")
+    attention_loss: float = Field(
+        0.0, ge=0, description="Weight of the masked cross-attention loss (thesis 2.3); 0 turns it off."
+    )
+    attention_resolution: int | None = Field(
+        None, description="Side of the cross-attention maps the attention loss reads (default 16, or the largest)."
+    )
+    max_grad_norm: float | None = Field(1.0, description="Clip the gradient norm to this (None: no clipping).")
+    checkpoint_every: int = Field(100, ge=1, description="Write a resumable checkpoint every N steps.")
+    keep_checkpoints: int = Field(1, ge=1, description="How many good checkpoints to keep.")
+    validate_every: int = Field(0, ge=0, description="Generate validation samples every N steps (0: never).")
+    validation_prompts: list[str] = Field(
+        default_factory=lambda: ["a photo of {me}", "an oil painting of {me}"],
+        description="Prompts of the validation samples; {me} becomes the subject.",
+    )
+    validation_steps: int = Field(20, ge=1, description="Sampling steps of each validation image.")
+    compile: bool = Field(False, description="torch.compile the UNet (faster steps after a slow first one).")
+    save_dtype: Literal["fp32", "fp16", "bf16"] = Field(
+        "fp32", description="Precision of the saved weights (fp16 halves a full fine-tune's size)."
+    )

@@ -1,0 +1,139 @@
+"""Training recipes as data: ordered stages, each naming what trains, at which rate, for which share.
+
+One loop (train/loop.py) runs any of them (STYLE.md: four lists over one loop, not four loops).
+Defaults come from the thesis (2.3: staged training, no prior preservation) and the public
+anchors: diffusers' DreamBooth guide trains faces for 800-1200 steps at lr 1e-6..5e-6 for a full
+fine-tune; Textual Inversion and LoRA train far fewer weights and need rates 10-1000x higher.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from portraitist.errors import PortraitistError
+
+Part = Literal["tokens", "text_encoder", "unet", "unet_lora", "text_encoder_lora"]
+TEXT_PARTS: tuple[Part, ...] = ("tokens", "text_encoder", "text_encoder_lora")
+LORA_PARTS: tuple[Part, ...] = ("unet_lora", "text_encoder_lora")
+
+PART_HELP: dict[Part, str] = {
+    "tokens": "the embedding rows of the added tokens (instance, backgrounds)",
+    "text_encoder": "every text-encoder weight except the pretrained vocabulary rows",
+    "unet": "every UNet weight",
+    "unet_lora": "LoRA adapters on the UNet's attention projections",
+    "text_encoder_lora": "LoRA adapters on the text encoder's attention projections",
+}
+
+
+class Stage(BaseModel):
+    """One phase of a recipe: what trains, at which learning rate, for which share of the steps."""
+
+    name: str = Field(description="Shown in progress and train_log.jsonl.")
+    share: float = Field(gt=0, le=1, description="Fraction of the run's steps this stage takes.")
+    learning_rates: dict[Part, float] = Field(description="The parts that train in this stage and their rates.")
+
+
+class Recipe(BaseModel):
+    """A named list of stages over one loop."""
+
+    name: str
+    summary: str = Field(description="One line for --help and docs.")
+    steps: int = Field(description="Default total steps.")
+    prompt: Literal["captions", "rare_token"] = Field(
+        description="captions: the dataset's captions with the new tokens; rare_token: 'a photo of sks <class>'."
+    )
+    stages: list[Stage]
+
+    @property
+    def parts(self) -> set[Part]:
+        return {part for stage in self.stages for part in stage.learning_rates}
+
+    @property
+    def uses_lora(self) -> bool:
+        return any(part in LORA_PARTS for part in self.parts)
+
+
+RECIPES: dict[str, Recipe] = {
+    recipe.name: recipe
+    for recipe in (
+        Recipe(
+            name="staged",
+            summary="Thesis 2.3: text encoder + UNet, then the UNet alone (default).",
+            steps=1000,
+            prompt="captions",
+            stages=[
+                # the added rows start at "face"/noise and must travel further than pretrained
+                # weights, hence a rate 25x the network's (as pivotal tuning does)
+                Stage(
+                    name="text encoder + unet",
+                    share=0.4,
+                    learning_rates={"tokens": 5e-5, "text_encoder": 2e-6, "unet": 2e-6},
+                ),
+                Stage(name="unet", share=0.6, learning_rates={"unet": 2e-6}),
+            ],
+        ),
+        Recipe(
+            name="dreambooth",
+            summary="DreamBooth (Ruiz et al.): the UNet on 'a photo of sks <class>'; --train-text-encoder adds it.",
+            steps=1000,
+            prompt="rare_token",
+            stages=[Stage(name="unet", share=1.0, learning_rates={"unet": 2e-6})],
+        ),
+        Recipe(
+            name="textual-inversion",
+            summary="Textual Inversion (Gal et al.): only the new token embeddings; the baseline of Fig. 11.",
+            steps=2000,
+            prompt="captions",
+            stages=[Stage(name="tokens", share=1.0, learning_rates={"tokens": 5e-3})],
+        ),
+        Recipe(
+            name="lora",
+            summary="LoRA adapters on UNet and text-encoder attention, plus the new tokens: a model of tens of MB.",
+            steps=1000,
+            prompt="captions",
+            stages=[
+                Stage(
+                    name="lora",
+                    share=1.0,
+                    learning_rates={"tokens": 1e-3, "unet_lora": 1e-4, "text_encoder_lora": 5e-5},
+                )
+            ],
+        ),
+    )
+}
+
+
+def get_recipe(
+    name: str, *, learning_rates: dict[Part, float] | None = None, train_text_encoder: bool = False
+) -> Recipe:
+    """The named recipe with the user's overrides applied (a copy; RECIPES stays as shipped)."""
+    if name not in RECIPES:
+        raise PortraitistError(f"Unknown recipe {name!r}; choose one of {', '.join(RECIPES)}.")
+    recipe = RECIPES[name].model_copy(deep=True)
+    if train_text_encoder:
+        if name != "dreambooth":
+            raise PortraitistError("--train-text-encoder applies to the dreambooth recipe only.")
+        for stage in recipe.stages:
+            stage.learning_rates["text_encoder"] = stage.learning_rates["unet"]
+    for part, rate in (learning_rates or {}).items():
+        stages = [stage for stage in recipe.stages if part in stage.learning_rates]
+        if not stages:
+            raise PortraitistError(
+                f"The {name} recipe does not train {part!r}; it trains {', '.join(sorted(recipe.parts))}."
+            )
+        for stage in stages:
+            stage.learning_rates[part] = rate
+    return recipe
+
+
+def stage_steps(recipe: Recipe, total: int) -> list[int]:
+    """Steps per stage: each its share of `total`, rounded, the last taking what is left."""
+    counts = [round(stage.share * total) for stage in recipe.stages[:-1]]
+    counts.append(total - sum(counts))
+    if any(count < 1 for count in counts):
+        raise PortraitistError(
+            f"{total} steps are too few for the {recipe.name} recipe's {len(recipe.stages)} stages; give more --steps."
+        )
+    return counts

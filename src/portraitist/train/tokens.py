@@ -1,0 +1,158 @@
+"""New tokenizer entries for the subject and its photos' backgrounds (thesis 2.2.2-2.2.3).
+
+The instance token and, with the `background_tokens` context, one token per photo are added
+to the tokenizer as NEW words and get new rows at the end of the text encoder's token table.
+The instance row starts as the embedding of "face" (thesis 2.2.2's choice); Gaussian noise, a
+rare existing token (DreamBooth's "sks") or any given word are the alternatives it compared.
+Background rows start random (thesis 2.2.3).
+
+During training the table is split: the pretrained rows stay a frozen buffer and only the added
+rows are a parameter (`SplitTokenEmbedding`). Existing tokens therefore keep their embeddings
+bit for bit, and the optimizer steps over a handful of rows instead of all 49408.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from portraitist.errors import PortraitistError
+from portraitist.workspace import DatasetManifest, TokenInit
+
+RARE_TOKEN = "sks"  # DreamBooth's rare identifier (Ruiz et al. 2023), an existing CLIP token
+
+
+@dataclass(frozen=True)
+class AddedToken:
+    """One new tokenizer entry: its text, its id and how its embedding row started."""
+
+    text: str
+    id: int
+    init: str  # "word:face", "noise", "rare:sks", "random"
+
+
+def token_table(text_encoder: CLIPTextModel) -> nn.Embedding:
+    return text_encoder.get_input_embeddings()  # type: ignore[return-value]
+
+
+def word_embedding(tokenizer: CLIPTokenizer, table: torch.Tensor, word: str) -> torch.Tensor:
+    """The embedding of a word: its token's row, or the mean of its tokens' rows if it splits."""
+    ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise PortraitistError(f"The initialisation word {word!r} has no tokens; give a real word (e.g. 'face').")
+    return table[ids].mean(dim=0)
+
+
+def _init_row(
+    init: TokenInit | None, tokenizer: CLIPTokenizer, table: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, str]:
+    """The starting row for a new token and a label for tokens.json; None means random."""
+    if init is None or init.kind == "noise":
+        # same scale as the pretrained rows, so the token neither vanishes nor dominates
+        row = torch.randn(table.shape[1], generator=generator) * table.std().item()
+        return row.to(table.dtype), "noise" if init is not None else "random"
+    word = RARE_TOKEN if init.kind == "rare" else (init.word or "face")
+    return word_embedding(tokenizer, table, word), f"{init.kind}:{word}"
+
+
+def add_tokens(
+    tokenizer: CLIPTokenizer,
+    text_encoder: CLIPTextModel,
+    manifest: DatasetManifest,
+    seed: int = 0,
+) -> list[AddedToken]:
+    """Add the manifest's instance and background tokens; return them in id order.
+
+    The text encoder's table grows by one row per token; existing rows are not touched.
+    """
+    kept = manifest.kept
+    wanted: list[tuple[str, TokenInit | None]] = [(manifest.instance_token, manifest.instance_init)]
+    wanted += [(p.background_token, None) for p in kept if p.background_token]
+    texts = [text for text, _ in wanted]
+    if len(set(texts)) != len(texts):
+        raise PortraitistError(f"dataset/manifest.json repeats a token among {texts}; re-run `portraitist prepare`.")
+    clashing = [t for t in texts if t in tokenizer.get_vocab()]
+    if clashing:
+        raise PortraitistError(
+            f"The token(s) {clashing} already exist in the base model's vocabulary; a new token must be a "
+            "new word. Re-run `portraitist prepare` with another instance token."
+        )
+    n_base = len(tokenizer)
+    tokenizer.add_tokens(texts)
+    text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    table = token_table(text_encoder).weight
+    generator = torch.Generator().manual_seed(seed)
+    added = []
+    with torch.no_grad():
+        for offset, (text, init) in enumerate(wanted):
+            token_id = tokenizer.convert_tokens_to_ids(text)
+            if token_id != n_base + offset:
+                raise PortraitistError(f"The tokenizer gave {text!r} id {token_id}, expected {n_base + offset}.")
+            row, label = _init_row(init, tokenizer, table[:n_base], generator)
+            table[token_id] = row
+            added.append(AddedToken(text, token_id, label))
+    return added
+
+
+def restore_tokens(
+    tokenizer: CLIPTokenizer, text_encoder: CLIPTextModel, texts: list[str], rows: torch.Tensor
+) -> list[int]:
+    """Add tokens saved by a training run back to a fresh base and set their learned rows."""
+    n_base = len(tokenizer)
+    tokenizer.add_tokens(texts)
+    text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    ids = tokenizer.convert_tokens_to_ids(texts)
+    if ids != list(range(n_base, n_base + len(texts))):
+        raise PortraitistError(
+            f"The base model's tokenizer gave the trained tokens ids {ids}; it is not the base this model was "
+            "trained on. Check model/model.json's `base`."
+        )
+    with torch.no_grad():
+        token_table(text_encoder).weight[n_base:] = rows.to(token_table(text_encoder).weight.dtype)
+    return ids
+
+
+class SplitTokenEmbedding(nn.Module):
+    """The token table as frozen pretrained rows plus trainable added rows.
+
+    Looks up like the nn.Embedding it replaces; gradients reach only `added`.
+    """
+
+    def __init__(self, table: nn.Embedding, n_base: int):
+        super().__init__()
+        self.n_base = n_base
+        self.register_buffer("base", table.weight[:n_base].detach(), persistent=False)
+        self.added = nn.Parameter(table.weight[n_base:].detach().clone())
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        is_added = (ids >= self.n_base).unsqueeze(-1)
+        pretrained = F.embedding(ids.clamp(max=self.n_base - 1), self.base)
+        if self.added.shape[0] == 0:
+            return pretrained
+        added = F.embedding((ids - self.n_base).clamp(min=0), self.added)
+        return torch.where(is_added, added.to(pretrained.dtype), pretrained)
+
+    def merged(self) -> torch.Tensor:
+        return torch.cat([self.base, self.added.detach().to(self.base.dtype)])
+
+
+def split_token_table(text_encoder: CLIPTextModel, n_base: int) -> SplitTokenEmbedding:
+    """Install a SplitTokenEmbedding in the text encoder (for training) and return it."""
+    split = SplitTokenEmbedding(token_table(text_encoder), n_base)
+    text_encoder.set_input_embeddings(split)
+    return split
+
+
+def join_token_table(text_encoder: CLIPTextModel) -> None:
+    """Put a plain nn.Embedding with the learned rows back (after training)."""
+    split = text_encoder.get_input_embeddings()
+    if isinstance(split, SplitTokenEmbedding):
+        weight = split.merged()
+        table = nn.Embedding(weight.shape[0], weight.shape[1], device=weight.device, dtype=weight.dtype)
+        table.weight.data.copy_(weight)
+        table.weight.requires_grad_(False)
+        text_encoder.set_input_embeddings(table)
