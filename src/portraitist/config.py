@@ -2,7 +2,7 @@
 
 Each stage keeps its own config model beside its code (prepare/config.py, train/config.py, ...);
 a TOML file may hold one table per stage (`[prepare]`, `[train]`, ...) or the stage's fields at
-top level.
+top level; `portraitist run` reads all the stage tables of one file.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def load_config(model: type[C], path: Path | None, section: str, **overrides: An
             raise PortraitistError(f"Cannot read config file {path}: {exc}") from exc
         if section in document:
             values.update(document[section])
-        else:
-            values.update({k: v for k, v in document.items() if not isinstance(v, dict)})
+        else:  # the stage's fields at top level (for `run`, its per-stage tables are fields too)
+            values.update({k: v for k, v in document.items() if k in model.model_fields})
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return model.model_validate(values)

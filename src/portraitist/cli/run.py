@@ -1,0 +1,54 @@
+"""`portraitist run PHOTOS... --workspace WS --base MODEL`: the whole job in one resumable command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from portraitist.cli.app import app, console, progress_display, quiet_libraries
+from portraitist.config import load_config
+
+HELP = (
+    "Photos in, the k best portraits out: prepare -> train -> generate -> rank -> upscale, then "
+    "WS/outputs/report.html.\n\n"
+    "Resumable: finished stages are recorded in WS/run.json, so running the same command again after a "
+    "crash or Ctrl-C continues where it stopped (training from its last checkpoint). Delete WS/run.json "
+    "to start over.\n\n"
+    "Examples:\n\n"
+    "portraitist run ~/Pictures/me -w ./me --base ./sd15 --vae stabilityai/sd-vae-ft-mse\n\n"
+    "portraitist run photos/*.jpg -w ./me --base tiny --styles photo,anime -n 8 -k 2   (offline try-out)\n\n"
+    "Every stage's settings can go in a TOML file with \\[prepare], \\[train], \\[generate], \\[rank] and "
+    "\\[upscale] tables."
+)
+
+
+@app.command("run", help=HELP)
+def run_command(
+    photos: list[Path] = typer.Argument(None, help="Photo files or folders (not needed when resuming)."),
+    workspace: Path = typer.Option(..., "--workspace", "-w", help="The job folder (created if missing)."),
+    base: str | None = typer.Option(None, "--base", help="Base model: folder, .safetensors, hub id, or `tiny`."),
+    vae: str | None = typer.Option(None, "--vae", help="VAE override, e.g. stabilityai/sd-vae-ft-mse."),
+    recipe: str | None = typer.Option(None, "--recipe", help="Training recipe (default staged)."),
+    steps: int | None = typer.Option(None, "--steps", help="Training steps (default: the recipe's)."),
+    styles: str | None = typer.Option(None, "--styles", help="Comma-separated style presets to generate."),
+    n: int | None = typer.Option(None, "-n", help="Images to generate in all (default 32)."),
+    k: int | None = typer.Option(None, "-k", help="Best images to keep and upscale (default 4)."),
+    scale: int | None = typer.Option(None, "--scale", help="Upscale factor 2 or 4 (default 2)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of every stage."),
+    config: Path | None = typer.Option(None, "--config", help="TOML file with per-stage tables."),
+) -> None:
+    quiet_libraries()
+    from portraitist.pipeline import RunConfig, run_pipeline
+    from portraitist.workspace import Workspace
+
+    settings = load_config(
+        RunConfig, config, "run", base=base, vae=vae, recipe=recipe, steps=steps, n=n, k=k, scale=scale, seed=seed,
+        styles=[s.strip() for s in styles.split(",") if s.strip()] if styles else None,
+    )
+    with progress_display() as progress:
+        result = run_pipeline(Workspace(workspace), photos or None, settings, progress)
+    if result.skipped:
+        console.print(f"Resumed: already done were {', '.join(result.skipped)}.")
+    console.print(f"{len(result.selected)} portraits in {result.workspace.outputs_dir / 'selected'}")
+    console.print(f"Report: [bold]{result.report}[/]")

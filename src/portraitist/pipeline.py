@@ -1,0 +1,137 @@
+"""`portraitist run`: prepare -> train -> generate -> rank -> upscale, resumable.
+
+Finished stages are recorded in WS/run.json and skipped when the same run is started again;
+training resumes from its own checkpoint. So rerunning after a crash, a kill or a cancelled
+service job continues from the last finished stage (issue 6, issue 7's worker).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from portraitist.errors import PortraitistError
+from portraitist.generate.config import GenerateConfig
+from portraitist.models.loading import DEFAULT_BASE
+from portraitist.prepare.config import PrepareConfig
+from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
+from portraitist.rank.config import RankConfig
+from portraitist.report import write_report
+from portraitist.train.config import TrainConfig
+from portraitist.upscale.config import UpscaleConfig
+from portraitist.workspace import Workspace, write_json_atomic
+
+STAGES = ("prepare", "train", "generate", "rank", "upscale")
+DEFAULT_STYLES = ["photo", "oil-painting", "cinematic", "pencil-sketch"]
+
+
+class RunConfig(BaseModel):
+    """One whole job: the shortcuts most users set, and each stage's full settings."""
+
+    base: str = Field(DEFAULT_BASE, description="Base model: diffusers folder, .safetensors file, hub id, or `tiny`.")
+    vae: str | None = Field(None, description="Optional VAE override, e.g. stabilityai/sd-vae-ft-mse (thesis 2.4.2).")
+    recipe: str | None = Field(None, description="Training recipe (default: staged, the thesis's).")
+    steps: int | None = Field(None, ge=1, description="Training steps (default: the recipe's).")
+    styles: list[str] = Field(default_factory=lambda: list(DEFAULT_STYLES), description="Style presets to generate.")
+    n: int = Field(32, ge=1, description="Images generated in all, shared among the styles.")
+    k: int = Field(4, ge=1, description="Best images kept and upscaled.")
+    scale: int | None = Field(None, description="Upscale factor, 2 or 4 (default 2).")
+    seed: int = Field(0, description="Seed of every stage: same photos and seed, same portraits.")
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    rank: RankConfig = Field(default_factory=RankConfig)
+    upscale: UpscaleConfig = Field(default_factory=UpscaleConfig)
+
+    def stage_configs(self) -> dict[str, BaseModel]:
+        """Each stage's config with the shortcuts applied."""
+        train: dict[str, Any] = {"seed": self.seed}
+        if self.recipe:
+            train["recipe"] = self.recipe
+        if self.steps:
+            train["steps"] = self.steps
+        upscale = {"scale": self.scale} if self.scale else {}
+        return {
+            "prepare": self.prepare.model_copy(update={"seed": self.seed}),
+            "train": self.train.model_copy(update=train),
+            "generate": self.generate.model_copy(update={"vae": self.vae or self.generate.vae}),
+            "rank": self.rank.model_copy(update={"k": self.k}),
+            "upscale": self.upscale.model_copy(update=upscale),
+        }
+
+    def images_per_style(self) -> list[tuple[str, int]]:
+        """Split n among the styles, the first ones taking the remainder."""
+        count, extra = divmod(self.n, len(self.styles))
+        return [(s, count + (i < extra)) for i, s in enumerate(self.styles) if count + (i < extra)]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    workspace: Workspace
+    selected: list[Path]
+    report: Path
+    skipped: list[str]
+
+
+def _state_path(workspace: Workspace) -> Path:
+    return workspace.root / "run.json"
+
+
+def read_done(workspace: Workspace) -> list[str]:
+    """Stages (and generate's styles, as `generate:<style>`) this workspace has finished."""
+    path = _state_path(workspace)
+    return list(json.loads(path.read_text()).get("done", [])) if path.exists() else []
+
+
+def _mark_done(workspace: Workspace, done: list[str], step: str) -> None:
+    done.append(step)
+    write_json_atomic(_state_path(workspace), {"done": done})
+
+
+def run_pipeline(
+    workspace: Workspace,
+    photos: Sequence[Path] | None,
+    config: RunConfig,
+    progress: ProgressCallback = no_progress,
+) -> RunResult:
+    """Run every stage not yet finished; an exception from `progress` stops the run there."""
+    from portraitist.generate.stage import generate
+    from portraitist.prepare.stage import prepare
+    from portraitist.rank.stage import rank
+    from portraitist.train.stage import train
+    from portraitist.upscale.stage import upscale
+
+    configs = config.stage_configs()
+    done = read_done(workspace)
+    skipped = list(done)
+
+    def step(name: str, work: Any) -> None:
+        if name in done:
+            return
+        work()
+        _mark_done(workspace, done, name)
+        progress(ProgressEvent("run", len(done), None, f"{name} done"))
+
+    if "prepare" not in done and not photos:
+        raise PortraitistError(
+            f"{workspace.root} has no prepared dataset yet: give the photos, "
+            f"e.g. `portraitist run ~/Pictures/me/*.jpg --workspace {workspace.root} --base MODEL`."
+        )
+    step("prepare", lambda: prepare(workspace, list(photos or []), configs["prepare"], progress))
+    step("train", lambda: train(workspace, configs["train"], base=config.base, vae=config.vae, progress=progress))
+    generate_config = configs["generate"]
+    for offset, (style, count) in enumerate(config.images_per_style()):
+        style_config = generate_config.model_copy(update={"style": style, "n": count, "seed": config.seed + 1000 * offset})
+        step(f"generate:{style}", lambda c=style_config: generate(workspace, c, progress))
+    step("rank", lambda: rank(workspace, configs["rank"], progress))
+    step("upscale", lambda: upscale(workspace, configs["upscale"], progress))
+    report = write_report(workspace)
+    selected_dir = workspace.outputs_dir / "selected"
+    selected = sorted(p for p in selected_dir.iterdir() if p.is_file()) if selected_dir.exists() else []
+    return RunResult(workspace, selected, report, skipped)
+
