@@ -48,15 +48,19 @@ class PrepareConfig(BaseModel):
     upscale_small_faces: bool = Field(
         False, description="Enlarge crops smaller than the resolution with Real-ESRGAN instead of Lanczos alone."
     )
+    upscaler: str | None = Field(
+        None, description="Real-ESRGAN model for upscale_small_faces: realesrgan-x4plus (the default), "
+        "realesr-animevideov3 (fast on CPU) or a .pth file.",
+    )
     # quality
     duplicate_distance: int = Field(
         4, ge=0, description="Crops whose perceptual hashes differ in at most this many bits are duplicates."
     )
     blur_flag_below: float = Field(
-        60.0, ge=0, description="Crops with a variance of Laplacian below this are kept but flagged blurry."
+        40.0, ge=0, description="Crops with a variance of Laplacian below this are kept but flagged blurry."
     )
     blur_reject_below: float = Field(
-        15.0, ge=0, description="Crops with a variance of Laplacian below this are rejected as blurry."
+        8.0, ge=0, description="Crops with a variance of Laplacian below this are rejected as blurry."
     )
     min_photos: int = Field(3, ge=1, description="Fewest kept photos a training set may have.")
     # class word (thesis 2.2.1)

@@ -39,20 +39,26 @@ def cut_with_edge_padding(image: Image.Image, box: tuple[int, int, int, int]) ->
     return Image.fromarray(np.pad(np.asarray(inside), pad, mode="edge"))
 
 
-def face_crop(image: Image.Image, face: Box, margin: float, resolution: int, upscale: bool) -> tuple[Image.Image, Box]:
-    """The training crop (resolution x resolution) and the square it was cut from."""
+def face_crop(
+    image: Image.Image, face: Box, margin: float, resolution: int, upscale: bool, upscaler: str | None = None
+) -> tuple[Image.Image, Box]:
+    """The training crop (resolution x resolution) and the square it was cut from.
+
+    upscale: enlarge a too-small square with Real-ESRGAN (`upscaler`: a model name or file, None
+    for the upscaler's default) before the final Lanczos resize.
+    """
     box = square_around(face, margin)
     crop = cut_with_edge_padding(image, box)
     if upscale and crop.width < resolution:
-        crop = _learned_upscale(crop, resolution)
+        crop = _learned_upscale(crop, resolution, upscaler)
     if crop.size != (resolution, resolution):
         crop = crop.resize((resolution, resolution), Image.LANCZOS, reducing_gap=3.0)
     return crop, tuple(float(v) for v in box)  # type: ignore[return-value]
 
 
-def _learned_upscale(crop: Image.Image, resolution: int) -> Image.Image:
-    """Real-ESRGAN x2 or x4, whichever first reaches the resolution (Lanczos does the rest)."""
-    from portraitist.upscale import upscale_image  # heavy (ncnn): loaded only when asked for
+def _learned_upscale(crop: Image.Image, resolution: int, upscaler: str | None) -> Image.Image:
+    """Real-ESRGAN x2, x3 or x4, the least that reaches the resolution (Lanczos does the rest)."""
+    from portraitist.upscale import upscale_image  # heavy: loaded only when asked for
 
-    scale = 2 if crop.width * 2 >= resolution else 4
-    return upscale_image(crop, scale=scale)
+    scale = next((s for s in (2, 3) if crop.width * s >= resolution), 4)
+    return upscale_image(crop, scale=scale, model=upscaler)

@@ -8,9 +8,9 @@ gave more false positives. Here mediapipe's shipped models play both parts:
      "face" is a pattern, not a person, and is dropped: the face detector's false positives.
   3. Faces smaller than subject_face_ratio of the largest face's side are people in the
      background (passers-by, a crowd): they are noted, not counted.
-  4. No confirmed face: `no_face` if the pose model still sees a body (turned away, face
-     hidden or too small to detect), else `no_person`; two or more subject faces: `multiple_people`; a subject face
-     smaller than min_face_size pixels: `face_too_small`.
+  4. No confirmed face: `face_too_small` if the pose model still sees a body (its detector
+     finds people whose faces are too small for BlazeFace), else `no_person`. Two or more
+     subject faces: `multiple_people`. A subject face under min_face_size pixels: `face_too_small`.
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ class PersonDetector:
         if not faces:
             if self.sees_body(small):
                 raise PhotoRejected(
-                    "no_face", "A person is visible but no face was found (turned away, hidden or too small)."
+                    "face_too_small", "A person is visible, but the face is too small (or turned away) to find; "
+                    "send a closer photo.",
                 )
             raise PhotoRejected("no_person", "No person was found in this photo.")
         largest = max(f.side for f in faces)

@@ -6,7 +6,7 @@ from __future__ import annotations
 class PhotoRejected(Exception):
     """One photo is unusable; the run goes on with the others (never a PortraitistError).
 
-    Codes: empty, not_an_image, unreadable, too_large, no_person, no_face, multiple_people,
+    Codes: empty, not_an_image, unreadable, too_large, no_person, multiple_people,
     face_too_small, duplicate, blurry.
     """
 

@@ -106,7 +106,9 @@ def _examine(
     """One photo through every check; its crop and mask saved as number NN if it passes."""
     photo = read_photo(path, config.max_pixels, config.max_file_bytes)
     subject = detector.subject(photo)
-    crop, crop_box = face_crop(photo, subject.face.box, config.margin, config.resolution, config.upscale_small_faces)
+    crop, crop_box = face_crop(
+        photo, subject.face.box, config.margin, config.resolution, config.upscale_small_faces, config.upscaler
+    )
     flags = blur_flags(crop, config)
     if subject.background_faces:
         flags.append("background_people")
