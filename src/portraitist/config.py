@@ -18,8 +18,10 @@ from portraitist.errors import PortraitistError
 C = TypeVar("C", bound=BaseModel)
 
 
-def load_config(model: type[C], path: Path | None, section: str, **overrides: Any) -> C:
+def load_config(model: type[C], path: Path | None, section: str, /, **overrides: Any) -> C:
     """Build a stage config from defaults, an optional TOML file, then explicit overrides.
+
+    The first three are positional-only, so a stage may have fields named model, path or section.
 
     Overrides that are None (a CLI option the user did not give) are ignored.
     """

@@ -7,6 +7,7 @@ forward() recomputes both sides for each pair, so n images x m crops would cost 
 
 from __future__ import annotations
 
+import warnings
 from urllib.error import URLError
 
 import lpips
@@ -21,7 +22,9 @@ def load_lpips(net: str = "alex", backbone: str = "pretrained", device: str | to
     """LPIPS v0.1 with its shipped linear heads; `backbone` random is for offline tests."""
     torch.manual_seed(0)  # a random backbone is the same on every run
     try:
-        model = lpips.LPIPS(net=net, pnet_rand=backbone == "random", verbose=False)
+        with warnings.catch_warnings():  # lpips still passes torchvision's deprecated `pretrained=`
+            warnings.simplefilter("ignore", UserWarning)
+            model = lpips.LPIPS(net=net, pnet_rand=backbone == "random", verbose=False)
     except (URLError, OSError) as exc:
         raise PortraitistError(
             f"LPIPS needs torchvision's ImageNet {net} weights, downloaded once into the torch cache "
