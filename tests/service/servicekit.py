@@ -11,10 +11,16 @@ from portraitist.service.settings import Settings
 
 def make_settings(tmp_path: Path, backend: dict[str, str], **overrides: Any) -> Settings:
     """Settings for a test: everything under tmp_path, short timings so recovery happens in seconds."""
-    values: dict[str, Any] = dict(
-        data_dir=tmp_path / "data", heartbeat_interval_s=0.5, stale_after_s=4.0, reaper_interval_s=0.5,
-        poll_interval_s=0.2, progress_interval_s=0.2, sync_interval_s=0.0, max_attempts=3,
-    )
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "heartbeat_interval_s": 0.5,
+        "stale_after_s": 4.0,
+        "reaper_interval_s": 0.5,
+        "poll_interval_s": 0.2,
+        "progress_interval_s": 0.2,
+        "sync_interval_s": 0.0,
+        "max_attempts": 3,
+    }
     values.update(backend)
     values.update(overrides)
     return Settings(**values)

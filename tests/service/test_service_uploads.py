@@ -7,12 +7,12 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from PIL import Image
+from servicekit import make_settings, photo_files, sign_up
 
 from portraitist import samples
 from portraitist.service.api import create_app
 from portraitist.service.models import User
 from portraitist.service.settings import DEFAULT_BASE, Settings
-from servicekit import make_settings, photo_files, sign_up
 
 
 def _jpeg(image: Image.Image) -> bytes:
@@ -31,9 +31,14 @@ def test_missing_and_wrong_tokens_are_401(client: TestClient) -> None:
     headers = sign_up(client)
     user_id = headers["Authorization"].split()[1].split(".")[0]
     assert client.get("/v1/me", headers=headers).json()["id"] == user_id
-    for bad in [{}, {"Authorization": "Bearer"}, {"Authorization": "Bearer nonsense"},
-                {"Authorization": f"Bearer {user_id}.wrong-secret"}, {"Authorization": "Bearer nobody.secret"},
-                {"Authorization": headers["Authorization"].replace("Bearer", "Basic")}]:
+    for bad in [
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer nonsense"},
+        {"Authorization": f"Bearer {user_id}.wrong-secret"},
+        {"Authorization": "Bearer nobody.secret"},
+        {"Authorization": headers["Authorization"].replace("Bearer", "Basic")},
+    ]:
         response = client.get("/v1/photos", headers=bad)
         assert response.status_code == 401, bad
         assert "Bearer" in response.headers["www-authenticate"]
@@ -76,9 +81,15 @@ def test_good_photos_are_kept_and_bad_ones_rejected_one_by_one(
         for path in sample_photos[:3]:
             assert records[path.name]["status"] == "kept" and records[path.name]["id"]
         reasons = {name: r["reason"] for name, r in records.items() if r["status"] == "rejected"}
-        assert reasons == {"notes.jpg": "not_an_image", "cut.jpg": "unreadable", "empty.png": "empty",
-                           "huge.jpg": "too_large", "poster.png": "too_large", "coffee.jpg": "no_person",
-                           "us.jpg": "multiple_people"}
+        assert reasons == {
+            "notes.jpg": "not_an_image",
+            "cut.jpg": "unreadable",
+            "empty.png": "empty",
+            "huge.jpg": "too_large",
+            "poster.png": "too_large",
+            "coffee.jpg": "no_person",
+            "us.jpg": "multiple_people",
+        }
         assert all(records[name]["message"] and records[name]["id"] is None for name in reasons)
         listed = client.get("/v1/photos", headers=headers).json()["photos"]
         assert sorted(p["name"] for p in listed) == sorted(p.name for p in sample_photos[:3])
@@ -90,34 +101,53 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def test_upload_names_never_become_paths(client: TestClient, settings: Settings, sample_photos: list[Path]) -> None:
+def test_upload_names_never_become_paths(
+    client: TestClient, settings: Settings, sample_photos: list[Path]
+) -> None:
     headers = sign_up(client)
     photo = sample_photos[0].read_bytes()
-    names = ["../../../../tmp/escaped.jpg", "..\\..\\escaped2.jpg", "/etc/passwd", "a/../../b.jpg", "x" * 999 + ".jpg"]
+    names = [
+        "../../../../tmp/escaped.jpg",
+        "..\\..\\escaped2.jpg",
+        "/etc/passwd",
+        "a/../../b.jpg",
+        "x" * 999 + ".jpg",
+    ]
     files = [("files", (name, io.BytesIO(photo), "image/jpeg")) for name in names]
     records = client.post("/v1/photos", headers=headers, files=files).json()["photos"]
     assert [r["status"] for r in records] == ["kept"] * len(names)
     assert [r["name"] for r in records] == ["escaped.jpg", "escaped2.jpg", "passwd", "b.jpg", "x" * 255]
-    stored = sorted(p.relative_to(settings.data_dir) for p in settings.data_dir.rglob("*") if p.is_file()
-                    and "storage" in p.parts)
+    stored = sorted(
+        p.relative_to(settings.data_dir)
+        for p in settings.data_dir.rglob("*")
+        if p.is_file() and "storage" in p.parts
+    )
     user_id = headers["Authorization"].split()[1].split(".")[0]
     expected = sorted(Path("storage", "users", user_id, "photos", f"{r['id']}.jpg") for r in records)
     assert stored == expected
     assert not Path("/tmp/escaped.jpg").exists()
 
 
-def test_upload_caps_count_and_request_size(tmp_path: Path, backend: dict[str, str], sample_photos: list[Path]) -> None:
+def test_upload_caps_count_and_request_size(
+    tmp_path: Path, backend: dict[str, str], sample_photos: list[Path]
+) -> None:
     settings = make_settings(tmp_path, backend, max_photos=4, max_upload_files=3, max_photo_bytes=300_000)
     with TestClient(create_app(settings)) as client:
         headers = sign_up(client)
-        first = client.post("/v1/photos", headers=headers, files=photo_files(sample_photos[:4])).json()["photos"]
+        first = client.post("/v1/photos", headers=headers, files=photo_files(sample_photos[:4])).json()[
+            "photos"
+        ]
         assert [r["status"] for r in first] == ["kept", "kept", "kept", "rejected"]
         assert first[3]["reason"] == "too_many"
-        second = client.post("/v1/photos", headers=headers, files=photo_files(sample_photos[4:6])).json()["photos"]
+        second = client.post("/v1/photos", headers=headers, files=photo_files(sample_photos[4:6])).json()[
+            "photos"
+        ]
         assert [(r["status"], r["reason"]) for r in second] == [("kept", None), ("rejected", "too_many")]
         # a request larger than files x bytes in all is refused before it is read
         blob = io.BytesIO(bytes(3_000_000))
-        response = client.post("/v1/photos", headers=headers, files=[("files", ("x.jpg", blob, "image/jpeg"))])
+        response = client.post(
+            "/v1/photos", headers=headers, files=[("files", ("x.jpg", blob, "image/jpeg"))]
+        )
         assert response.status_code == 413
 
 

@@ -27,7 +27,7 @@ SERVE_HELP = (
     "local storage folder; add --with-worker to run a job worker beside it, and the whole service runs on "
     "one machine:\n\n"
     "portraitist serve --data-dir ./service --with-worker\n\n"
-    "then open http://127.0.0.1:8000, or try it from a shell (a job with \"base\": \"tiny\" runs on a "
+    'then open http://127.0.0.1:8000, or try it from a shell (a job with "base": "tiny" runs on a '
     "laptop CPU in minutes):\n\n"
     "curl -X POST localhost:8000/v1/users\n\n"
     "For more machines use PostgreSQL, Redis and S3 (PORTRAITIST_DATABASE_URL, _QUEUE_URL, _STORAGE_URL) and "
@@ -99,10 +99,14 @@ class SupervisedWorker:
 
 @app.command("serve", help=SERVE_HELP)
 def serve_command(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for every interface)."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for every interface)."
+    ),
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
     data_dir: Path | None = _data_dir_option,
-    with_worker: bool = typer.Option(False, "--with-worker", help="Also run one job worker (a child process)."),
+    with_worker: bool = typer.Option(
+        False, "--with-worker", help="Also run one job worker (a child process)."
+    ),
     config: Path | None = _config_option,
 ) -> None:
     import uvicorn
@@ -110,7 +114,9 @@ def serve_command(
     from portraitist.service.api import create_app
 
     settings = _settings(config, data_dir=data_dir)
-    console.print(f"portraitist service on http://{host}:{port} (API docs at /docs); data in {settings.data_dir}")
+    console.print(
+        f"portraitist service on http://{host}:{port} (API docs at /docs); data in {settings.data_dir}"
+    )
     worker = SupervisedWorker(settings).start() if with_worker else None
     try:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
@@ -121,8 +127,11 @@ def serve_command(
 
 @app.command("worker", help=WORKER_HELP)
 def worker_command(
-    gpu: int | None = typer.Option(None, "--gpu", help="CUDA device number to run on (default: the CPU or "
-                                   "whatever CUDA_VISIBLE_DEVICES allows)."),
+    gpu: int | None = typer.Option(
+        None,
+        "--gpu",
+        help="CUDA device number to run on (default: the CPU or whatever CUDA_VISIBLE_DEVICES allows).",
+    ),
     data_dir: Path | None = _data_dir_option,
     config: Path | None = _config_option,
 ) -> None:

@@ -19,7 +19,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, File, Header, HTTPException, Request, Response, UploadFile, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    File,
+    Header,
+    HTTPException,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
@@ -41,6 +52,7 @@ from portraitist.service.schemas import (
     JobRequest,
     JobsOut,
     MeOut,
+    OptionsOut,
     PhotoOut,
     PhotosOut,
     PortraitOut,
@@ -93,7 +105,9 @@ _bearer = HTTPBearer(auto_error=False, description="The token from POST /v1/user
 
 
 def current_user(
-    svc: ServiceDep, session: DbSession, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    svc: ServiceDep,
+    session: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     """The user whose token came in `Authorization: Bearer`, else 401."""
     user_id, secret = split_token(credentials.credentials if credentials else "")
@@ -134,20 +148,31 @@ def _stream(storage: Storage, key: str, filename: str) -> StreamingResponse:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No such file.")
     media_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
     return StreamingResponse(
-        storage.iter_bytes(key), media_type=media_type,
-        headers={"Content-Length": str(storage.size(key)), "Content-Disposition": f'inline; filename="{filename}"'},
+        storage.iter_bytes(key),
+        media_type=media_type,
+        headers={
+            "Content-Length": str(storage.size(key)),
+            "Content-Disposition": f'inline; filename="{filename}"',
+        },
     )
 
 
 def _check_run_config(svc: Service, config: dict[str, Any]) -> None:
     """422 unless the pipeline accepts the config and it stays within this server's caps."""
-    from portraitist.pipeline import RunConfig  # torch and the stages load with it, on first use
+    # torch and the stages load with these, on first use
+    from portraitist.generate.styles import get_style
+    from portraitist.pipeline import RunConfig
+    from portraitist.train.recipes import get_recipe
 
     try:
         run = RunConfig(**config)
+        # what the stages would refuse only hours later, once the job reaches them
+        get_recipe(run.stage_configs()["train"].recipe)
+        for style in run.styles:
+            get_style(style)
     except (ValidationError, PortraitistError) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"Invalid job: {exc}") from exc
-    problems = []
+    problems = [] if run.styles else ["styles must name at least one style"]
     if run.base not in svc.settings.allowed_bases:
         problems.append(f"base must be one of {', '.join(svc.settings.allowed_bases)}")
     if run.n > svc.settings.max_images:
@@ -155,7 +180,9 @@ def _check_run_config(svc: Service, config: dict[str, Any]) -> None:
     if run.steps is not None and run.steps > svc.settings.max_steps:
         problems.append(f"steps must be at most {svc.settings.max_steps}")
     if problems:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Invalid job: " + "; ".join(problems) + ".")
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "Invalid job: " + "; ".join(problems) + "."
+        )
 
 
 def build_router() -> APIRouter:
@@ -163,15 +190,19 @@ def build_router() -> APIRouter:
 
     @v1.post("/users", status_code=status.HTTP_201_CREATED, response_model=TokenOut, tags=["users"])
     def create_user(
-        svc: ServiceDep, session: DbSession,
+        svc: ServiceDep,
+        session: DbSession,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> TokenOut:
         """Sign up: a new user and its API token (open sign-up, or the admin token when signup = admin)."""
         if svc.settings.signup == "admin":
             given = credentials.credentials if credentials else ""
             if not same_secret(given, svc.settings.admin_token):
-                raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Sign-up needs the admin token on this server.",
-                                    headers={"WWW-Authenticate": "Bearer"})
+                raise HTTPException(
+                    status.HTTP_401_UNAUTHORIZED,
+                    "Sign-up needs the admin token on this server.",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
         user = User(token_hash="")
         session.add(user)
         session.flush()
@@ -203,8 +234,12 @@ def build_router() -> APIRouter:
 
     @v1.post("/photos", response_model=PhotosOut, tags=["photos"])
     def upload_photos(
-        files: Annotated[list[UploadFile], File(description="Photos (JPEG, PNG, WebP, HEIC, ...), many at once.")],
-        user: CurrentUser, svc: ServiceDep, session: DbSession,
+        files: Annotated[
+            list[UploadFile], File(description="Photos (JPEG, PNG, WebP, HEIC, ...), many at once.")
+        ],
+        user: CurrentUser,
+        svc: ServiceDep,
+        session: DbSession,
     ) -> PhotosOut:
         """Upload photos. Each file is judged as `prepare` would (readable, within the caps, exactly one
         person); kept ones are stored, rejected ones come back with the reason and are not stored."""
@@ -214,28 +249,64 @@ def build_router() -> APIRouter:
             for index, upload in enumerate(files):
                 name = _display_name(upload.filename)
                 if index >= settings.max_upload_files:
-                    out.append(PhotoOut(id=None, name=name, status="rejected", reason="too_many",
-                                        message=f"At most {settings.max_upload_files} files per upload."))
+                    out.append(
+                        PhotoOut(
+                            id=None,
+                            name=name,
+                            status="rejected",
+                            reason="too_many",
+                            message=f"At most {settings.max_upload_files} files per upload.",
+                        )
+                    )
                     continue
                 path = Path(tmp) / str(index)  # the upload's own name never reaches the file system
                 if not copy_capped(upload.file, path, settings.max_photo_bytes):
-                    out.append(PhotoOut(id=None, name=name, status="rejected", reason="too_large",
-                                        message=f"The file is larger than {settings.max_photo_bytes / 2**20:.0f} MiB."))
+                    out.append(
+                        PhotoOut(
+                            id=None,
+                            name=name,
+                            status="rejected",
+                            reason="too_large",
+                            message=f"The file is larger than {settings.max_photo_bytes / 2**20:.0f} MiB.",
+                        )
+                    )
                     continue
                 judged = svc.judge.judge(path)
                 if not judged.kept:
-                    out.append(PhotoOut(id=None, name=name, status="rejected", reason=judged.reason,
-                                        message=judged.message))
+                    out.append(
+                        PhotoOut(
+                            id=None,
+                            name=name,
+                            status="rejected",
+                            reason=judged.reason,
+                            message=judged.message,
+                        )
+                    )
                     continue
                 jobs.lock_user(session, user.id)
-                stored = session.scalar(select(func.count()).select_from(Photo).where(Photo.user_id == user.id))
+                stored = session.scalar(
+                    select(func.count()).select_from(Photo).where(Photo.user_id == user.id)
+                )
                 if stored >= settings.max_photos:
                     session.rollback()
-                    out.append(PhotoOut(id=None, name=name, status="rejected", reason="too_many",
-                                        message=f"You have {stored} photos stored, the most allowed; delete some first."))
+                    out.append(
+                        PhotoOut(
+                            id=None,
+                            name=name,
+                            status="rejected",
+                            reason="too_many",
+                            message=f"You have {stored} photos stored, the most allowed; delete some first.",
+                        )
+                    )
                     continue
-                photo = Photo(user_id=user.id, name=name, suffix=judged.suffix, size=path.stat().st_size,
-                              width=judged.width, height=judged.height)
+                photo = Photo(
+                    user_id=user.id,
+                    name=name,
+                    suffix=judged.suffix,
+                    size=path.stat().st_size,
+                    width=judged.width,
+                    height=judged.height,
+                )
                 session.add(photo)
                 session.flush()
                 svc.storage.put_file(path, photo_key(user.id, photo.id, photo.suffix))
@@ -245,7 +316,9 @@ def build_router() -> APIRouter:
 
     @v1.get("/photos", response_model=PhotosOut, tags=["photos"])
     def list_photos(user: CurrentUser, session: DbSession) -> PhotosOut:
-        photos = session.scalars(select(Photo).where(Photo.user_id == user.id).order_by(Photo.created_at)).all()
+        photos = session.scalars(
+            select(Photo).where(Photo.user_id == user.id).order_by(Photo.created_at)
+        ).all()
         return PhotosOut(photos=[PhotoOut.of(p) for p in photos])
 
     @v1.delete("/photos/{photo_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["photos"])
@@ -258,23 +331,34 @@ def build_router() -> APIRouter:
         svc.storage.delete(photo_key(user.id, photo.id, photo.suffix))
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    @v1.get("/styles", response_model=list[StyleOut], tags=["jobs"])
-    def list_styles() -> list[StyleOut]:
-        """The styles a job may ask for."""
+    @v1.get("/options", response_model=OptionsOut, tags=["jobs"])
+    def options(svc: ServiceDep) -> OptionsOut:
+        """What a job may ask for on this server: base models, styles and limits."""
         from portraitist.generate.styles import STYLES
 
-        return [StyleOut(name=s.name, description=s.description) for s in STYLES.values()]
+        settings = svc.settings
+        return OptionsOut(
+            bases=settings.allowed_bases,
+            styles=[StyleOut(name=s.name, description=s.description) for s in STYLES.values()],
+            max_images=settings.max_images,
+            max_steps=settings.max_steps,
+            max_photos=settings.max_photos,
+            max_upload_files=settings.max_upload_files,
+            max_photo_bytes=settings.max_photo_bytes,
+        )
 
     @v1.post("/jobs", status_code=status.HTTP_201_CREATED, response_model=JobCreated, tags=["jobs"])
     def create_job(body: JobRequest, user: CurrentUser, svc: ServiceDep, session: DbSession) -> JobCreated:
         """Start making portraits from all the user's stored photos."""
-        photo_ids = list(session.scalars(
-            select(Photo.id).where(Photo.user_id == user.id).order_by(Photo.created_at)
-        ))
+        photo_ids = list(
+            session.scalars(select(Photo.id).where(Photo.user_id == user.id).order_by(Photo.created_at))
+        )
         if not photo_ids:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Upload photos first (POST /v1/photos).")
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, "Upload photos first (POST /v1/photos)."
+            )
         config = body.model_dump(exclude_none=True)
-        _check_run_config(svc, config)
+        _check_run_config(svc, svc.settings.job_config(config))
         try:
             job = jobs.create_job(svc.db, user.id, config, photo_ids, svc.settings.max_jobs_per_user)
         except jobs.TooManyJobs as exc:
@@ -287,7 +371,9 @@ def build_router() -> APIRouter:
 
     @v1.get("/jobs", response_model=JobsOut, tags=["jobs"])
     def list_jobs(user: CurrentUser, session: DbSession) -> JobsOut:
-        rows = session.scalars(select(Job).where(Job.user_id == user.id).order_by(Job.created_at.desc())).all()
+        rows = session.scalars(
+            select(Job).where(Job.user_id == user.id).order_by(Job.created_at.desc())
+        ).all()
         return JobsOut(jobs=[JobOut.of(job) for job in rows])
 
     @v1.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
@@ -295,15 +381,20 @@ def build_router() -> APIRouter:
         """The job's status, stage, step of total and ETA (poll this, or stream /events)."""
         return JobOut.of(job)
 
-    @v1.get("/jobs/{job_id}/events", tags=["jobs"],
-            response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+    @v1.get(
+        "/jobs/{job_id}/events",
+        tags=["jobs"],
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
     def job_events(
         job: OwnedJob, svc: ServiceDep, last_event_id: Annotated[int, Header()] = 0
     ) -> StreamingResponse:
         """Progress as Server-Sent Events (`event: progress`, JSON data), in order, ending after the
         event with status succeeded, failed or cancelled. Reconnect with Last-Event-ID to resume."""
         return StreamingResponse(
-            event_stream(svc.db, job.id, last_event_id), media_type="text/event-stream",
+            event_stream(svc.db, job.id, last_event_id),
+            media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
@@ -323,7 +414,9 @@ def build_router() -> APIRouter:
     def job_results(job: OwnedJob) -> ResultsOut:
         """The selected portraits, best first, with links that work in an <img> tag or a browser tab."""
         if job.status != "succeeded":
-            raise HTTPException(status.HTTP_409_CONFLICT, f"The job is {job.status}; results come when it succeeds.")
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, f"The job is {job.status}; results come when it succeeds."
+            )
         base = f"/v1/jobs/{job.id}/files/{job.share_key}"
         return ResultsOut(
             portraits=[PortraitOut(name=Path(rel).name, url=f"{base}/{rel}") for rel in job.results],
@@ -339,7 +432,9 @@ def build_router() -> APIRouter:
         return _stream(svc.storage, f"{results_prefix(job.user_id, job.id, job.attempt)}/{matches[0]}", name)
 
     @v1.get("/jobs/{job_id}/files/{key}/{path:path}", tags=["results"], response_class=StreamingResponse)
-    def job_shared_file(job_id: str, key: str, path: str, svc: ServiceDep, session: DbSession) -> StreamingResponse:
+    def job_shared_file(
+        job_id: str, key: str, path: str, svc: ServiceDep, session: DbSession
+    ) -> StreamingResponse:
         """A file of a succeeded job (a portrait, the report page and its images), by the job's secret
         link key from /results, so that <img> tags and a plain browser tab can fetch it."""
         job = session.get(Job, job_id)
@@ -349,7 +444,9 @@ def build_router() -> APIRouter:
             check_key(path)
         except ValueError as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "No such file.") from exc
-        return _stream(svc.storage, f"{results_prefix(job.user_id, job.id, job.attempt)}/{path}", Path(path).name)
+        return _stream(
+            svc.storage, f"{results_prefix(job.user_id, job.id, job.attempt)}/{path}", Path(path).name
+        )
 
     return v1
 
@@ -368,8 +465,13 @@ class UploadSizeLimit:
             if length is None:
                 problem = (411, "Send the upload with a Content-Length header.")
             elif not length.isdigit() or int(length) > self.limit:
-                problem = (413, f"The upload is larger than {self.limit / 2**20:.0f} MiB in all; send fewer or "
-                                "smaller photos per request.")
+                problem = (
+                    413,
+                    (
+                        f"The upload is larger than {self.limit / 2**20:.0f} MiB in all; send fewer or "
+                        "smaller photos per request."
+                    ),
+                )
             if problem:
                 response = JSONResponse({"detail": problem[1]}, status_code=problem[0])
                 await response(scope, receive, send)
@@ -386,7 +488,9 @@ def create_app(settings: Settings, reaper: bool = True) -> FastAPI:
         db.create_tables()
         queue = JobQueue(settings.queue_url, settings.queue_name)
         judge = PhotoJudge(settings.max_photo_pixels, settings.max_photo_bytes)
-        app.state.service = Service(settings, db, Storage(settings.storage_url, settings.storage_options), queue, judge)
+        app.state.service = Service(
+            settings, db, Storage(settings.storage_url, settings.storage_options), queue, judge
+        )
         running = Reaper(db, queue, settings).start() if reaper else None
         try:
             yield
@@ -413,5 +517,7 @@ def create_app(settings: Settings, reaper: bool = True) -> FastAPI:
         return FileResponse(str(STATIC / "index.html"), media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    app.add_middleware(UploadSizeLimit, limit=settings.max_upload_files * settings.max_photo_bytes + _FORM_OVERHEAD)
+    app.add_middleware(
+        UploadSizeLimit, limit=settings.max_upload_files * settings.max_photo_bytes + _FORM_OVERHEAD
+    )
     return app

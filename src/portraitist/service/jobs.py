@@ -33,14 +33,23 @@ class TooManyJobs(Exception):
 def _transition(session: Session, job_id: str, where: ColumnElement[bool], values: dict[str, Any]) -> bool:
     """Apply `values` to the job if `where` holds, and log the change; True if it applied."""
     changed = session.execute(
-        update(Job).where(Job.id == job_id, where).values(**values).execution_options(synchronize_session=False)
+        update(Job)
+        .where(Job.id == job_id, where)
+        .values(**values)
+        .execution_options(synchronize_session=False)
     ).rowcount
     if changed != 1:
         return False
     columns = [getattr(Job, name) for name in _PROGRESS_FIELDS]
     row = session.execute(select(Job.attempt, Job.status, *columns).where(Job.id == job_id)).one()
-    session.add(JobEvent(job_id=job_id, attempt=row.attempt, status=row.status,
-                         **{name: getattr(row, name) for name in _PROGRESS_FIELDS}))
+    session.add(
+        JobEvent(
+            job_id=job_id,
+            attempt=row.attempt,
+            status=row.status,
+            **{name: getattr(row, name) for name in _PROGRESS_FIELDS},
+        )
+    )
     return True
 
 
@@ -61,9 +70,18 @@ def create_job(db: Database, user_id: str, config: dict[str, Any], photo_ids: li
             select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status.in_(ACTIVE))
         )
         if active >= limit:
-            raise TooManyJobs(f"You already have {active} jobs queued or running (the limit is {limit}); "
-                              "wait for one to finish or cancel one.")
-        job = Job(user_id=user_id, config=config, photo_ids=photo_ids, status="queued", attempt=1, enqueued_at=time.time())
+            raise TooManyJobs(
+                f"You already have {active} jobs queued or running (the limit is {limit}); "
+                "wait for one to finish or cancel one."
+            )
+        job = Job(
+            user_id=user_id,
+            config=config,
+            photo_ids=photo_ids,
+            status="queued",
+            attempt=1,
+            enqueued_at=time.time(),
+        )
         session.add(job)
         session.flush()
         session.add(JobEvent(job_id=job.id, attempt=1, status="queued", message="waiting for a worker"))
@@ -75,36 +93,73 @@ def claim(db: Database, job_id: str, attempt: int, worker_id: str) -> bool:
     now = time.time()
     with db.session() as session:
         return _transition(
-            session, job_id, and_(Job.attempt == attempt, Job.status == "queued"),
-            dict(status="running", worker_id=worker_id, heartbeat_at=now, message="started",
-                 started_at=func.coalesce(Job.started_at, now)),
+            session,
+            job_id,
+            and_(Job.attempt == attempt, Job.status == "queued"),
+            {
+                "status": "running",
+                "worker_id": worker_id,
+                "heartbeat_at": now,
+                "message": "started",
+                "started_at": func.coalesce(Job.started_at, now),
+            },
         )
 
 
 def heartbeat(db: Database, job_id: str, attempt: int) -> bool:
     """Say `attempt` still runs; False if the job is no longer this attempt's to run."""
     with db.session() as session:
-        return session.execute(
-            update(Job).where(Job.id == job_id, _running(attempt)).values(heartbeat_at=time.time())
-            .execution_options(synchronize_session=False)
-        ).rowcount == 1
+        return (
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, _running(attempt))
+                .values(heartbeat_at=time.time())
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            == 1
+        )
 
 
-def record_progress(db: Database, job_id: str, attempt: int, stage: str, step: int, total: int | None,
-                    eta_s: float | None, message: str) -> bool:
+def record_progress(
+    db: Database,
+    job_id: str,
+    attempt: int,
+    stage: str,
+    step: int,
+    total: int | None,
+    eta_s: float | None,
+    message: str,
+) -> bool:
     with db.session() as session:
         return _transition(
-            session, job_id, _running(attempt),
-            dict(stage=stage, step=step, total=total, eta_s=eta_s, message=message, heartbeat_at=time.time()),
+            session,
+            job_id,
+            _running(attempt),
+            {
+                "stage": stage,
+                "step": step,
+                "total": total,
+                "eta_s": eta_s,
+                "message": message,
+                "heartbeat_at": time.time(),
+            },
         )
 
 
 def succeed(db: Database, job_id: str, attempt: int, results: list[str], report: str | None) -> bool:
     with db.session() as session:
         return _transition(
-            session, job_id, _running(attempt),
-            dict(status="succeeded", results=results, report=report, eta_s=0.0, message="done",
-                 finished_at=time.time()),
+            session,
+            job_id,
+            _running(attempt),
+            {
+                "status": "succeeded",
+                "results": results,
+                "report": report,
+                "eta_s": 0.0,
+                "message": "done",
+                "finished_at": time.time(),
+            },
         )
 
 
@@ -112,13 +167,22 @@ def fail(db: Database, job_id: str, attempt: int, error: str) -> bool:
     """Fail the job for good (a user error such as too few usable photos: retrying cannot help)."""
     with db.session() as session:
         return _transition(
-            session, job_id, _running(attempt),
-            dict(status="failed", error=error, eta_s=None, message="failed", finished_at=time.time()),
+            session,
+            job_id,
+            _running(attempt),
+            {
+                "status": "failed",
+                "error": error,
+                "eta_s": None,
+                "message": "failed",
+                "finished_at": time.time(),
+            },
         )
 
 
-def requeue(db: Database, job_id: str, attempt: int, reason: str, max_attempts: int,
-            stale_before: float | None = None) -> int | None:
+def requeue(
+    db: Database, job_id: str, attempt: int, reason: str, max_attempts: int, stale_before: float | None = None
+) -> int | None:
     """Hand a running attempt's job to attempt + 1, or fail it once `max_attempts` were used.
 
     `stale_before`: only if the heartbeat is older than this (the reaper's check, repeated
@@ -130,32 +194,61 @@ def requeue(db: Database, job_id: str, attempt: int, reason: str, max_attempts: 
         where = and_(where, Job.heartbeat_at < stale_before)
     with db.session() as session:
         if attempt >= max_attempts:
-            _transition(session, job_id, where, dict(
-                status="failed", eta_s=None, message="failed", finished_at=time.time(),
-                error=f"Gave up after {attempt} attempts; the last one ended because {reason}.",
-            ))
+            _transition(
+                session,
+                job_id,
+                where,
+                {
+                    "status": "failed",
+                    "eta_s": None,
+                    "message": "failed",
+                    "finished_at": time.time(),
+                    "error": f"Gave up after {attempt} attempts; the last one ended because {reason}.",
+                },
+            )
             return None
-        moved = _transition(session, job_id, where, dict(
-            status="queued", attempt=attempt + 1, worker_id=None, heartbeat_at=None, enqueued_at=time.time(),
-            eta_s=None, message=f"attempt {attempt} ended because {reason}; waiting to resume",
-        ))
+        moved = _transition(
+            session,
+            job_id,
+            where,
+            {
+                "status": "queued",
+                "attempt": attempt + 1,
+                "worker_id": None,
+                "heartbeat_at": None,
+                "enqueued_at": time.time(),
+                "eta_s": None,
+                "message": f"attempt {attempt} ended because {reason}; waiting to resume",
+            },
+        )
         return attempt + 1 if moved else None
 
 
 def touch_enqueued(db: Database, job_id: str, attempt: int, enqueued_at: float) -> bool:
     """Mark a queued job as enqueued again; False if someone else did (or it moved on) first."""
     with db.session() as session:
-        return session.execute(
-            update(Job).where(Job.id == job_id, Job.attempt == attempt, Job.status == "queued",
-                              Job.enqueued_at == enqueued_at)
-            .values(enqueued_at=time.time()).execution_options(synchronize_session=False)
-        ).rowcount == 1
+        return (
+            session.execute(
+                update(Job)
+                .where(
+                    Job.id == job_id,
+                    Job.attempt == attempt,
+                    Job.status == "queued",
+                    Job.enqueued_at == enqueued_at,
+                )
+                .values(enqueued_at=time.time())
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            == 1
+        )
 
 
 def cancel(db: Database, user_id: str, job_id: str) -> bool:
     """Cancel a queued or running job of this user; its worker notices at its next progress write."""
     with db.session() as session:
         return _transition(
-            session, job_id, and_(Job.user_id == user_id, Job.status.in_(ACTIVE)),
-            dict(status="cancelled", eta_s=None, message="cancelled", finished_at=time.time()),
+            session,
+            job_id,
+            and_(Job.user_id == user_id, Job.status.in_(ACTIVE)),
+            {"status": "cancelled", "eta_s": None, "message": "cancelled", "finished_at": time.time()},
         )

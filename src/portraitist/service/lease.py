@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from types import TracebackType
+from typing import Self
 
 from portraitist.service import jobs
 from portraitist.service.db import Database
@@ -27,7 +28,9 @@ class JobStopped(Exception):
 class Lease:
     """Heartbeats for (job, attempt) while the `with` block runs."""
 
-    def __init__(self, db: Database, job_id: str, attempt: int, heartbeat_interval_s: float, stale_after_s: float):
+    def __init__(
+        self, db: Database, job_id: str, attempt: int, heartbeat_interval_s: float, stale_after_s: float
+    ):
         self.db = db
         self.job_id = job_id
         self.attempt = attempt
@@ -38,11 +41,13 @@ class Lease:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
 
-    def __enter__(self) -> Lease:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._stop.set()
         self._thread.join()
 
@@ -68,4 +73,6 @@ class Lease:
             raise JobStopped(f"job {self.job_id} is no longer attempt {self.attempt}'s to run")
         age = time.monotonic() - self.confirmed_at
         if age > self.max_age:
-            raise JobStopped(f"job {self.job_id}: no heartbeat confirmed for {age:.0f} s; another attempt may take over")
+            raise JobStopped(
+                f"job {self.job_id}: no heartbeat confirmed for {age:.0f} s; another attempt may take over"
+            )

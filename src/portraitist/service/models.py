@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -26,7 +26,7 @@ def new_id() -> str:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[str]: JSON}
 
 
 class User(Base):
@@ -71,8 +71,12 @@ class Job(Base):
     eta_s: Mapped[float | None] = mapped_column(Float)
     message: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
-    results: Mapped[list[str]] = mapped_column(JSON, default=list, doc="Files of outputs/selected/, in rank order.")
-    report: Mapped[str | None] = mapped_column(String(255), doc="The report page, relative to the result folder.")
+    results: Mapped[list[str]] = mapped_column(
+        JSON, default=list, doc="Files of outputs/selected/, in rank order."
+    )
+    report: Mapped[str | None] = mapped_column(
+        String(255), doc="The report page, relative to the result folder."
+    )
     share_key: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_urlsafe(24))
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
     started_at: Mapped[float | None] = mapped_column(Float)

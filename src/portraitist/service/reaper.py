@@ -42,11 +42,14 @@ def reap_once(db: Database, queue: JobQueue, settings: Settings) -> Reaped:
     cutoff = now - settings.stale_after_s
     with db.session() as session:
         stale = session.execute(
-            select(Job.id, Job.attempt, Job.worker_id, Job.heartbeat_at)
-            .where(Job.status == "running", Job.heartbeat_at < cutoff)
+            select(Job.id, Job.attempt, Job.worker_id, Job.heartbeat_at).where(
+                Job.status == "running", Job.heartbeat_at < cutoff
+            )
         ).all()
         waiting = session.execute(
-            select(Job.id, Job.attempt, Job.enqueued_at).where(Job.status == "queued", Job.enqueued_at < cutoff)
+            select(Job.id, Job.attempt, Job.enqueued_at).where(
+                Job.status == "queued", Job.enqueued_at < cutoff
+            )
         ).all()
     for job in stale:
         reason = f"its worker {job.worker_id} sent no heartbeat for {now - job.heartbeat_at:.0f} s"
@@ -66,7 +69,9 @@ def reap_once(db: Database, queue: JobQueue, settings: Settings) -> Reaped:
             if jobs.touch_enqueued(db, job.id, job.attempt, job.enqueued_at):
                 queue.enqueue(job.id, job.attempt)
                 done.resent.append(job.id)
-                log.warning("job %s attempt %d was queued with no message; enqueued it again", job.id, job.attempt)
+                log.warning(
+                    "job %s attempt %d was queued with no message; enqueued it again", job.id, job.attempt
+                )
     return done
 
 

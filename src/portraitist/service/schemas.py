@@ -27,8 +27,11 @@ class PhotoOut(BaseModel):
     id: str | None = Field(description="The stored photo's id; null when rejected (nothing is stored).")
     name: str = Field(description="The file name as uploaded (display only).")
     status: Literal["kept", "rejected"]
-    reason: str | None = Field(None, description="Rejection code: too_large, not_an_image, no_person, "
-                               "multiple_people, face_too_small, too_many, ...")
+    reason: str | None = Field(
+        None,
+        description="Rejection code: too_large, not_an_image, no_person, "
+        "multiple_people, face_too_small, too_many, ...",
+    )
     message: str | None = Field(None, description="A sentence for the user.")
     width: int | None = None
     height: int | None = None
@@ -47,14 +50,28 @@ class StyleOut(BaseModel):
     description: str
 
 
+class OptionsOut(BaseModel):
+    bases: list[str] = Field(description="Base models a job may name.")
+    styles: list[StyleOut]
+    max_images: int = Field(description="Largest n.")
+    max_steps: int = Field(description="Most training steps.")
+    max_photos: int = Field(description="Most photos stored per user.")
+    max_upload_files: int = Field(description="Most files per upload request.")
+    max_photo_bytes: int = Field(description="Largest photo file.")
+
+
 class JobRequest(BaseModel):
     """What to make; a field left out takes the pipeline's default (see `portraitist run --help`)."""
 
-    base: str | None = Field(None, description="Base model: one of the server's allowed_bases; `tiny` for a "
-                             "quick random-weights try-out.")
-    recipe: str | None = Field(None, description="Training recipe: staged (the thesis's), dreambooth, "
-                               "textual_inversion, lora.")
-    styles: list[str] | None = Field(None, description="Style names from GET /v1/styles.")
+    base: str | None = Field(
+        None,
+        description="Base model: one of the server's allowed_bases; `tiny` for a "
+        "quick random-weights try-out.",
+    )
+    recipe: str | None = Field(
+        None, description="Training recipe: staged (the thesis's), dreambooth, textual_inversion, lora."
+    )
+    styles: list[str] | None = Field(None, description="Style names from GET /v1/options.")
     n: int | None = Field(None, ge=1, description="Images to generate.")
     k: int | None = Field(None, ge=1, description="Best images to keep (k <= n).")
     scale: int | None = Field(None, ge=1, le=4, description="Upscaling factor of the kept images.")
@@ -105,8 +122,17 @@ class EventOut(BaseModel):
 
     @classmethod
     def of(cls, event: JobEvent) -> EventOut:
-        return cls(id=event.id, status=event.status, stage=event.stage, step=event.step, total=event.total,
-                   eta_s=event.eta_s, message=event.message, attempt=event.attempt, at=event.created_at)
+        return cls(
+            id=event.id,
+            status=event.status,
+            stage=event.stage,
+            step=event.step,
+            total=event.total,
+            eta_s=event.eta_s,
+            message=event.message,
+            attempt=event.attempt,
+            at=event.created_at,
+        )
 
 
 class PortraitOut(BaseModel):

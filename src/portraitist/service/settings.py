@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from portraitist.errors import PortraitistError
 
@@ -40,21 +45,27 @@ class Settings(BaseSettings):
         description="Folder for the default SQLite database, SQLite queue and local storage.",
     )
     database_url: str = Field(
-        "", description="SQLAlchemy URL of the job database; empty: sqlite file DATA_DIR/portraitist.db. "
+        "",
+        description="SQLAlchemy URL of the job database; empty: sqlite file DATA_DIR/portraitist.db. "
         "Use postgresql+psycopg://... when workers run on other machines.",
     )
     queue_url: str = Field(
-        "", description="Huey queue: empty or sqlite:///FILE for SqliteHuey (DATA_DIR/queue.db), "
+        "",
+        description="Huey queue: empty or sqlite:///FILE for SqliteHuey (DATA_DIR/queue.db), "
         "redis://HOST:PORT/DB for RedisHuey.",
     )
-    queue_name: str = Field("portraitist", description="Queue name; RedisHuey prefixes its Redis keys with it.")
+    queue_name: str = Field(
+        "portraitist", description="Queue name; RedisHuey prefixes its Redis keys with it."
+    )
     storage_url: str = Field(
-        "", description="fsspec URL of the artefact store: empty for DATA_DIR/storage, a folder, s3://BUCKET/PREFIX "
-        "or memory://PREFIX.",
+        "",
+        description="fsspec URL of the artefact store: empty for DATA_DIR/storage, a folder, "
+        "s3://BUCKET/PREFIX or memory://PREFIX.",
     )
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
-        description="Extra fsspec options for the store, e.g. {\"endpoint_url\": \"http://minio:9000\"} (JSON in env).",
+        description='Extra fsspec options for the store (JSON in env), e.g. {"endpoint_url": '
+        '"http://minio:9000"}.',
     )
     # accounts
     signup: Literal["open", "admin"] = Field(
@@ -65,35 +76,64 @@ class Settings(BaseSettings):
     max_photos: int = Field(30, ge=1, description="Most photos one user may keep stored at a time.")
     max_upload_files: int = Field(30, ge=1, description="Most files one upload request may carry.")
     max_photo_bytes: int = Field(20 * 2**20, ge=1, description="Largest photo file accepted, in bytes.")
-    max_photo_pixels: int = Field(50_000_000, ge=1, description="Largest photo accepted, in pixels (width x height).")
+    max_photo_pixels: int = Field(
+        50_000_000, ge=1, description="Largest photo accepted, in pixels (width x height)."
+    )
     # jobs
     allowed_bases: list[str] = Field(
         default_factory=lambda: [DEFAULT_BASE, "tiny"],
         description="Base models a job may ask for (hub ids or presets); never a path a user chooses.",
     )
+    job_defaults: dict[str, Any] = Field(
+        default_factory=dict,
+        description="RunConfig fields every job starts from, set by the operator (a [service.job_defaults] "
+        'table), e.g. local model paths or {prepare = {clip_model = "tiny"}} offline; a job\'s own '
+        "fields win.",
+    )
     max_jobs_per_user: int = Field(2, ge=1, description="Most queued or running jobs one user may have.")
     max_images: int = Field(64, ge=1, description="Largest n (images generated) a job may ask for.")
     max_steps: int = Field(2000, ge=1, description="Most training steps a job may ask for.")
     # reliability
-    heartbeat_interval_s: float = Field(5.0, gt=0, description="How often a worker confirms it still runs its job.")
-    stale_after_s: float = Field(
-        60.0, gt=0, description="A running job whose heartbeat is older than this is taken over by another attempt.",
+    heartbeat_interval_s: float = Field(
+        5.0, gt=0, description="How often a worker confirms it still runs its job."
     )
-    max_attempts: int = Field(3, ge=1, description="Attempts per job (first run + takeovers) before it is failed.")
-    reaper_interval_s: float = Field(10.0, gt=0, description="How often the reaper looks for stale and lost jobs.")
+    stale_after_s: float = Field(
+        60.0,
+        gt=0,
+        description="A running job whose heartbeat is older than this is taken over by another attempt.",
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Attempts per job (first run + takeovers) before it is failed."
+    )
+    reaper_interval_s: float = Field(
+        10.0, gt=0, description="How often the reaper looks for stale and lost jobs."
+    )
     progress_interval_s: float = Field(
-        0.5, gt=0, description="Least time between two progress writes of one job (stage changes always write)."
+        0.5,
+        gt=0,
+        description="Least time between two progress writes of one job (stage changes always write).",
     )
     sync_interval_s: float = Field(
-        30.0, ge=0, description="Least time between two uploads of a running job's workspace (checkpoints) to storage."
+        30.0,
+        ge=0,
+        description="Least time between two uploads of a running job's workspace (checkpoints) to storage.",
     )
-    poll_interval_s: float = Field(1.0, gt=0, description="Longest wait of an idle worker between queue polls.")
+    poll_interval_s: float = Field(
+        1.0, gt=0, description="Longest wait of an idle worker between queue polls."
+    )
     # telegram bot
     telegram_token: str = Field("", description="The bot's token from @BotFather (for `portraitist bot`).")
     telegram_api_url: str = Field(
         "https://api.telegram.org", description="Bot API server; tests point it at a fake one on loopback."
     )
-    api_url: str = Field("http://127.0.0.1:8000", description="Where the bot reaches the portraitist HTTP API.")
+    api_url: str = Field(
+        "http://127.0.0.1:8000", description="Where the bot reaches the portraitist HTTP API."
+    )
+    bot_job: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Fields the bot adds to every job it starts (JSON in env), e.g. {"base": "tiny", '
+        '"n": 4}.',
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -108,7 +148,9 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         toml = os.environ.get(CONFIG_ENV)
         if toml:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml), toml_table_header=("service",)))
+            sources.append(
+                TomlConfigSettingsSource(settings_cls, toml_file=Path(toml), toml_table_header=("service",))
+            )
         return tuple(sources)
 
     @model_validator(mode="after")
@@ -122,10 +164,16 @@ class Settings(BaseSettings):
         if not self.storage_url:
             self.storage_url = str(self.data_dir / "storage")
         if self.stale_after_s <= 2 * self.heartbeat_interval_s:
-            raise ValueError("stale_after_s must be more than twice heartbeat_interval_s, or live jobs look stale")
+            raise ValueError(
+                "stale_after_s must be more than twice heartbeat_interval_s, or live jobs look stale"
+            )
         if self.signup == "admin" and not self.admin_token:
             raise ValueError("signup = admin needs an admin_token")
         return self
+
+    def job_config(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """RunConfig fields of a job: the operator's job_defaults, then what the user asked for."""
+        return {**self.job_defaults, **fields}
 
     def as_environment(self) -> dict[str, str]:
         """These settings as PORTRAITIST_* variables, for child processes (the worker of `serve`)."""
@@ -143,5 +191,7 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
         raise PortraitistError(f"Invalid service settings: {problems}") from exc

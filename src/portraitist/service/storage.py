@@ -99,7 +99,10 @@ class Storage:
         self.fs.get_file(self._path(key), str(local))
 
     def exists(self, key: str) -> bool:
-        return self.fs.exists(self._path(key))
+        path = self._path(key)
+        # object stores' clients cache listings; another process (a worker) may have written since
+        self.fs.invalidate_cache(path)
+        return self.fs.exists(path)
 
     def size(self, key: str) -> int:
         return int(self.fs.size(self._path(key)))
@@ -113,6 +116,7 @@ class Storage:
     def list(self, prefix: str) -> list[str]:
         """Keys of all files under `prefix`, relative to it, sorted."""
         base = self.fs._strip_protocol(self._path(prefix)).rstrip("/")
+        self.fs.invalidate_cache(base)
         found = []
         for path in self.fs.find(base):
             relative = path[len(base) + 1 :]

@@ -23,8 +23,17 @@ from portraitist.prepare.photos import read_photo
 from portraitist.prepare.rejection import PhotoRejected
 
 # formats Pillow names, and the suffix a stored photo gets (the user's file name plays no part)
-SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "HEIF": ".heic", "AVIF": ".avif", "GIF": ".gif",
-            "TIFF": ".tif", "BMP": ".bmp", "MPO": ".jpg"}
+SUFFIXES = {
+    "JPEG": ".jpg",
+    "PNG": ".png",
+    "WEBP": ".webp",
+    "HEIF": ".heic",
+    "AVIF": ".avif",
+    "GIF": ".gif",
+    "TIFF": ".tif",
+    "BMP": ".bmp",
+    "MPO": ".jpg",
+}
 
 
 @dataclass(frozen=True)

@@ -87,8 +87,16 @@ class ProgressWriter:
         # a new stage means the previous one finished: worth saving before anything else
         if new_stage or now - self._synced_at >= self.settings.sync_interval_s:
             self.sync()
-        if not jobs.record_progress(self.db, self.job.id, self.job.attempt, event.stage, event.step, event.total,
-                                    self._eta(event, now), event.message):
+        if not jobs.record_progress(
+            self.db,
+            self.job.id,
+            self.job.attempt,
+            event.stage,
+            event.step,
+            event.total,
+            self._eta(event, now),
+            event.message,
+        ):
             raise JobStopped(f"job {self.job.id} is no longer attempt {self.job.attempt}'s to run")
         self.lease.confirm()
         self._written_at = now
@@ -123,12 +131,16 @@ class JobRunner:
 
     def __call__(self, job_id: str, attempt: int) -> None:
         if not jobs.claim(self.db, job_id, attempt, self.worker_id):
-            log.info("job %s attempt %d is not queued (a duplicate or stale message); skipped", job_id, attempt)
+            log.info(
+                "job %s attempt %d is not queued (a duplicate or stale message); skipped", job_id, attempt
+            )
             return
         log.info("job %s attempt %d: started", job_id, attempt)
         with self.db.session() as session:
             job = session.get_one(Job, job_id)
-        lease = Lease(self.db, job_id, attempt, self.settings.heartbeat_interval_s, self.settings.stale_after_s)
+        lease = Lease(
+            self.db, job_id, attempt, self.settings.heartbeat_interval_s, self.settings.stale_after_s
+        )
         with lease, tempfile.TemporaryDirectory(prefix=f"portraitist-{job_id}-") as tmp:
             try:
                 self._run(job, lease, Path(tmp))
@@ -155,7 +167,9 @@ class JobRunner:
         uploaded = self.storage.download_dir(workspace_prefix(job.user_id, job.id), workspace.root)
         photos = self._download_photos(job, tmp / "photos")
         writer = ProgressWriter(self.db, self.storage, lease, job, workspace, self.settings, uploaded)
-        result = run_pipeline(workspace, photos, RunConfig(**job.config), progress=writer)
+        result = run_pipeline(
+            workspace, photos, RunConfig(**self.settings.job_config(job.config)), progress=writer
+        )
 
         lease.check()
         prefix = results_prefix(job.user_id, job.id, job.attempt)
@@ -223,8 +237,14 @@ def run_worker(settings: Settings, gpu: int | None = None) -> None:
     reaper = Reaper(db, queue, settings).start()
     # workers=1 and no periodic tasks: one job at a time, and Huey takes a message from the queue
     # only when its one thread is free, so nothing waits inside this process
-    consumer = Consumer(queue.huey, workers=1, worker_type="thread", periodic=False,
-                        max_delay=settings.poll_interval_s, initial_delay=min(0.1, settings.poll_interval_s))
+    consumer = Consumer(
+        queue.huey,
+        workers=1,
+        worker_type="thread",
+        periodic=False,
+        max_delay=settings.poll_interval_s,
+        initial_delay=min(0.1, settings.poll_interval_s),
+    )
     log.info("worker %s: queue %s, storage %s", runner.worker_id, settings.queue_url, settings.storage_url)
     try:
         consumer.run()
