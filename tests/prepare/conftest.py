@@ -32,10 +32,10 @@ def write_pixel_bomb(path: Path, width: int, height: int) -> Path:
     return path
 
 
-@pytest.fixture
-def pixel_bomb(tmp_path: Path) -> Callable[[int, int], Path]:
-    """Makes tiny PNG files that claim to be width x height pixels."""
-    return lambda width, height: write_pixel_bomb(tmp_path / f"bomb_{width}x{height}.png", width, height)
+@pytest.fixture(scope="session")
+def pixel_bomb() -> Callable[[Path, int, int], Path]:
+    """Writes tiny PNG files that claim to be width x height pixels."""
+    return write_pixel_bomb
 
 
 @pytest.fixture
