@@ -16,7 +16,7 @@ from portraitist.prepare.photos import collect_photos, read_photo
 from portraitist.prepare.rejection import PhotoRejected
 from portraitist.samples import astronaut
 
-LIMITS = dict(max_pixels=PrepareConfig().max_pixels, max_file_bytes=PrepareConfig().max_file_bytes)
+LIMITS = {"max_pixels": PrepareConfig().max_pixels, "max_file_bytes": PrepareConfig().max_file_bytes}
 
 
 def mean_difference(a: Image.Image, b: Image.Image) -> float:

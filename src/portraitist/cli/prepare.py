@@ -37,7 +37,9 @@ HELP = (
 def prepare_command(
     photos: list[Path] = typer.Argument(..., help="Photo files and/or folders of photos of one person."),
     workspace: Path = typer.Option(..., "--workspace", "-w", help="The job folder to write (created if missing)."),
-    config: Path | None = typer.Option(None, "--config", help="TOML file with a \\[prepare] table of settings (docs/prepare.md)."),
+    config: Path | None = typer.Option(
+        None, "--config", help="TOML file with a \\[prepare] table of settings (docs/prepare.md)."
+    ),
     class_word: str | None = typer.Option(
         None, "--class-word", help="Use this class word instead of letting CLIP choose (e.g. girl, man)."
     ),

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Self
 
 import mediapipe as mp
 import numpy as np
@@ -72,7 +73,7 @@ class PersonDetector:
         for graph in (self._faces, self._pose, self._segmenter):
             graph.close()
 
-    def __enter__(self) -> PersonDetector:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 import shutil
-from io import BytesIO
 from collections.abc import Sequence
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
 import imagehash
