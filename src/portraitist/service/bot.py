@@ -191,12 +191,15 @@ class PortraitBot:
     async def send_album(self, bot: Any, chat_id: int, job_id: str) -> None:
         await bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
         results = (await self._api(chat_id, "GET", f"/v1/jobs/{job_id}/results")).json()
-        media = []
+        images = []
         for portrait in results["portraits"][:10]:  # an album holds at most 10
             image = await self.http.get(portrait["url"])
             image.raise_for_status()
-            media.append(InputMediaPhoto(image.content, caption=None if media else "Your portraits"))
-        await bot.send_media_group(chat_id, media)
+            images.append(image.content)
+        if len(images) == 1:  # an album needs two or more
+            await bot.send_photo(chat_id, images[0], caption="Your portrait")
+        else:
+            await bot.send_media_group(chat_id, [InputMediaPhoto(data) for data in images], caption="Your portraits")
 
     async def resume(self, application: Application) -> None:
         """After a restart: keep following the jobs that are still running."""
