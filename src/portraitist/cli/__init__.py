@@ -10,6 +10,8 @@ from portraitist.errors import PortraitistError
 # Each module registers its commands on `app` when imported.
 from portraitist.cli import prepare  # noqa: E402,F401  (import registers commands)
 from portraitist.cli import rank, upscale  # noqa: E402,F401
+from portraitist.cli import export, train  # noqa: E402,F401
+from portraitist.cli import generate, swap  # noqa: E402,F401
 from portraitist.cli import bench, demo, run, serve  # noqa: E402,F401
 
 

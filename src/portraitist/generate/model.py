@@ -1,0 +1,75 @@
+"""The model to sample from: a workspace's trained model or any base model, placed for speed.
+
+Full fine-tunes and LoRA outputs both come through `load_trained` (CONTRACTS.md), which
+applies the trained weights; the VAE override (thesis 2.4.2: sd-vae-ft-mse sharpens the
+eyes) replaces the decoder afterwards.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from portraitist.errors import PortraitistError
+from portraitist.generate.config import Precision
+from portraitist.models.loading import StableDiffusion, load_base, load_vae
+from portraitist.workspace import Workspace
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise PortraitistError(f"--device {device} was asked for, but this machine has no CUDA GPU; use cpu.")
+    return torch.device(device)
+
+
+def pick_dtype(precision: Precision, device: torch.device) -> torch.dtype:
+    """fp16 on GPUs (as diffusers' reference runs), fp32 on CPUs unless asked."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision == "fp16" and device.type == "cpu":
+        raise PortraitistError("fp16 is slow and inexact on CPUs; use --dtype bf16 or fp32 there.")
+    return _DTYPES[precision]
+
+
+def load_model(
+    workspace: Workspace | None,
+    base: str | None,
+    vae: str | None,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> StableDiffusion:
+    """The workspace's trained model, or `base` when there is no workspace, on device in dtype."""
+    if workspace is not None:
+        if base is not None:
+            raise PortraitistError(
+                "--base samples a plain base model and writes to --out; with --workspace the workspace's "
+                "trained model is used. Give one of the two."
+            )
+        if not (workspace.model_dir / "model.json").exists():
+            raise PortraitistError(
+                f"{workspace.root} has no trained model yet. Run `portraitist train --workspace {workspace.root}` "
+                "first, or sample a base model with --base MODEL --out DIR."
+            )
+        from portraitist.train.artifacts import load_trained
+
+        model = load_trained(workspace)
+        if vae:
+            model.vae = load_vae(vae).requires_grad_(False).eval()
+    elif base is not None:
+        model = load_base(base, vae=vae)
+    else:
+        raise PortraitistError("Give --workspace WS (your trained model) or --base MODEL --out DIR (any base model).")
+    return place(model, device, dtype)
+
+
+def place(model: StableDiffusion, device: torch.device, dtype: torch.dtype) -> StableDiffusion:
+    """UNet and VAE in `dtype`; the text encoder, run once per batch, stays fp32 on CPUs."""
+    text_dtype = dtype if device.type == "cuda" else torch.float32
+    for module, wanted in ((model.unet, dtype), (model.vae, dtype), (model.text_encoder, text_dtype)):
+        module.to(device)
+        if module.dtype != wanted:
+            module.to(wanted)
+    return model
