@@ -6,13 +6,11 @@ import json
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from servicekit import make_settings, photo_files, sign_up
+from servicekit import TINY_JOB, make_settings, photo_files, sign_up
 
 from portraitist.service import jobs
 from portraitist.service.api import create_app
 from portraitist.service.settings import Settings
-
-TINY_JOB = {"base": "tiny", "styles": ["photo"], "n": 2, "k": 1, "steps": 2}
 
 
 def _user_with_photos(client: TestClient, photos: list[Path]) -> dict[str, str]:
