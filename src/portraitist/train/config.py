@@ -30,13 +30,15 @@ class TrainConfig(BaseModel):
     low_memory: bool = Field(
         False, description="Gradient checkpointing and 8-bit AdamW (bitsandbytes, GPU only): trains SD 1.5 in <12 GB."
     )
+    vae: str | None = Field(None, description="Encode the photos with this VAE instead of the base's own.")
+    restart: bool = Field(False, description="Delete model/checkpoints and start from step 0 instead of resuming.")
     device: str = Field("auto", description="auto (CUDA if available, else CPU), cpu, cuda, cuda:1, ...")
     flip: bool = Field(True, description="Also train on mirror images of the photos (latents of both cached once).")
     train_text_encoder: bool = Field(
         False, description="dreambooth recipe only: train the text encoder together with the UNet."
     )
     prior_preservation: bool = Field(
-        False, description="dreambooth recipe only: add a class-prior loss on class images (thesis 2.3: off)."
+        False, description="DreamBooth's class-prior loss on --class-images (thesis 2.3: off, for speed)."
     )
     class_images: Path | None = Field(
         None, description="Folder of class images ('a photo of a <class>') for prior preservation."

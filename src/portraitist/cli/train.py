@@ -1,0 +1,114 @@
+"""`portraitist train --workspace WS --base MODEL`: fine-tune Stable Diffusion on a prepared workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from portraitist.cli.app import app, console, progress_display, quiet_libraries
+from portraitist.config import load_config
+from portraitist.models.loading import DEFAULT_BASE
+from portraitist.train.recipes import PART_HELP, RECIPES
+from portraitist.workspace import Workspace
+
+
+def _recipe_lines() -> str:
+    lines = []
+    for recipe in RECIPES.values():
+        stages = "; then ".join(
+            f"{round(s.share * 100)}%: " + ", ".join(f"{part} lr {rate:g}" for part, rate in s.learning_rates.items())
+            for s in recipe.stages
+        )
+        lines.append(f"- [bold]{recipe.name}[/] ({recipe.steps} steps): {recipe.summary} {stages}.")
+    return "\n\n".join(lines)
+
+
+HELP = (
+    "Fine-tune Stable Diffusion 1.x/2.x on the photos `portraitist prepare` put in WS/dataset/ (thesis 2.3), "
+    "and write WS/model/: the trained weights, tokens.json, train_log.jsonl, checkpoints.\n\n"
+    "A recipe is a list of stages; each trains some parts at its own learning rate for a share of the steps:\n\n"
+    + _recipe_lines()
+    + "\n\nParts: "
+    + "; ".join(f"{part} = {text}" for part, text in PART_HELP.items())
+    + ".\n\nWhy these defaults: the thesis trains the text encoder with the UNet, then the UNet alone, with no "
+    "prior-preservation images; diffusers' DreamBooth guide trains faces 800-1200 steps at lr 1e-6..5e-6. "
+    "Textual Inversion and LoRA train far fewer weights and need far higher rates.\n\n"
+    "Killed or out of disk? Run the same command again: it resumes from the last checkpoint "
+    "(--checkpoint-every) to the same weights. The new tokens are added to the tokenizer; the instance "
+    "token starts as the word 'face' (dataset/manifest.json's instance_init).\n\n"
+    "Examples:\n\n"
+    "portraitist train -w ./me --base ./stable-diffusion-v1-5\n\n"
+    "portraitist train -w ./me --base tiny --steps 20          (offline smoke run on a small random model)\n\n"
+    "portraitist train -w ./me --base ./sd15 --recipe lora --lora-rank 8\n\n"
+    "portraitist train -w ./me --base ./sd15 --recipe dreambooth --train-text-encoder\n\n"
+    "Every setting can go in a TOML file, in a \\[train] table: see docs/train.md."
+)
+
+
+@app.command("train", help=HELP)
+def train_command(
+    workspace: Path = typer.Option(..., "--workspace", "-w", help="The job folder that `prepare` wrote."),
+    base: str = typer.Option(
+        DEFAULT_BASE, "--base", help="Base model: diffusers folder, .safetensors file, hub id, or `tiny` offline."
+    ),
+    recipe: str | None = typer.Option(None, "--recipe", "-r", help=f"One of {', '.join(RECIPES)} (default staged)."),
+    steps: int | None = typer.Option(None, "--steps", help="Total steps (default: the recipe's)."),
+    config: Path | None = typer.Option(None, "--config", help="TOML file with a \\[train] table (docs/train.md)."),
+    lr: list[str] = typer.Option(
+        [], "--lr", help="Learning rate of one part, PART=RATE (repeatable), e.g. --lr unet=1e-6 --lr tokens=1e-4."
+    ),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Images per step (default 1)."),
+    seed: int | None = typer.Option(None, "--seed", help="Same seed and inputs give the same weights (default 0)."),
+    precision: str | None = typer.Option(
+        None, "--precision", help="auto (default), fp32, bf16 or fp16 (fp16: CUDA only)."
+    ),
+    low_memory: bool | None = typer.Option(
+        None, "--low-memory", help="Gradient checkpointing + 8-bit AdamW (GPU): the staged recipe in < 12 GB."
+    ),
+    device: str | None = typer.Option(None, "--device", help="auto (default), cpu, cuda, cuda:1, ..."),
+    flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Also train on mirror images (default on)."),
+    train_text_encoder: bool | None = typer.Option(
+        None, "--train-text-encoder", help="dreambooth recipe: train the text encoder with the UNet."
+    ),
+    prior_preservation: bool | None = typer.Option(
+        None, "--prior-preservation", help="Add DreamBooth's class-prior loss (needs --class-images)."
+    ),
+    class_images: Path | None = typer.Option(None, "--class-images", help="Folder of 'a photo of a <class>' images."),
+    lora_rank: int | None = typer.Option(None, "--lora-rank", help="lora recipe: adapter rank (default 16)."),
+    attention_loss: float | None = typer.Option(
+        None, "--attention-loss", help="Weight of the masked cross-attention loss (thesis 2.3; default 0 = off)."
+    ),
+    checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", help="Checkpoint every N steps."),
+    validate_every: int | None = typer.Option(
+        None, "--validate-every", help="Write sample images to WS/model/samples/ every N steps (default never)."
+    ),
+    vae: str | None = typer.Option(None, "--vae", help="Encode the photos with this VAE (folder, file or hub id)."),
+    compile_unet: bool | None = typer.Option(None, "--compile", help="torch.compile the UNet (slow first step)."),
+    restart: bool | None = typer.Option(None, "--restart", help="Delete existing checkpoints and start over."),
+) -> None:
+    quiet_libraries()
+    from portraitist.train.config import TrainConfig
+    from portraitist.train.stage import train  # torch and diffusers load only when a command runs
+
+    rates = {}
+    for item in lr:
+        part, _, rate = item.partition("=")
+        rates[part.strip()] = rate.strip()
+    settings = load_config(
+        TrainConfig, config, "train", recipe=recipe, steps=steps, learning_rates=rates or None,
+        batch_size=batch_size, seed=seed, precision=precision, low_memory=low_memory, device=device, flip=flip,
+        train_text_encoder=train_text_encoder, prior_preservation=prior_preservation, class_images=class_images,
+        lora_rank=lora_rank, attention_loss=attention_loss, checkpoint_every=checkpoint_every,
+        validate_every=validate_every, vae=vae, compile=compile_unet, restart=restart,
+    )
+    ws = Workspace(workspace)
+    with progress_display() as progress:
+        result = train(ws, settings, base, progress)
+    resumed = f" (resumed at step {result.resumed_from})" if result.resumed_from else ""
+    console.print(
+        f"Trained {result.recipe} for {result.steps_done} steps{resumed} in {result.seconds:.0f} s of training; "
+        f"final loss {result.final_loss:.4f}. Model: {result.model_dir}"
+        if result.final_loss is not None
+        else f"Nothing left to train: {result.model_dir} is complete ({result.steps_done} steps)."
+    )

@@ -1,0 +1,91 @@
+"""One stage's optimizer: AdamW over the stage's trainable tensors, with the precision's bookkeeping.
+
+With fp32 master copies (precision `master-bf16`) the backward pass fills the bf16 weights'
+gradients; `step` copies them into the masters' persistent fp32 gradient buffers, steps AdamW
+on the masters and writes the masters back into the model. Otherwise the optimizer steps the
+model's own fp32 weights (with a GradScaler for fp16).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from portraitist.errors import PortraitistError
+from portraitist.train.precision import Precision
+
+# diffusers' DreamBooth / Textual Inversion scripts' AdamW settings
+BETAS = (0.9, 0.999)
+WEIGHT_DECAY = 1e-2
+EPS = 1e-8
+
+
+def _adamw(groups: list[dict[str, object]], device: torch.device, eight_bit: bool) -> torch.optim.Optimizer:
+    if eight_bit:
+        if device.type != "cuda":
+            raise PortraitistError("8-bit AdamW (the low-memory mode) needs a CUDA GPU.")
+        try:
+            import bitsandbytes as bnb
+        except ImportError as exc:
+            raise PortraitistError("The low-memory mode needs bitsandbytes: `pip install bitsandbytes`.") from exc
+        return bnb.optim.AdamW8bit(groups, betas=BETAS, weight_decay=WEIGHT_DECAY, eps=EPS)
+    # the fused kernel does the whole update in one pass over memory (CPU and CUDA)
+    return torch.optim.AdamW(groups, betas=BETAS, weight_decay=WEIGHT_DECAY, eps=EPS, fused=True)
+
+
+class StageOptimizer:
+    """AdamW for one stage. `groups`: (model tensors, their fp32 masters, learning rate) per part."""
+
+    def __init__(
+        self,
+        groups: list[tuple[list[nn.Parameter], list[torch.Tensor], float]],
+        precision: Precision,
+        device: torch.device,
+        max_grad_norm: float | None,
+        eight_bit: bool = False,
+    ):
+        self.precision = precision
+        self.max_grad_norm = max_grad_norm
+        self.params = [p for params, _, _ in groups for p in params]
+        self.masters = [m for _, masters, _ in groups for m in masters]
+        # persistent fp32 gradient buffers: allocated once, not every step
+        self.buffers = [torch.zeros_like(m) for m in self.masters] if precision.master else []
+        self.optimizer = _adamw([{"params": masters, "lr": lr} for _, masters, lr in groups], device, eight_bit)
+        self.scaler = torch.amp.GradScaler(device.type) if precision.scale_loss else None
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+
+    def step(self) -> None:
+        if self.precision.master:
+            for param, master, buffer in zip(self.params, self.masters, self.buffers):
+                if param.grad is None:  # not used this step: AdamW skips it, as for fp32 weights
+                    master.grad = None
+                else:
+                    master.grad = buffer.copy_(param.grad)
+                    param.grad = None
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        if self.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.masters, self.max_grad_norm)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        if self.precision.master:
+            with torch.no_grad():
+                torch._foreach_copy_(self.params, self.masters)
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+
+    def state_dict(self) -> dict[str, object]:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+        }
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])  # type: ignore[arg-type]
+        if self.scaler and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])  # type: ignore[arg-type]

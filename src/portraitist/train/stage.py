@@ -1,0 +1,257 @@
+"""`train`: the stage function that the CLI, the service worker and the tests call (DESIGN.md).
+
+Reads WS/dataset/ (from `prepare`), fine-tunes the base with a recipe, writes WS/model/:
+model.json, tokens.json, the weights, train_log.jsonl, checkpoints/ and samples/.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from portraitist.errors import PortraitistError
+from portraitist.models.loading import StableDiffusion, load_base
+from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
+from portraitist.train import attention_loss, checkpoint
+from portraitist.train.artifacts import ModelInfo, write_model
+from portraitist.train.config import TrainConfig
+from portraitist.train.data import TrainingSet, encode, load_class_images, load_photos
+from portraitist.train.loop import Hooks, Loop, LoopSettings, StepRecord
+from portraitist.train.optimizer import StageOptimizer
+from portraitist.train.precision import choose_precision
+from portraitist.train.recipes import Recipe, get_recipe, stage_steps
+from portraitist.train.tokens import RARE_TOKEN, AddedToken, add_tokens
+from portraitist.train.trainee import Trainee
+from portraitist.train.validation import write_samples
+from portraitist.workspace import DatasetManifest, Workspace, write_bytes_atomic
+
+STAGE = "train"
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    recipe: str
+    steps_done: int
+    resumed_from: int | None  # the checkpoint's step, when this run continued one
+    final_loss: float | None
+    seconds: float  # training time (without loading and checkpoint writing), over all runs
+    model: StableDiffusion  # the trained model in memory; load_trained(workspace) rebuilds it from model/
+
+
+def resolve_device(wanted: str) -> torch.device:
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if wanted.startswith("cuda") and not torch.cuda.is_available():
+        raise PortraitistError(f"--device {wanted} asked for a GPU, and torch sees none; use --device cpu.")
+    return torch.device(wanted)
+
+
+def check_base(model: StableDiffusion) -> None:
+    """Refuse bases the SD 1.x/2.x recipes cannot train (SDXL is refused when it is loaded)."""
+    unet, text_encoder = model.unet.config, model.text_encoder.config
+    if unet.get("addition_embed_type"):
+        raise PortraitistError(f"{model.source} has an SDXL-style UNet; the recipes train SD 1.x/2.x models.")
+    if unet.cross_attention_dim != text_encoder.hidden_size:
+        raise PortraitistError(
+            f"{model.source} does not fit together: the UNet attends to {unet.cross_attention_dim}-wide text "
+            f"embeddings but the text encoder makes {text_encoder.hidden_size}-wide ones. Use one SD 1.x/2.x model."
+        )
+    if unet.in_channels != 4:
+        raise PortraitistError(
+            f"{model.source}'s UNet takes {unet.in_channels} input channels (an inpainting or depth model); "
+            "train a plain text-to-image SD 1.x/2.x model."
+        )
+
+
+def _prompts(manifest: DatasetManifest, recipe: Recipe) -> tuple[list[str], str]:
+    """Each kept photo's prompt, and the subject phrase `{me}` stands for."""
+    if recipe.prompt == "rare_token":
+        subject = f"{RARE_TOKEN} {manifest.class_token}"
+        return [f"a photo of {subject}"] * len(manifest.kept), subject
+    subject = f"{manifest.instance_token} {manifest.class_token}"
+    return [p.caption or f"a photo of {subject}" for p in manifest.kept], subject
+
+
+def _fingerprint(config: TrainConfig, recipe: Recipe, total: int, base: str, precision: str) -> dict[str, Any]:
+    """What must match for a checkpoint to be resumed (not: checkpoint/validation cadence, device)."""
+    fields = config.model_dump(
+        mode="json",
+        exclude={"steps", "device", "checkpoint_every", "keep_checkpoints", "validate_every", "validation_prompts",
+                 "validation_steps", "compile", "save_dtype", "restart"},
+    )
+    return dict(fields, base=base, total_steps=total, precision=precision, recipe=recipe.model_dump(mode="json"))
+
+
+class TrainLog:
+    """model/train_log.jsonl: one JSON line per step, cut back to the checkpoint on resume."""
+
+    def __init__(self, path: Path, keep_until: int):
+        self.path = path
+        lines = path.read_text().splitlines() if path.exists() and keep_until else []
+        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= keep_until]
+        write_bytes_atomic(path, "".join(line + "\n" for line in kept).encode())
+        self.file = path.open("a")
+
+    def write(self, record: StepRecord) -> None:
+        self.file.write(json.dumps(record.__dict__) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+SAVE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _weight_files(values: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, dict[str, torch.Tensor]]:
+    """Trained tensors by model/ file: 'unet.x' -> unet.safetensors['x'], LoRA without peft's adapter name."""
+    files: dict[str, dict[str, torch.Tensor]] = {}
+    for name, value in values.items():
+        if name == "tokens":
+            continue
+        part, key = name.split(".", 1)
+        files.setdefault(part, {})[key.replace(".default.", ".")] = value.detach().to(dtype)
+    return files
+
+
+def train(
+    workspace: Workspace, config: TrainConfig, base: str, progress: ProgressCallback = no_progress
+) -> TrainResult:
+    """Fine-tune `base` on the workspace's dataset with config.recipe (thesis 2.3); resumable."""
+    manifest = workspace.read_manifest()
+    recipe = get_recipe(
+        config.recipe, learning_rates=config.learning_rates, train_text_encoder=config.train_text_encoder
+    )
+    total = config.steps or recipe.steps
+    plan = list(zip(recipe.stages, stage_steps(recipe, total)))
+    device = resolve_device(config.device)
+    precision = choose_precision(config.precision, device)
+    if base.strip() and Path(base).expanduser().exists():
+        base = str(Path(base).expanduser().resolve())
+    progress(ProgressEvent(STAGE, 0, total, f"loading {base}"))
+    model = load_base(base, vae=config.vae)
+    check_base(model)
+
+    n_base_tokens = len(model.tokenizer)
+    added: list[AddedToken] = []
+    if recipe.prompt == "captions":
+        added = add_tokens(model.tokenizer, model.text_encoder, manifest, seed=config.seed)
+    prompts, subject = _prompts(manifest, recipe)
+    instance_id = model.tokenizer.convert_tokens_to_ids(subject.split()[0]) if added else (
+        model.tokenizer(RARE_TOKEN, add_special_tokens=False)["input_ids"][0]
+    )
+
+    progress(ProgressEvent(STAGE, 0, total, "encoding photos"))
+    model.vae.to(device)
+    data = encode(load_photos(workspace, prompts, model.resolution), model.vae, model.tokenizer, config.flip, device)
+    prior: TrainingSet | None = None
+    if config.prior_preservation:
+        class_prompt = f"a photo of a {manifest.class_token}"
+        images = load_class_images(config.class_images, class_prompt, model.resolution)  # type: ignore[arg-type]
+        prior = encode(images, model.vae, model.tokenizer, config.flip, device)
+    if not config.validate_every:
+        model.vae.to("cpu")  # not needed again in this run: free the accelerator's memory
+
+    lora_alpha = config.lora_alpha or float(config.lora_rank)
+    trainee = Trainee(model, recipe, precision, device, n_base_tokens, config.lora_rank, lora_alpha, config.seed)
+    if config.low_memory:
+        model.unet.enable_gradient_checkpointing()
+        model.text_encoder.gradient_checkpointing_enable()
+    recorder = None
+    if config.attention_loss > 0:
+        recorder = attention_loss.install(model.unet, attention_loss.choose_resolution(model.unet, config.attention_resolution))
+    unet_forward = torch.compile(model.unet) if config.compile else model.unet
+
+    fingerprint = _fingerprint(config, recipe, total, base, precision.name)
+    if config.restart:
+        checkpoint.clear(workspace)
+    resume = checkpoint.load_latest(workspace, fingerprint, device)
+    start, seconds = 0, 0.0
+    resume_optimizer = None
+    if resume is not None:
+        trainee.load_values(resume.values)
+        torch.set_rng_state(resume.rng)
+        start, seconds = resume.step, resume.seconds
+        if resume.optimizer is not None:
+            resume_optimizer = (resume.stage, resume.optimizer)
+    log = TrainLog(workspace.model_dir / "train_log.jsonl", keep_until=start)
+    last: dict[str, Any] = {"loss": None, "seconds": seconds}
+
+    def on_step(record: StepRecord) -> None:
+        log.write(record)
+        rate = (record.step - start) / max(record.seconds - seconds, 1e-9)
+        last.update(loss=record.loss, seconds=record.seconds)
+        progress(ProgressEvent(STAGE, record.step, total, record.stage, {"loss": record.loss, "it/s": rate}))
+
+    def on_checkpoint(step: int, stage_index: int, optimizer: StageOptimizer) -> None:
+        state = checkpoint.Checkpoint(
+            step, trainee.trained_values(), optimizer.state_dict(), stage_index, fingerprint, last["seconds"],
+            torch.get_rng_state(),
+        )
+        checkpoint.save(workspace, state, config.keep_checkpoints)
+
+    def on_validate(step: int) -> None:
+        write_samples(
+            model, config.validation_prompts, subject, workspace.model_dir / "samples", step, config.seed,
+            config.validation_steps,
+        )
+
+    loop = Loop(trainee, data, _loop_settings(config, device), prior, recorder, instance_id, unet_forward)
+    try:
+        done = loop.run(plan, Hooks(on_step, on_checkpoint, on_validate), start, resume_optimizer, seconds)
+    except torch.cuda.OutOfMemoryError as exc:
+        raise PortraitistError(
+            f"The GPU ran out of memory ({str(exc).splitlines()[0]}). Add --low-memory (gradient checkpointing, "
+            "8-bit AdamW), lower --batch-size, or use the lora recipe; the last checkpoint is kept, and the same "
+            "command resumes from it."
+        ) from exc
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise PortraitistError(
+            f"The disk is full ({exc.filename or workspace.model_dir}). Free some space and run the same command "
+            "again: it resumes from the last complete checkpoint, which is intact."
+        ) from exc
+    finally:
+        log.close()
+
+    trained = trainee.finish()
+    values = trainee.trained_values()
+    rows = trained.text_encoder.get_input_embeddings().weight
+    info = ModelInfo(
+        base=base,
+        vae=config.vae,
+        recipe=recipe.name,
+        weights="lora" if recipe.uses_lora else "full",
+        resolution=model.resolution,
+        steps_done=done,
+        seed=config.seed,
+        subject=subject,
+        lora={"rank": config.lora_rank, "alpha": lora_alpha} if recipe.uses_lora else None,
+    )
+    write_model(
+        workspace, info, [(t, rows[t.id].detach()) for t in added], _weight_files(values, SAVE_DTYPES[config.save_dtype])
+    )
+    progress(ProgressEvent(STAGE, done, total, "done", {"loss": last["loss"]} if last["loss"] is not None else {}))
+    return TrainResult(
+        workspace.model_dir, recipe.name, done, resume.step if resume else None, last["loss"], last["seconds"], trained
+    )
+
+
+def _loop_settings(config: TrainConfig, device: torch.device) -> LoopSettings:
+    return LoopSettings(
+        seed=config.seed,
+        batch_size=config.batch_size,
+        max_grad_norm=config.max_grad_norm,
+        prior_loss_weight=config.prior_loss_weight,
+        attention_loss=config.attention_loss,
+        eight_bit=config.low_memory and device.type == "cuda",
+        checkpoint_every=config.checkpoint_every,
+        validate_every=config.validate_every,
+    )
