@@ -82,7 +82,7 @@ def rank_workspace(tmp_path: Path) -> Workspace:
 
 
 # Offline models: a tiny random CLIP and aesthetic head, LPIPS with a random backbone; dlib is real.
-OFFLINE = dict(clip_model="tiny", aesthetic_weights="random", lpips_backbone="random")
+OFFLINE = {"clip_model": "tiny", "aesthetic_weights": "random", "lpips_backbone": "random"}
 
 
 @pytest.fixture(scope="session")

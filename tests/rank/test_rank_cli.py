@@ -46,7 +46,7 @@ def test_a_bad_scorer_name_is_one_red_line_not_a_traceback(rank_workspace: Works
     done = subprocess.run(
         [sys.executable, "-c", "from portraitist.cli import main; main()",
          "rank", "-w", str(rank_workspace.root), "--by", "identity,beauty"],
-        capture_output=True, text=True, env=dict(os.environ, COLUMNS="200"),
+        check=False, capture_output=True, text=True, env=dict(os.environ, COLUMNS="200"),
     )
     assert done.returncode == 1
     assert "Unknown scorer 'beauty'" in done.stderr and "clip-text" in done.stderr

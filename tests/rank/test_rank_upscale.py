@@ -113,3 +113,14 @@ def test_stage_upscales_the_selection_keeps_originals_and_resumes(tmp_path: Path
 def test_stage_without_a_selection_says_to_rank_first(tmp_path: Path):
     with pytest.raises(PortraitistError, match="portraitist rank"):
         upscale(Workspace(tmp_path / "ws"), UpscaleConfig(model=FAST))
+
+
+@pytest.mark.gpu
+def test_a_full_size_realesrgan_checkpoint_upscales_512_px_on_the_gpu(tmp_path: Path):
+    torch.manual_seed(0)
+    path = tmp_path / "RealESRGAN_x4plus_shape.pth"  # the real architecture, random weights
+    torch.save(ESRGAN(num_filters=64, num_blocks=23, scale=4).state_dict(), path)
+
+    big = upscale_image(samples.astronaut(), 2, model=str(path), tile=512, device="cuda")
+
+    assert big.size == (1024, 1024)

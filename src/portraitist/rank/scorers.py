@@ -22,7 +22,7 @@ from portraitist.models.clip import Clip, load_clip
 from portraitist.rank.aesthetic import AestheticHead, load_aesthetic
 from portraitist.rank.config import RankConfig
 from portraitist.rank.identity import FaceIdentity, identity_score
-from portraitist.rank.perceptual import lpips_features, lpips_to_references, load_lpips, to_lpips_input
+from portraitist.rank.perceptual import load_lpips, lpips_features, lpips_to_references, to_lpips_input
 
 Scores = dict[str, float | None]
 

@@ -17,7 +17,13 @@ from PIL import Image
 from portraitist.errors import PortraitistError
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.rank.config import RankConfig
-from portraitist.rank.scorers import Scores, compute_references, load_scoring_models, prompt_without_subject, score_batch
+from portraitist.rank.scorers import (
+    Scores,
+    compute_references,
+    load_scoring_models,
+    prompt_without_subject,
+    score_batch,
+)
 from portraitist.rank.select import GATE, passes_gate, rank_order
 from portraitist.workspace import DatasetManifest, Workspace, write_json_atomic
 
