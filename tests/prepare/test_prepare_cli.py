@@ -54,11 +54,17 @@ def test_bad_settings_are_a_clear_error(tmp_path: Path, folder: Path) -> None:
     assert "context" in str(result.exception)
 
 
-def test_the_demo_prepares_sample_photos_into_a_workspace(tmp_path: Path) -> None:
+def test_the_demo_runs_every_stage_on_sample_photos(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--workspace", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
-    manifest = Workspace(tmp_path / "demo").read_manifest()
+    ws = Workspace(tmp_path / "demo")
+    manifest = ws.read_manifest()
     reasons = {Path(p.source).name: p.reason for p in manifest.photos if p.status == "rejected"}
     assert reasons["two_people.jpg"] == "multiple_people" and reasons["no_person.jpg"] == "no_person"
     assert len(manifest.kept) >= 3
-    assert str(tmp_path / "demo") in result.stderr.replace("\n", "")
+    assert (ws.model_dir / "model.json").exists()
+    assert len(list((ws.outputs_dir / "images").glob("*.png"))) == 4
+    assert len(list((ws.outputs_dir / "selected").glob("*.png"))) == 2
+    assert (ws.outputs_dir / "report.html").exists()
+    said = result.stderr.replace("\n", "")
+    assert str(ws.root) in said and "demo finished" in said

@@ -1,6 +1,7 @@
 """`portraitist demo`: the whole pipeline offline, on sample photos and tiny models.
 
-The demo is a list of steps over one workspace; each later stage adds its step to DEMO_STEPS.
+The demo is a list of steps over one workspace (DEMO_STEPS), each calling a stage with settings
+that need no download and run in seconds on a CPU; a new stage adds its step there.
 """
 
 from __future__ import annotations
@@ -53,6 +54,49 @@ def _prepare_step(workspace: Workspace, progress: ProgressCallback) -> str:
     )
 
 
+def _train_step(workspace: Workspace, progress: ProgressCallback) -> str:
+    from portraitist.train.config import TrainConfig
+    from portraitist.train.stage import train
+
+    result = train(workspace, TrainConfig(steps=DEMO_TRAIN_STEPS, device="cpu"), base="tiny", progress=progress)
+    return f"{result.recipe} recipe, {result.steps_done} steps on the tiny model -> {workspace.relative(result.model_dir)}"
+
+
+def _generate_step(workspace: Workspace, progress: ProgressCallback) -> str:
+    from portraitist.generate.config import GenerateConfig
+    from portraitist.generate.stage import generate
+
+    result = generate(workspace, GenerateConfig(n=4, steps=4, device="cpu"), progress)
+    return f"{len(result.images)} images for '{result.prompt.text}' -> outputs/images/"
+
+
+def _rank_step(workspace: Workspace, progress: ProgressCallback) -> str:
+    from portraitist.rank.config import RankConfig
+    from portraitist.rank.stage import rank
+
+    # random aesthetic head and LPIPS backbone: their real weights come from the hub
+    config = RankConfig(k=2, clip_model="tiny", aesthetic_weights="random", lpips_backbone="random")
+    result = rank(workspace, config, progress)
+    return f"{len(result.images)} images scored by {', '.join(result.order)}; the best 2 -> outputs/selected/"
+
+
+def _upscale_step(workspace: Workspace, progress: ProgressCallback) -> str:
+    from portraitist.upscale.config import UpscaleConfig
+    from portraitist.upscale.stage import upscale
+
+    # the compact Real-ESRGAN: the photo model takes minutes per image on a CPU
+    result = upscale(workspace, UpscaleConfig(model="realesr-animevideov3"), progress)
+    return f"{len(result.files)} images upscaled x{result.scale} with {result.model}"
+
+
+def _report_step(workspace: Workspace, progress: ProgressCallback) -> str:
+    from portraitist.report import write_report
+
+    return f"-> {workspace.relative(write_report(workspace, title='portraitist demo'))}"
+
+
+DEMO_TRAIN_STEPS = 4
+
 DEMO_STEPS: list[DemoStep] = [
     DemoStep(
         "prepare",
@@ -60,6 +104,11 @@ DEMO_STEPS: list[DemoStep] = [
         _prepare_step,
         report=lambda workspace: summary_table(workspace.read_manifest()),
     ),
+    DemoStep("train", "the thesis's staged recipe on a tiny random Stable Diffusion, a few steps", _train_step),
+    DemoStep("generate", "Euler sampling with the new tokens (random weights draw noise)", _generate_step),
+    DemoStep("rank", "score the images against the crops and keep the best", _rank_step),
+    DemoStep("upscale", "Real-ESRGAN x2 of the selected images", _upscale_step),
+    DemoStep("report", "an HTML page of every stage's results", _report_step),
 ]
 
 
