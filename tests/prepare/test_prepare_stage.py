@@ -174,3 +174,6 @@ def test_a_rerun_replaces_the_previous_dataset(tmp_path: Path, sample_photos: li
     assert len(list(ws.photos_dir.iterdir())) == 2
     assert [p.caption for p in result.kept] == ["a photo of <sks> man"] * 2
     assert result.manifest.class_scores == {}  # a forced word needs no CLIP
+    # preparing again from the workspace's own copies keeps them
+    again = prepare(ws, [ws.photos_dir], config)
+    assert len(again.kept) == 2 and len(list(ws.photos_dir.iterdir())) == 2

@@ -66,7 +66,8 @@ class PersonDetector:
             self._segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
             # each graph logs a few lines the first time it sees a person; do that here, silently
             portrait = astronaut()
-            self.subject(portrait)
+            self.find_faces(portrait)
+            self.person_mask(portrait)
             self.sees_body(portrait)
 
     def close(self) -> None:
