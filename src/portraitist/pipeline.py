@@ -17,13 +17,18 @@ from pydantic import BaseModel, Field
 
 from portraitist.errors import PortraitistError
 from portraitist.generate.config import GenerateConfig
+from portraitist.generate.stage import generate
 from portraitist.models.loading import DEFAULT_BASE
 from portraitist.prepare.config import PrepareConfig
+from portraitist.prepare.stage import prepare
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.rank.config import RankConfig
+from portraitist.rank.stage import rank
 from portraitist.report import write_report
 from portraitist.train.config import TrainConfig
+from portraitist.train.stage import TrainResult, train
 from portraitist.upscale.config import UpscaleConfig
+from portraitist.upscale.stage import upscale
 from portraitist.workspace import Workspace, write_json_atomic
 
 STAGES = ("prepare", "train", "generate", "rank", "upscale")
@@ -76,6 +81,7 @@ class RunResult:
     selected: list[Path]
     report: Path
     skipped: list[str]
+    training_resumed_from: int | None  # the checkpoint step, when this run continued a training
 
 
 def _state_path(workspace: Workspace) -> Path:
@@ -100,12 +106,6 @@ def run_pipeline(
     progress: ProgressCallback = no_progress,
 ) -> RunResult:
     """Run every stage not yet finished; an exception from `progress` stops the run there."""
-    from portraitist.generate.stage import generate
-    from portraitist.prepare.stage import prepare
-    from portraitist.rank.stage import rank
-    from portraitist.train.stage import train
-    from portraitist.upscale.stage import upscale
-
     configs = config.stage_configs()
     done = read_done(workspace)
     skipped = list(done)
@@ -123,7 +123,8 @@ def run_pipeline(
             f"e.g. `portraitist run ~/Pictures/me/*.jpg --workspace {workspace.root} --base MODEL`."
         )
     step("prepare", lambda: prepare(workspace, list(photos or []), configs["prepare"], progress))
-    step("train", lambda: train(workspace, configs["train"], base=config.base, vae=config.vae, progress=progress))
+    trained: list[TrainResult] = []
+    step("train", lambda: trained.append(train(workspace, configs["train"], config.base, progress)))
     generate_config = configs["generate"]
     for offset, (style, count) in enumerate(config.images_per_style()):
         style_config = generate_config.model_copy(update={"style": style, "n": count, "seed": config.seed + 1000 * offset})
@@ -132,6 +133,7 @@ def run_pipeline(
     step("upscale", lambda: upscale(workspace, configs["upscale"], progress))
     report = write_report(workspace)
     selected_dir = workspace.outputs_dir / "selected"
-    selected = sorted(p for p in selected_dir.iterdir() if p.is_file()) if selected_dir.exists() else []
-    return RunResult(workspace, selected, report, skipped)
+    selected = sorted(selected_dir.glob("*.png")) if selected_dir.exists() else []
+    resumed = trained[0].resumed_from if trained else None
+    return RunResult(workspace, selected, report, skipped, resumed)
 

@@ -81,7 +81,7 @@ def write_report(workspace: Workspace, title: str | None = None) -> Path:
 
     manifest = workspace.read_manifest() if workspace.manifest_path.exists() else None
     kept = [
-        dict(source=p.source, caption=p.caption or "", href=href(workspace.path(p.image)))
+        dict(source=Path(p.source).name, caption=p.caption or "", href=href(workspace.path(p.image)))
         for p in (manifest.kept if manifest else [])
         if p.image
     ]

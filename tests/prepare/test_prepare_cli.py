@@ -63,7 +63,7 @@ def test_the_demo_runs_every_stage_on_sample_photos(tmp_path: Path) -> None:
     assert reasons["two_people.jpg"] == "multiple_people" and reasons["no_person.jpg"] == "no_person"
     assert len(manifest.kept) >= 3
     assert (ws.model_dir / "model.json").exists()
-    assert len(list((ws.outputs_dir / "images").glob("*.png"))) == 4
+    assert len(list((ws.outputs_dir / "images").glob("*.png"))) == 4  # two styles, two images each
     assert len(list((ws.outputs_dir / "selected").glob("*.png"))) == 2
     assert (ws.outputs_dir / "report.html").exists()
     said = result.stderr.replace("\n", "")

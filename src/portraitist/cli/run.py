@@ -50,5 +50,7 @@ def run_command(
         result = run_pipeline(Workspace(workspace), photos or None, settings, progress)
     if result.skipped:
         console.print(f"Resumed: already done were {', '.join(result.skipped)}.")
+    if result.training_resumed_from:
+        console.print(f"Training resumed from its step-{result.training_resumed_from} checkpoint.")
     console.print(f"{len(result.selected)} portraits in {result.workspace.outputs_dir / 'selected'}")
     console.print(f"Report: [bold]{result.report}[/]")

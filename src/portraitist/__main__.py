@@ -1,0 +1,5 @@
+"""`python -m portraitist` is the `portraitist` command."""
+
+from portraitist.cli import main
+
+main()
