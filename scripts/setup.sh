@@ -11,6 +11,15 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
     exit 1
 fi
 
+# The browser tests (report, web page) drive Debian's chromium; install it where we may.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+    else
+        echo "portraitist: chromium not found; the browser tests will be skipped (apt-get install chromium)" >&2
+    fi
+fi
+
 stamp=.venv/.portraitist-installed
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
