@@ -30,3 +30,36 @@ def sample_photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     from portraitist.samples import write_sample_photos
 
     return write_sample_photos(tmp_path_factory.mktemp("photos"))
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Chromium as root on a closed network: no sandbox, no background connections (env notes).
+CHROMIUM_FLAGS = [
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path):
+    """A page in headless Debian Chromium driven by playwright (skipped where chromium is missing)."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            chromium_sandbox=False,
+        )
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()

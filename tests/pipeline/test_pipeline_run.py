@@ -61,7 +61,7 @@ def train_steps(workspace: Workspace) -> list[int]:
 
 
 def test_run_resumes_after_a_crash_between_stages_without_redoing_work(
-    tmp_path: Path, sample_photos: list[Path], offline_run: RunConfig
+    tmp_path: Path, sample_photos: list[Path], offline_run: RunConfig, browser_page
 ) -> None:
     workspace = Workspace(tmp_path / "ws")
     with pytest.raises(Crash):
@@ -84,6 +84,13 @@ def test_run_resumes_after_a_crash_between_stages_without_redoing_work(
     assert len((workspace.outputs_dir / "generations.jsonl").read_text().splitlines()) == offline_run.n
     html = result.report.read_text()
     assert "Selected portraits (2)" in html and "random weights" in html
+
+    # what a person sees: the report in a browser, every selected portrait drawn, rejections explained
+    browser_page.goto(result.report.as_uri())
+    widths = browser_page.eval_on_selector_all(".selected img", "imgs => imgs.map(i => i.naturalWidth)")
+    assert widths == [128, 128]
+    rows = browser_page.locator("tr.rejected").all_text_contents()
+    assert any("duplicate" in row and "Nearly the same picture" in row for row in rows)
 
 
 def test_run_survives_kill_9_inside_training(tmp_path: Path, sample_photos: list[Path]) -> None:
