@@ -95,4 +95,5 @@ def feathered_mask(outline: np.ndarray, size: tuple[int, int], feather_px: float
     if feather_px >= 1:
         k = 2 * math.ceil(feather_px) + 1
         mask = cv2.GaussianBlur(mask, (k, k), sigmaX=feather_px / 3, borderType=cv2.BORDER_CONSTANT)
-    return mask
+    # the kernel's weights sum to 1 only up to rounding
+    return np.clip(mask, 0.0, 1.0)

@@ -71,8 +71,8 @@ class Schedule:
 
 def training_sigmas(alphas_cumprod: torch.Tensor) -> np.ndarray:
     """sigma(t) = sqrt((1 - alpha_bar_t) / alpha_bar_t): the VP schedule seen as noise levels."""
-    a = alphas_cumprod.double().numpy()
-    return ((1 - a) / a) ** 0.5
+    # in float32, as diffusers computes it, so the sigmas agree to the bit
+    return (((1 - alphas_cumprod) / alphas_cumprod) ** 0.5).numpy()
 
 
 def euler_schedule(scheduler_config: FrozenDict, alphas_cumprod: torch.Tensor, steps: int) -> Schedule:

@@ -132,6 +132,8 @@ def identity_order(workspace: Workspace | None, images: list[Image.Image]) -> li
         references = [d for d in map(identity.descriptor, user_crops(workspace, workspace.read_manifest())) if d is not None]
     except (ImportError, PortraitistError):
         return None
+    if not references:
+        return None
     scores = [identity_score(identity.descriptor(image), references) for image in images]
     return sorted(range(len(images)), key=lambda i: (scores[i] is None, -(scores[i] or 0.0), i))
 
