@@ -11,11 +11,17 @@ import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from portraitist.errors import PortraitistError
 
 C = TypeVar("C", bound=BaseModel)
+
+
+class StageConfig(BaseModel):
+    """Base of every stage's settings: an unknown (e.g. misspelt) setting is an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def load_config(model: type[C], path: Path | None, section: str, /, **overrides: Any) -> C:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from portraitist.config import StageConfig
 from portraitist.errors import PortraitistError
 from portraitist.generate.config import GenerateConfig
 from portraitist.generate.stage import generate
@@ -35,7 +36,7 @@ STAGES = ("prepare", "train", "generate", "rank", "upscale")
 DEFAULT_STYLES = ["photo", "oil-painting", "cinematic", "pencil-sketch"]
 
 
-class RunConfig(BaseModel):
+class RunConfig(StageConfig):
     """One whole job: the shortcuts most users set, and each stage's full settings."""
 
     base: str = Field(DEFAULT_BASE, description="Base model: diffusers folder, .safetensors file, hub id, or `tiny`.")

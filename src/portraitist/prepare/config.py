@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
+from portraitist.config import StageConfig
 from portraitist.models.clip import DEFAULT_CLIP
 from portraitist.workspace import TokenInit
 
 Context = Literal["photo_of", "background_tokens", "templates", "captions"]
 
 
-class PrepareConfig(BaseModel):
+class PrepareConfig(StageConfig):
     """Everything `portraitist prepare` can be told; the defaults follow the thesis."""
 
     # reading photos

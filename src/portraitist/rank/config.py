@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
+from portraitist.config import StageConfig
 from portraitist.models.clip import DEFAULT_CLIP
 from portraitist.rank.aesthetic import DEFAULT_AESTHETIC
 from portraitist.rank.select import DEFAULT_ORDER, parse_order
 
 
-class RankConfig(BaseModel):
+class RankConfig(StageConfig):
     """Everything `portraitist rank` can be told; the defaults are what docs/rank.md argues for."""
 
     by: list[str] = Field(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from portraitist.config import StageConfig
 from portraitist.upscale.esrgan import DEFAULT_MODEL, DEFAULT_TILE
 
 
-class UpscaleConfig(BaseModel):
+class UpscaleConfig(StageConfig):
     """Everything `portraitist upscale` can be told."""
 
     scale: Literal[2, 4] = Field(2, description="Upscale factor: 2 (512 -> 1024, the thesis's choice) or 4.")
