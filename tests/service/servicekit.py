@@ -53,6 +53,7 @@ OFFLINE_STAGES = {
     "rank": {"clip_model": "tiny", "aesthetic_weights": "random", "lpips_backbone": "random"},
     "generate": {"steps": 2},
     "train": {"checkpoint_every": 2},
+    "upscale": {"model": "realesr-animevideov3"},
 }
 TINY_JOB = {"base": "tiny", "styles": ["photo"], "n": 2, "k": 1, "steps": 4}
 

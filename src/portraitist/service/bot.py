@@ -199,7 +199,9 @@ class PortraitBot:
         if len(images) == 1:  # an album needs two or more
             await bot.send_photo(chat_id, images[0], caption="Your portrait")
         else:
-            await bot.send_media_group(chat_id, [InputMediaPhoto(data) for data in images], caption="Your portraits")
+            await bot.send_media_group(
+                chat_id, [InputMediaPhoto(data) for data in images], caption="Your portraits"
+            )
 
     async def resume(self, application: Application) -> None:
         """After a restart: keep following the jobs that are still running."""

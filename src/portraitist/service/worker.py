@@ -11,6 +11,7 @@ at most the one job it runs, so a message it has not started stays in the queue 
 from __future__ import annotations
 
 import logging
+import mimetypes
 import os
 import socket
 import tempfile
@@ -175,7 +176,8 @@ class JobRunner:
         prefix = results_prefix(job.user_id, job.id, job.attempt)
         for folder in PUBLISHED:
             self.storage.sync_dir(workspace.root / folder, f"{prefix}/{folder}", {})
-        names = [workspace.relative(path) for path in result.selected]
+        # the portraits are the images among the selected files (upscale.json sits beside them)
+        names = [workspace.relative(path) for path in result.selected if _is_image(path)]
         report = workspace.relative(result.report) if result.report else None
         if jobs.succeed(self.db, job.id, job.attempt, names, report):
             log.info("job %s attempt %d: succeeded with %d portraits", job.id, job.attempt, len(names))
@@ -214,6 +216,10 @@ class JobRunner:
             self.storage.delete_prefix(job_prefix(job.user_id, job.id))
         elif status == "cancelled":
             self.storage.delete_prefix(workspace_prefix(job.user_id, job.id))
+
+
+def _is_image(path: Path) -> bool:
+    return (mimetypes.guess_type(path.name)[0] or "").startswith("image/")
 
 
 def worker_id(gpu: int | None) -> str:

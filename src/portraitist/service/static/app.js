@@ -138,11 +138,15 @@ $("start").addEventListener("click", async () => {
 
 // ---- progress, from Server-Sent Events read with fetch (EventSource cannot send the token)
 function showProgress(job) {
-  const eta = job.eta_s != null ? `, about ${Math.ceil(job.eta_s)} s left in this stage` : "";
-  const step = job.total ? ` ${job.step} / ${job.total}` : "";
-  $("job-status").textContent = `${job.status}${job.stage ? ` · ${job.stage}${step}` : ""}${eta}` +
+  const running = job.status === "running";
+  // the pipeline's own "run" events only say that a stage finished: their message says which
+  const stage = running && job.stage && job.stage !== "run" ? ` · ${job.stage}` : "";
+  const step = stage && job.total ? ` ${job.step} / ${job.total}` : "";
+  const eta = running && job.eta_s ? `, about ${Math.ceil(job.eta_s)} s left in this stage` : "";
+  $("job-status").textContent = `${job.status}${stage}${step}${eta}` +
     (job.message ? ` · ${job.message}` : "") + (job.error ? `\n${job.error}` : "");
-  $("bar").value = job.total ? job.step / job.total : 0;
+  if (job.status === "succeeded") $("bar").value = 1;
+  else if (stage && job.total) $("bar").value = job.step / job.total;
   $("cancel").hidden = !["queued", "running"].includes(job.status);
 }
 
