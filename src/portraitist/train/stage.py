@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,16 @@ class TrainResult:
     final_loss: float | None
     seconds: float  # training time (without loading and checkpoint writing), over all runs
     model: StableDiffusion  # the trained model in memory; load_trained(workspace) rebuilds it from model/
+
+
+@dataclass(frozen=True)
+class TrainingState:
+    """What a validation hook sees at a validation step: the model under training, in its training precision."""
+
+    step: int
+    model: StableDiffusion
+    subject: str  # what `{me}` stands for in this run's prompts
+    seconds: float  # training time so far (without loading, checkpoints and validation)
 
 
 def resolve_device(wanted: str) -> torch.device:
@@ -121,9 +132,17 @@ def _weight_files(values: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[s
 
 
 def train(
-    workspace: Workspace, config: TrainConfig, base: str, progress: ProgressCallback = no_progress
+    workspace: Workspace,
+    config: TrainConfig,
+    base: str,
+    progress: ProgressCallback = no_progress,
+    validate: Callable[[TrainingState], None] | None = None,
 ) -> TrainResult:
-    """Fine-tune `base` on the workspace's dataset with config.recipe (thesis 2.3); resumable."""
+    """Fine-tune `base` on the workspace's dataset with config.recipe (thesis 2.3); resumable.
+
+    `validate`, when given, is called every config.validate_every steps instead of writing
+    model/samples/ (`portraitist evaluate` measures one run at its checkpoints this way).
+    """
     manifest = workspace.read_manifest()
     recipe = get_recipe(
         config.recipe, learning_rates=config.learning_rates, train_text_encoder=config.train_text_encoder
@@ -197,6 +216,9 @@ def train(
         checkpoint.save(workspace, state, config.keep_checkpoints)
 
     def on_validate(step: int) -> None:
+        if validate is not None:
+            validate(TrainingState(step, model, subject, last["seconds"]))
+            return
         write_samples(
             model, config.validation_prompts, subject, workspace.model_dir / "samples", step, config.seed,
             config.validation_steps,
