@@ -1,0 +1,11 @@
+"""`portraitist evaluate`: the thesis's comparison of training recipes (2.3, Fig. 11) as a command.
+
+config.py   the settings (recipes, cadence, the evaluation prompts, the metric models)
+prompts.py  the fixed set of images every checkpoint generates, and CLIP's texts for them
+metrics.py  Image Alignment, Text Alignment, LPIPS, identity (thesis 1.3) for one checkpoint
+records.py  eval/metrics.jsonl, one line per recipe x checkpoint: the record a resumed run reads
+stage.py    trains each recipe once and measures it at its checkpoints through train's hook
+summary.py  curves per recipe: mean and spread over one or several workspaces
+plots.py    one panel per metric, one line per recipe, against steps or training seconds
+report.py   eval/report.html (plots, tables, image grids) and the --compare report
+"""

@@ -1,0 +1,52 @@
+"""The comparison as figures (thesis Fig. 11): one panel per metric, one line per recipe, against
+training steps or training seconds; a band of one standard deviation when several workspaces
+are merged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from portraitist.evaluate.metrics import METRICS
+from portraitist.evaluate.summary import Curve
+
+X_LABELS = {"steps": "training step", "seconds": "training seconds"}
+
+
+def plot_curves(curves: dict[str, Curve], x: Literal["steps", "seconds"], out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7), dpi=100)
+    for ax, metric in zip(axes.flat, METRICS):
+        for index, curve in enumerate(curves.values()):
+            points = [
+                (at, mean, spread or 0.0)
+                for at, mean, spread in zip(
+                    curve.steps if x == "steps" else curve.seconds, curve.mean[metric.name], curve.spread[metric.name]
+                )
+                if mean is not None
+            ]
+            if not points:
+                continue
+            xs, means, spreads = (list(column) for column in zip(*points))
+            colour = colours(index % 10)
+            ax.plot(xs, means, marker="o", markersize=3, color=colour, label=curve.recipe)
+            if any(spreads):
+                low = [m - s for m, s in zip(means, spreads)]
+                high = [m + s for m, s in zip(means, spreads)]
+                ax.fill_between(xs, low, high, color=colour, alpha=0.18, linewidth=0)
+        ax.set_title(f"{metric.label} ({'higher' if metric.higher_is_better else 'lower'} is better)", fontsize=10)
+        ax.set_xlabel(X_LABELS[x])
+        ax.grid(alpha=0.3)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

@@ -1,0 +1,289 @@
+"""The evaluate stage: each recipe trained once, on the same dataset with the same seed, and
+measured every N steps (thesis 2.3, Fig. 11).
+
+Measuring happens inside the one training run, through train's validation hook: at each
+checkpoint the model under training samples the fixed evaluation set with generate's sampler,
+and the ranking's models score it. Nothing is trained or sampled twice, and a run of N steps
+is the same run with or without the evaluation (its RNG draws are per step).
+
+    WS/eval/settings.json     what the numbers depend on; another run must match it
+    WS/eval/metrics.jsonl     one line per recipe x checkpoint (records.py)
+    WS/eval/<recipe>/         the recipe's own workspace: dataset/ (a copy), model/
+    WS/eval/<recipe>/images/step000050/subject-0.png ...
+    WS/eval/plots/, WS/eval/report.html
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from portraitist.errors import PortraitistError
+from portraitist.evaluate.config import EvaluateConfig
+from portraitist.evaluate.metrics import checkpoint_metrics
+from portraitist.evaluate.prompts import EvalImage, by_prompt, evaluation_set
+from portraitist.evaluate.records import (
+    METRICS_FILE,
+    CheckpointRecord,
+    eval_dir,
+    evaluation_overhead,
+    read_records,
+    write_records,
+)
+from portraitist.evaluate.report import write_evaluation_report
+from portraitist.generate.prompts import expand
+from portraitist.generate.txt2img import txt2img
+from portraitist.models.loading import StableDiffusion
+from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
+from portraitist.rank.scorers import References, ScoringModels, compute_references, load_scoring_models
+from portraitist.rank.stage import user_crops
+from portraitist.train import checkpoint
+from portraitist.train.recipes import get_recipe
+from portraitist.train.stage import TrainingState, train
+from portraitist.workspace import Workspace, write_json_atomic
+
+STAGE = "evaluate"
+SETTINGS_FILE = "settings.json"
+
+
+@dataclass
+class EvaluateResult:
+    records: list[CheckpointRecord]  # every recipe x checkpoint measured so far, this call's and earlier ones
+    measured: int  # checkpoints this call measured (the others were in metrics.jsonl)
+    report: Path
+    overhead: float | None  # evaluation seconds per training second
+
+
+def recipe_steps(config: EvaluateConfig, recipe: str) -> int:
+    total = config.steps or get_recipe(recipe).steps
+    if total % config.every:
+        raise PortraitistError(
+            f"The {recipe} recipe would train {total} steps, which is not a multiple of --every {config.every}, so "
+            "its last steps would go unmeasured. Give --steps as a multiple of --every."
+        )
+    return total
+
+
+def checkpoint_steps(config: EvaluateConfig, recipe: str) -> list[int]:
+    return list(range(config.every, recipe_steps(config, recipe) + 1, config.every))
+
+
+def _resolve_base(base: str) -> str:
+    path = Path(base).expanduser()
+    return str(path.resolve()) if base.strip() and path.exists() else base
+
+
+def _fingerprint(workspace: Workspace, config: EvaluateConfig, base: str) -> dict[str, Any]:
+    """What the numbers depend on (not: which recipes, devices, batch sizes)."""
+    settings = config.model_dump(
+        mode="json",
+        exclude={
+            "recipes": True,
+            "restart": True,
+            "train": {"device", "compile"},
+            "scoring": {"device", "batch_size", "by", "k", "identity_max_distance"},
+        },
+    )
+    dataset = hashlib.sha256(workspace.manifest_path.read_bytes()).hexdigest()
+    return dict(settings, base=base, dataset=dataset)
+
+
+def _check_settings(folder: Path, fingerprint: dict[str, Any]) -> None:
+    path = folder / SETTINGS_FILE
+    if not path.exists():
+        write_json_atomic(path, fingerprint)
+        return
+    before = json.loads(path.read_text())
+    changed = sorted(k for k in before.keys() | fingerprint.keys() if before.get(k) != fingerprint.get(k))
+    if changed:
+        raise PortraitistError(
+            f"{folder} holds an evaluation with other settings (changed: {', '.join(changed)}), and its numbers "
+            "would not compare with these. Run with the same settings to resume it, add --restart to delete it "
+            "and start over, or evaluate in another workspace."
+        )
+
+
+def _recipe_workspace(workspace: Workspace, recipe: str) -> Workspace:
+    """WS/eval/<recipe>/ with a copy of WS/dataset/ (copied whole, then renamed into place)."""
+    sub = Workspace(eval_dir(workspace) / recipe)
+    if not sub.manifest_path.exists():
+        partial = sub.root / ".dataset-copy"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(workspace.dataset_dir, partial)
+        shutil.rmtree(sub.dataset_dir, ignore_errors=True)
+        os.replace(partial, sub.dataset_dir)
+    return sub
+
+
+def _drop_checkpoints_from(sub: Workspace, step: int) -> None:
+    """Remove training checkpoints at or after `step`, the first unmeasured checkpoint.
+
+    Training writes its checkpoint before the validation hook runs; a run killed while
+    measuring step s would resume after s and never measure it. From the checkpoint before,
+    train re-runs those steps to the same weights (resume is exact)."""
+    for path in checkpoint.list_checkpoints(sub):
+        match = checkpoint.NAME.match(path.name)
+        if match and int(match.group(1)) >= step:
+            shutil.rmtree(path)
+
+
+@contextmanager
+def _sampling(model: StableDiffusion) -> Iterator[None]:
+    """Eval mode for the sampler, the training modes back afterwards; bf16 autocast on GPUs that
+    have it (training keeps fp32 weights there), while on a CPU the weights are already what
+    training computes in."""
+    modes = model.unet.training, model.text_encoder.training
+    model.unet.eval()
+    model.text_encoder.eval()
+    device = model.unet.device
+    fast = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
+            yield
+    finally:
+        model.unet.train(modes[0])
+        model.text_encoder.train(modes[1])
+
+
+def generate_set(model: StableDiffusion, subject: str, images: list[EvalImage], config: EvaluateConfig) -> list[Image.Image]:
+    """The evaluation set from the model as it is: one sampler call per prompt, seeds fixed."""
+    size = (model.resolution, model.resolution)
+    made: dict[str, Image.Image] = {}
+    with _sampling(model):
+        for group in by_prompt(images):
+            prompt = expand(group[0].template, subject)
+            seeds = [image.seed for image in group]
+            pictures = txt2img(model, prompt, "", seeds, size, config.sampling_steps, config.guidance)
+            made.update(zip((image.name for image in group), pictures))
+    return [made[image.name] for image in images]
+
+
+@dataclass
+class _Evaluation:
+    """What every recipe's measurements share."""
+
+    workspace: Workspace
+    config: EvaluateConfig
+    base: str
+    plan: dict[str, list[int]]  # recipe -> steps to measure
+    records: list[CheckpointRecord]
+    progress: ProgressCallback
+    scorers: tuple[ScoringModels, References] | None = None
+    measured: int = 0
+
+    @property
+    def path(self) -> Path:
+        return eval_dir(self.workspace) / METRICS_FILE
+
+    def done(self, recipe: str) -> dict[int, CheckpointRecord]:
+        return {r.step: r for r in self.records if r.recipe == recipe}
+
+    def report(self, message: str) -> None:
+        total = sum(len(steps) for steps in self.plan.values())
+        finished = sum(len(set(steps) & set(self.done(recipe))) for recipe, steps in self.plan.items())
+        self.progress(ProgressEvent(STAGE, finished, total, message))
+
+    def models(self) -> tuple[ScoringModels, References]:
+        """The metric models and the user's crops as they see them, loaded once, when first needed."""
+        if self.scorers is None:
+            self.report("loading the metric models")
+            models = load_scoring_models(self.config.scoring)
+            crops = user_crops(self.workspace, self.workspace.read_manifest())
+            self.scorers = models, compute_references(models, crops)
+        return self.scorers
+
+    def run_recipe(self, recipe: str) -> None:
+        sub = _recipe_workspace(self.workspace, recipe)
+        missing = [step for step in self.plan[recipe] if step not in self.done(recipe)]
+        if not missing:
+            checkpoint.clear(sub)
+            return
+        models, refs = self.models()
+        _drop_checkpoints_from(sub, missing[0])
+        images = evaluation_set(self.config)
+        edits = [i for i, image in enumerate(images) if image.kind == "edit"]
+        earlier_wall = max((r.wall_seconds for r in self.done(recipe).values()), default=0.0)
+        started = time.perf_counter()
+
+        def measure(state: TrainingState) -> None:
+            if state.step not in missing:  # measured before this run resumed
+                return
+            clock = time.perf_counter()
+            pictures = generate_set(state.model, state.subject, images, self.config)
+            folder = sub.root / "images" / f"step{state.step:06d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            files = []
+            for image, picture in zip(images, pictures):
+                picture.save(folder / f"{image.name}.png")
+                files.append(self.workspace.relative(folder / f"{image.name}.png"))
+            sampled = time.perf_counter()
+            values = checkpoint_metrics(
+                models,
+                refs,
+                [p for p, image in zip(pictures, images) if image.kind == "subject"],
+                [pictures[i] for i in edits],
+                [images[i].clip_text for i in edits],
+            )
+            now = time.perf_counter()
+            self.records.append(
+                CheckpointRecord(
+                    recipe=recipe,
+                    step=state.step,
+                    steps=self.plan[recipe][-1],
+                    seed=self.config.seed,
+                    metrics=values,
+                    train_seconds=round(state.seconds, 3),
+                    generate_seconds=round(sampled - clock, 3),
+                    metric_seconds=round(now - sampled, 3),
+                    wall_seconds=round(earlier_wall + now - started, 3),
+                    images=files,
+                )
+            )
+            write_records(self.path, self.records)
+            self.measured += 1
+            self.report(f"{recipe} step {state.step}")
+
+        train_config = self.config.train.model_copy(
+            update=dict(
+                recipe=recipe,
+                steps=self.plan[recipe][-1],
+                seed=self.config.seed,
+                validate_every=self.config.every,
+                keep_checkpoints=max(2, self.config.train.keep_checkpoints),  # one before a dropped one
+                restart=False,
+            )
+        )
+        self.report(f"training {recipe}")
+        train(sub, train_config, self.base, self.progress, validate=measure)
+        checkpoint.clear(sub)  # every step is measured: nothing left to resume
+
+
+def evaluate(
+    workspace: Workspace, config: EvaluateConfig, base: str, progress: ProgressCallback = no_progress
+) -> EvaluateResult:
+    """Train and measure every recipe of config.recipes (resuming what WS/eval/ holds); write the report."""
+    workspace.read_manifest()  # a clear error before anything else when `prepare` has not run
+    base = _resolve_base(base)
+    folder = eval_dir(workspace)
+    if config.restart:
+        shutil.rmtree(folder, ignore_errors=True)
+    plan = {recipe: checkpoint_steps(config, recipe) for recipe in config.recipes}
+    _check_settings(folder, _fingerprint(workspace, config, base))
+    run = _Evaluation(workspace, config, base, plan, read_records(folder / METRICS_FILE), progress)
+    run.report("starting")
+    for recipe in config.recipes:
+        run.run_recipe(recipe)
+    report = write_evaluation_report(workspace)
+    run.report("done")
+    return EvaluateResult(run.records, run.measured, report, evaluation_overhead(run.records))

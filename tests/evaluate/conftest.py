@@ -1,0 +1,48 @@
+"""A prepared workspace, and one evaluation of every recipe, shared by the evaluate tests."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from evalkit import offline_config
+
+from portraitist.evaluate.stage import EvaluateResult, evaluate
+from portraitist.prepare.config import PrepareConfig
+from portraitist.prepare.stage import prepare
+from portraitist.progress import ProgressEvent
+from portraitist.workspace import Workspace
+
+
+@dataclass
+class Evaluated:
+    workspace: Workspace
+    result: EvaluateResult
+    events: list[ProgressEvent]
+
+
+@pytest.fixture(scope="session")
+def prepared_photos(tmp_path_factory: pytest.TempPathFactory, sample_photos: list[Path]) -> Path:
+    """The astronaut's photos through the real `prepare` (128 px crops, CLIP stand-in)."""
+    workspace = Workspace(tmp_path_factory.mktemp("evaluate-prepared") / "ws")
+    prepare(workspace, sample_photos, PrepareConfig(clip_model="tiny", resolution=128))
+    return workspace.root
+
+
+@pytest.fixture
+def prepared(prepared_photos: Path, tmp_path: Path) -> Workspace:
+    shutil.copytree(prepared_photos, tmp_path / "ws")
+    return Workspace(tmp_path / "ws")
+
+
+@pytest.fixture(scope="session")
+def evaluated(prepared_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Evaluated:
+    """Every recipe trained 4 steps on the tiny model and measured at steps 2 and 4."""
+    root = tmp_path_factory.mktemp("evaluated") / "ws"
+    shutil.copytree(prepared_photos, root)
+    workspace = Workspace(root)
+    events: list[ProgressEvent] = []
+    result = evaluate(workspace, offline_config(), "tiny", events.append)
+    return Evaluated(workspace, result, events)

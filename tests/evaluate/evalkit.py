@@ -1,0 +1,25 @@
+"""Offline evaluation settings shared by the evaluate tests."""
+
+from __future__ import annotations
+
+from portraitist.evaluate.config import EvaluateConfig
+from portraitist.rank.config import RankConfig
+from portraitist.train.config import TrainConfig
+
+# Offline stand-ins for the hub's metric models (as tests/pipeline's OFFLINE_TOML), the tiny base,
+# and an evaluation set small enough for two CPU cores: 1 + 2 images per checkpoint, 2 Euler steps.
+OFFLINE_SCORING = RankConfig(clip_model="tiny", aesthetic_weights="random", lpips_backbone="random")
+
+
+def offline_config(**changes: object) -> EvaluateConfig:
+    settings: dict[str, object] = dict(
+        every=2,
+        steps=4,
+        subject_images=1,
+        edit_prompts=["a photo of {me} on the moon", "Elmo holding a {me}"],
+        sampling_steps=2,
+        train=TrainConfig(precision="fp32", flip=False),
+        scoring=OFFLINE_SCORING,
+    )
+    settings.update(changes)
+    return EvaluateConfig.model_validate(settings)
