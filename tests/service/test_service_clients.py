@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from fakebotapi import TOKEN, FakeBotAPI
 from PIL import Image
+from playwright.sync_api import Page
 from servicekit import OFFLINE_STAGES, TINY_JOB, ServiceProcesses, make_settings
 
 from portraitist import samples
 
-CHROMIUM = Path("/usr/bin/chromium")
 JOB_TIMEOUT = 300
 
 
@@ -33,71 +33,57 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess
     processes.stop()
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")
 def test_the_web_page_uploads_shows_progress_and_the_portraits(
-    service: ServiceProcesses, sample_photos: list[Path], tmp_path: Path
+    service: ServiceProcesses, sample_photos: list[Path], tmp_path: Path, browser_page: Page
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
+    page = browser_page
     no_person = tmp_path / "coffee.jpg"
     samples.no_person().save(no_person)
-    flags = [
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+    page.goto(service.url)
+    page.click("#signup")
+    page.wait_for_selector("#app:not([hidden])")
+    token = page.text_content("#new-token-value")
+    assert token and "." in token
+
+    page.set_input_files("#files", [*map(str, sample_photos[:5]), str(no_person)])
+    page.wait_for_selector("#upload-results figure >> nth=5")
+    captions = page.locator("#upload-results figcaption").all_text_contents()
+    assert sum(c.startswith("✓") for c in captions) == 5
+    assert [c for c in captions if c.startswith("✗")] == [
+        "✗ coffee.jpg: No person was found in this photo. (no_person)"
     ]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=flags,
-            chromium_sandbox=False,
-        )
-        page = browser.new_page()
-        page.goto(service.url)
-        page.click("#signup")
-        page.wait_for_selector("#app:not([hidden])")
-        token = page.text_content("#new-token-value")
-        assert token and "." in token
+    assert page.text_content("#photo-count") == "5 photos stored."
 
-        page.set_input_files("#files", [*map(str, sample_photos[:5]), str(no_person)])
-        page.wait_for_selector("#upload-results figure >> nth=5")
-        captions = page.locator("#upload-results figcaption").all_text_contents()
-        assert sum(c.startswith("✓") for c in captions) == 5
-        assert [c for c in captions if c.startswith("✗")] == [
-            "✗ coffee.jpg: No person was found in this photo. (no_person)"
-        ]
-        assert page.text_content("#photo-count") == "5 photos stored."
+    for box in page.locator("#styles input").all():
+        box.set_checked(box.get_attribute("value") == "photo")
+    page.click("details summary")
+    page.select_option("#base", "tiny")
+    page.fill("#n", str(TINY_JOB["n"]))
+    page.fill("#k", "2")
+    page.fill("#steps", str(TINY_JOB["steps"]))
+    # what the progress line and bar show, every time the line changes
+    page.evaluate("""window.seen = [];
+        new MutationObserver(() => seen.push([document.getElementById('job-status').textContent,
+                                              document.getElementById('bar').value]))
+            .observe(document.getElementById('job-status'), {childList: true, characterData: true, subtree: true});""")
+    page.click("#start")
+    page.wait_for_selector("#results-section:not([hidden])", timeout=JOB_TIMEOUT * 1000)
+    seen = page.evaluate("window.seen")
+    assert any(text.startswith("running · train") for text, _ in seen), seen
+    assert any(0 < bar < 1 for _, bar in seen), seen
+    assert seen[-1][0].startswith("succeeded") and seen[-1][1] == 1
+    page.wait_for_function(
+        "[...document.querySelectorAll('#portraits img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    assert page.locator("#portraits img").count() == 2
+    assert page.locator("#portraits a[download]").count() == 2
+    page.screenshot(path=str(tmp_path / "results.png"), full_page=True)
 
-        for box in page.locator("#styles input").all():
-            box.set_checked(box.get_attribute("value") == "photo")
-        page.click("details summary")
-        page.select_option("#base", "tiny")
-        page.fill("#n", str(TINY_JOB["n"]))
-        page.fill("#k", "2")
-        page.fill("#steps", str(TINY_JOB["steps"]))
-        page.click("#start")
-        page.wait_for_selector("#progress-section:not([hidden])")
-        page.wait_for_function("document.getElementById('bar').value > 0", timeout=JOB_TIMEOUT * 1000)
-        page.wait_for_selector("#results-section:not([hidden])", timeout=JOB_TIMEOUT * 1000)
-        assert page.text_content("#job-status").startswith("succeeded")
-        page.wait_for_function(
-            "[...document.querySelectorAll('#portraits img')].every(i => i.complete && i.naturalWidth > 0)"
-        )
-        assert page.locator("#portraits img").count() == 2
-        assert page.locator("#portraits a[download]").count() == 2
-        page.screenshot(path=str(tmp_path / "results.png"), full_page=True)
-
-        report = browser.new_page()
-        report.goto(service.url + page.get_attribute("#report", "href"))
-        report.wait_for_load_state("load")
-        loaded = report.evaluate("[...document.images].map(i => i.naturalWidth > 0)")
-        assert loaded and all(loaded)
-        browser.close()
+    report = page.context.new_page()
+    report.goto(service.url + page.get_attribute("#report", "href"))
+    report.wait_for_load_state("load")
+    loaded = report.evaluate("[...document.images].map(i => i.naturalWidth > 0)")
+    assert loaded and all(loaded)
 
 
 def test_the_bot_from_start_to_album(service: ServiceProcesses, sample_photos: list[Path]) -> None:

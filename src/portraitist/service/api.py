@@ -39,6 +39,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from portraitist.errors import PortraitistError
+from portraitist.generate.styles import STYLES, get_style
+from portraitist.pipeline import RunConfig
 from portraitist.service import jobs
 from portraitist.service.auth import new_token, same_secret, secret_matches, split_token
 from portraitist.service.db import Database
@@ -70,6 +72,7 @@ from portraitist.service.storage import (
     workspace_prefix,
 )
 from portraitist.service.uploads import PhotoJudge, copy_capped
+from portraitist.train.recipes import get_recipe
 
 log = logging.getLogger(__name__)
 
@@ -159,11 +162,6 @@ def _stream(storage: Storage, key: str, filename: str) -> StreamingResponse:
 
 def _check_run_config(svc: Service, config: dict[str, Any]) -> None:
     """422 unless the pipeline accepts the config and it stays within this server's caps."""
-    # torch and the stages load with these, on first use
-    from portraitist.generate.styles import get_style
-    from portraitist.pipeline import RunConfig
-    from portraitist.train.recipes import get_recipe
-
     try:
         run = RunConfig(**config)
         # what the stages would refuse only hours later, once the job reaches them
@@ -245,43 +243,27 @@ def build_router() -> APIRouter:
         person); kept ones are stored, rejected ones come back with the reason and are not stored."""
         settings = svc.settings
         out = []
+
+        def reject(name: str, reason: str | None, message: str | None) -> None:
+            out.append(PhotoOut(id=None, name=name, status="rejected", reason=reason, message=message))
+
         with tempfile.TemporaryDirectory(prefix="portraitist-upload-") as tmp:
             for index, upload in enumerate(files):
                 name = _display_name(upload.filename)
                 if index >= settings.max_upload_files:
-                    out.append(
-                        PhotoOut(
-                            id=None,
-                            name=name,
-                            status="rejected",
-                            reason="too_many",
-                            message=f"At most {settings.max_upload_files} files per upload.",
-                        )
-                    )
+                    reject(name, "too_many", f"At most {settings.max_upload_files} files per upload.")
                     continue
                 path = Path(tmp) / str(index)  # the upload's own name never reaches the file system
                 if not copy_capped(upload.file, path, settings.max_photo_bytes):
-                    out.append(
-                        PhotoOut(
-                            id=None,
-                            name=name,
-                            status="rejected",
-                            reason="too_large",
-                            message=f"The file is larger than {settings.max_photo_bytes / 2**20:.0f} MiB.",
-                        )
+                    reject(
+                        name,
+                        "too_large",
+                        f"The file is larger than {settings.max_photo_bytes / 2**20:.0f} MiB.",
                     )
                     continue
                 judged = svc.judge.judge(path)
                 if not judged.kept:
-                    out.append(
-                        PhotoOut(
-                            id=None,
-                            name=name,
-                            status="rejected",
-                            reason=judged.reason,
-                            message=judged.message,
-                        )
-                    )
+                    reject(name, judged.reason, judged.message)
                     continue
                 jobs.lock_user(session, user.id)
                 stored = session.scalar(
@@ -289,14 +271,10 @@ def build_router() -> APIRouter:
                 )
                 if stored >= settings.max_photos:
                     session.rollback()
-                    out.append(
-                        PhotoOut(
-                            id=None,
-                            name=name,
-                            status="rejected",
-                            reason="too_many",
-                            message=f"You have {stored} photos stored, the most allowed; delete some first.",
-                        )
+                    reject(
+                        name,
+                        "too_many",
+                        f"You have {stored} photos stored, the most allowed; delete some first.",
                     )
                     continue
                 photo = Photo(
@@ -334,8 +312,6 @@ def build_router() -> APIRouter:
     @v1.get("/options", response_model=OptionsOut, tags=["jobs"])
     def options(svc: ServiceDep) -> OptionsOut:
         """What a job may ask for on this server: base models, styles and limits."""
-        from portraitist.generate.styles import STYLES
-
         settings = svc.settings
         return OptionsOut(
             bases=settings.allowed_bases,

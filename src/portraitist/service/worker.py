@@ -24,6 +24,7 @@ from huey.consumer import Consumer
 from sqlalchemy import select
 
 from portraitist.errors import PortraitistError
+from portraitist.pipeline import RunConfig, run_pipeline
 from portraitist.progress import ProgressEvent
 from portraitist.service import jobs
 from portraitist.service.db import Database
@@ -162,8 +163,6 @@ class JobRunner:
                     log.error("job %s: %s", job_id, traceback.format_exc(limit=5))
 
     def _run(self, job: Job, lease: Lease, tmp: Path) -> None:
-        from portraitist.pipeline import RunConfig, run_pipeline  # torch and the stages load here
-
         workspace = Workspace(tmp / "workspace")
         uploaded = self.storage.download_dir(workspace_prefix(job.user_id, job.id), workspace.root)
         photos = self._download_photos(job, tmp / "photos")
