@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from evalkit import OFFLINE_SCORING
 from PIL import Image
 
 from portraitist.evaluate.config import EvaluateConfig
@@ -11,8 +12,6 @@ from portraitist.evaluate.metrics import checkpoint_metrics
 from portraitist.evaluate.prompts import evaluation_set
 from portraitist.rank.scorers import compute_references, load_scoring_models
 from portraitist.samples import noise_image, portrait_variants
-
-from evalkit import OFFLINE_SCORING
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +49,9 @@ def test_image_alignment_is_the_mean_over_every_image_and_photo_pair(models, fac
 
 
 def test_text_alignment_reads_the_prompts_with_the_subject_removed(models, faces):
-    config = EvaluateConfig(subject_images=1, edit_prompts=["a photo of {me} on the moon", "Elmo holding a {me}"])
+    config = EvaluateConfig(
+        subject_images=1, edit_prompts=["a photo of {me} on the moon", "Elmo holding a {me}"]
+    )
     images = evaluation_set(config)
     edits = [image for image in images if image.kind == "edit"]
     assert [image.clip_text for image in edits] == ["a photo of on the moon", "Elmo holding a"]
@@ -61,9 +62,14 @@ def test_text_alignment_reads_the_prompts_with_the_subject_removed(models, faces
     refs = compute_references(models, faces)
     values = checkpoint_metrics(models, refs, [faces[0]], pictures, texts)
     expected = (models.clip.embed_images(pictures) * models.clip.embed_texts(texts)).sum(dim=1).mean()
-    with_subject = (models.clip.embed_images(pictures) * models.clip.embed_texts(
-        ["a photo of <me> girl on the moon", "Elmo holding a <me> girl"]
-    )).sum(dim=1).mean()
+    with_subject = (
+        (
+            models.clip.embed_images(pictures)
+            * models.clip.embed_texts(["a photo of <me> girl on the moon", "Elmo holding a <me> girl"])
+        )
+        .sum(dim=1)
+        .mean()
+    )
     assert values["text_alignment"] == pytest.approx(float(expected), abs=1e-6)
     assert not torch.isclose(expected, with_subject)
 

@@ -27,20 +27,28 @@ class EvaluateConfig(BaseModel):
     )
     every: int = Field(50, ge=1, description="Measure every N training steps (the thesis: 50).")
     steps: int | None = Field(
-        None, ge=1, description="Training steps of every recipe (a multiple of `every`); default: each recipe's own."
+        None,
+        ge=1,
+        description="Training steps of every recipe (a multiple of `every`); default: each recipe's own.",
     )
-    seed: int = Field(0, description="Seed of training and of the evaluation images: same seed, same metrics.")
+    seed: int = Field(
+        0, description="Seed of training and of the evaluation images: same seed, same metrics."
+    )
     subject_prompt: str = Field(
         "a photo of {me}", description="The prompt of the Image Alignment, LPIPS and identity images."
     )
-    subject_images: int = Field(2, ge=1, description="Images of the subject prompt per checkpoint (seeds seed+i).")
+    subject_images: int = Field(
+        2, ge=1, description="Images of the subject prompt per checkpoint (seeds seed+i)."
+    )
     edit_prompts: list[str] = Field(
         default_factory=lambda: list(DEFAULT_EDIT_PROMPTS),
         min_length=1,
         description="Text Alignment prompts, one image each; {me} is the subject, and is removed for CLIP.",
     )
     sampling_steps: int = Field(
-        12, ge=1, description="Euler steps per evaluation image (fewer keeps the evaluation's overhead small)."
+        12,
+        ge=1,
+        description="Euler steps per evaluation image (fewer keeps the evaluation's overhead small).",
     )
     guidance: float = Field(7.0, ge=1.0, description="Classifier-free guidance of the evaluation images.")
     train: TrainConfig = Field(
@@ -57,12 +65,16 @@ class EvaluateConfig(BaseModel):
     @field_validator("recipes", mode="before")
     @classmethod
     def _split_recipes(cls, value: object) -> object:
-        return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
+        return (
+            [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
+        )
 
     @field_validator("recipes")
     @classmethod
     def _known_recipes(cls, value: list[str]) -> list[str]:
         unknown = [name for name in value if name not in RECIPES]
         if unknown or not value:
-            raise ValueError(f"unknown recipe {', '.join(unknown) or '(none given)'}; choose from {', '.join(RECIPES)}")
+            raise ValueError(
+                f"unknown recipe {', '.join(unknown) or '(none given)'}; choose from {', '.join(RECIPES)}"
+            )
         return list(dict.fromkeys(value))

@@ -68,7 +68,9 @@ def lpips_distance(models: ScoringModels, refs: References, images: Sequence[Ima
     return float(torch.stack(distances).mean())
 
 
-def identity(models: ScoringModels, refs: References, images: Sequence[Image.Image]) -> tuple[float | None, float]:
+def identity(
+    models: ScoringModels, refs: References, images: Sequence[Image.Image]
+) -> tuple[float | None, float]:
     """(mean similarity to the crops' faces over the images with a face, or None; share with a face)."""
     descriptors = [models.faces.descriptor(image) for image in images]
     found = [d for d in descriptors if d is not None]

@@ -26,7 +26,9 @@ def plot_curves(curves: dict[str, Curve], x: Literal["steps", "seconds"], out: P
             points = [
                 (at, mean, spread or 0.0)
                 for at, mean, spread in zip(
-                    curve.steps if x == "steps" else curve.seconds, curve.mean[metric.name], curve.spread[metric.name]
+                    curve.steps if x == "steps" else curve.seconds,
+                    curve.mean[metric.name],
+                    curve.spread[metric.name],
                 )
                 if mean is not None
             ]
@@ -39,7 +41,9 @@ def plot_curves(curves: dict[str, Curve], x: Literal["steps", "seconds"], out: P
                 low = [m - s for m, s in zip(means, spreads)]
                 high = [m + s for m, s in zip(means, spreads)]
                 ax.fill_between(xs, low, high, color=colour, alpha=0.18, linewidth=0)
-        ax.set_title(f"{metric.label} ({'higher' if metric.higher_is_better else 'lower'} is better)", fontsize=10)
+        ax.set_title(
+            f"{metric.label} ({'higher' if metric.higher_is_better else 'lower'} is better)", fontsize=10
+        )
         ax.set_xlabel(X_LABELS[x])
         ax.grid(alpha=0.3)
     handles, labels = axes.flat[0].get_legend_handles_labels()

@@ -31,7 +31,9 @@ def evaluation_set(config: EvaluateConfig) -> list[EvalImage]:
     """config.subject_images of the subject prompt, then one image per edit prompt; image i has seed + i."""
     subject = [(f"subject-{i}", config.subject_prompt, "subject") for i in range(config.subject_images)]
     edits = [(f"edit-{i}", prompt, "edit") for i, prompt in enumerate(config.edit_prompts)]
-    return [EvalImage(name, text, config.seed + i, kind) for i, (name, text, kind) in enumerate(subject + edits)]
+    return [
+        EvalImage(name, text, config.seed + i, kind) for i, (name, text, kind) in enumerate(subject + edits)
+    ]
 
 
 def by_prompt(images: list[EvalImage]) -> list[list[EvalImage]]:

@@ -23,13 +23,19 @@ class CheckpointRecord(BaseModel):
     step: int
     steps: int = Field(description="The run's total training steps.")
     seed: int
-    metrics: dict[str, float | None] = Field(description="evaluate/metrics.py's METRICS; None where undefined.")
+    metrics: dict[str, float | None] = Field(
+        description="evaluate/metrics.py's METRICS; None where undefined."
+    )
     train_seconds: float = Field(description="Training time up to this step (train_log.jsonl's clock).")
     generate_seconds: float = Field(description="Sampling this checkpoint's evaluation images.")
     metric_seconds: float = Field(description="Computing this checkpoint's metrics.")
-    wall_seconds: float = Field(description="Since this recipe's evaluation began: loading, training, checkpoints, "
-                                "evaluation; summed over resumed runs.")
-    images: list[str] = Field(description="The evaluation images, relative to the workspace, in evaluation-set order.")
+    wall_seconds: float = Field(
+        description="Since this recipe's evaluation began: loading, training, checkpoints, "
+        "evaluation; summed over resumed runs."
+    )
+    images: list[str] = Field(
+        description="The evaluation images, relative to the workspace, in evaluation-set order."
+    )
 
     @property
     def eval_seconds(self) -> float:

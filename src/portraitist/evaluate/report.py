@@ -73,8 +73,13 @@ def _settings(workspace: Workspace) -> dict[str, Any]:
 
 def _columns(settings: dict[str, Any]) -> list[str]:
     """Column headings: each evaluation image's prompt and seed."""
-    fields = {k: settings[k] for k in ("subject_prompt", "subject_images", "edit_prompts", "seed") if k in settings}
-    return [f"{image.template} · seed {image.seed}" for image in evaluation_set(EvaluateConfig.model_validate(fields))]
+    fields = {
+        k: settings[k] for k in ("subject_prompt", "subject_images", "edit_prompts", "seed") if k in settings
+    }
+    return [
+        f"{image.template} · seed {image.seed}"
+        for image in evaluation_set(EvaluateConfig.model_validate(fields))
+    ]
 
 
 def _render(out: Path, curves: dict[str, Curve], sections: list[Section], **page: Any) -> Path:
@@ -120,7 +125,9 @@ def write_evaluation_report(workspace: Workspace) -> Path:
     sections: dict[str, Section] = {}
     for record in sorted(records, key=lambda r: r.step):
         section = sections.setdefault(record.recipe, Section(record.recipe, []))
-        section.rows.append(Row(f"step {record.step}", [_href(workspace.path(f), out) for f in record.images]))
+        section.rows.append(
+            Row(f"step {record.step}", [_href(workspace.path(f), out) for f in record.images])
+        )
     manifest = workspace.read_manifest()
     crops = [_href(workspace.path(p.image), out) for p in manifest.kept if p.image]
     return _render(
@@ -146,7 +153,10 @@ def write_comparison_report(workspaces: list[Workspace], out_dir: Path) -> Path:
     runs = [_records(ws) for ws in workspaces]
     settings = [_settings(ws) for ws in workspaces]
     differ = sorted(
-        k for s in settings[1:] for k in s.keys() | settings[0].keys() if k != "dataset" and s.get(k) != settings[0].get(k)
+        k
+        for s in settings[1:]
+        for k in s.keys() | settings[0].keys()
+        if k != "dataset" and s.get(k) != settings[0].get(k)
     )
     if differ:
         raise PortraitistError(
@@ -161,7 +171,10 @@ def write_comparison_report(workspaces: list[Workspace], out_dir: Path) -> Path:
             if record.recipe not in last or record.step > last[record.recipe].step:
                 last[record.recipe] = record
         for recipe, record in last.items():
-            row = Row(f"{workspace.root.name}, step {record.step}", [_href(workspace.path(f), out) for f in record.images])
+            row = Row(
+                f"{workspace.root.name}, step {record.step}",
+                [_href(workspace.path(f), out) for f in record.images],
+            )
             sections.setdefault(recipe, Section(recipe, [])).rows.append(row)
     return _render(
         out,

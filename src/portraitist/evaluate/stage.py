@@ -156,7 +156,9 @@ def _sampling(model: StableDiffusion) -> Iterator[None]:
         model.text_encoder.train(modes[1])
 
 
-def generate_set(model: StableDiffusion, subject: str, images: list[EvalImage], config: EvaluateConfig) -> list[Image.Image]:
+def generate_set(
+    model: StableDiffusion, subject: str, images: list[EvalImage], config: EvaluateConfig
+) -> list[Image.Image]:
     """The evaluation set from the model as it is: one sampler call per prompt, seeds fixed."""
     size = (model.resolution, model.resolution)
     made: dict[str, Image.Image] = {}

@@ -46,7 +46,11 @@ def build_curves(runs: list[list[CheckpointRecord]]) -> dict[str, Curve]:
                 mean, spread = _stats([v for r in group if (v := r.metrics.get(metric.name)) is not None])
                 curve.mean[metric.name].append(mean)
                 curve.spread[metric.name].append(spread)
-        overheads = [o for records in runs if (o := evaluation_overhead([r for r in records if r.recipe == recipe])) is not None]
+        overheads = [
+            o
+            for records in runs
+            if (o := evaluation_overhead([r for r in records if r.recipe == recipe])) is not None
+        ]
         curve.overhead = float(np.mean(overheads)) if overheads else None
         curves[recipe] = curve
     return curves
