@@ -70,8 +70,24 @@ def test_a_job_from_upload_to_downloaded_portraits(
     service.start_api()
     service.start_worker()
     client = _signed_up_with_photos(service, sample_photos)
+    storage = Storage(service_settings.storage_url)
+    user_id = client.headers["Authorization"].split()[1].split(".")[0]
+
+    # a job cancelled while it trains stops there, cleans up, and frees the worker for the next one
+    cancelled = client.post("/v1/jobs", json={**TINY_JOB, "steps": 500}).json()["id"]
     job_id = client.post("/v1/jobs", json={**TINY_JOB, "k": 2}).json()["id"]
+    wait_for(
+        lambda: (
+            (_status(client, cancelled)["step"] or 0) > 0 and _status(client, cancelled)["stage"] == "train"
+        ),
+        JOB_TIMEOUT,
+        "the first job to train",
+    )
+    assert client.post(f"/v1/jobs/{cancelled}/cancel").json()["status"] == "cancelled"
+    assert read_events(client, cancelled, 30)[-1]["status"] == "cancelled"
+
     events = read_events(client, job_id, JOB_TIMEOUT)
+    assert storage.list(f"users/{user_id}/jobs/{cancelled}") == []  # its worker removed its workspace
 
     assert events[0]["status"] == "queued" and events[-1]["status"] == "succeeded"
     assert [e["id"] for e in events] == sorted({e["id"] for e in events})
@@ -106,10 +122,14 @@ def test_a_job_from_upload_to_downloaded_portraits(
         assert anonymous.get(f"{report_dir}/{src}").status_code == 200, src
 
     # the workspace (weights, checkpoints) is gone; only the published results stay
-    storage = Storage(service_settings.storage_url)
-    user_id = client.headers["Authorization"].split()[1].split(".")[0]
     kept = storage.list(f"users/{user_id}/jobs/{job_id}")
     assert kept and all(key.startswith("results/1/") for key in kept)
+
+    # and deleting the user leaves nothing: not in storage, not in the database
+    assert client.delete("/v1/me").status_code == 204
+    assert storage.list(f"users/{user_id}") == []
+    assert client.get(f"/v1/jobs/{job_id}").status_code == 401
+    assert anonymous.get(results["report_url"]).status_code == 404
 
 
 @pytest.mark.slow
