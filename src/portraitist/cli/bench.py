@@ -40,3 +40,12 @@ def run_script(name: str, args: list[str]) -> None:
     code = subprocess.call([sys.executable, str(script), *args], env=env)
     if code:
         raise typer.Exit(code)
+
+
+@bench_app.command(
+    "train",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    help="Steps/s of `portraitist train` against diffusers' train_dreambooth.py (benchmarks/bench_train.py --help).",
+)
+def bench_train(ctx: typer.Context) -> None:
+    run_script("bench_train.py", ctx.args)

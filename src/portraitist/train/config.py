@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from portraitist.train.recipes import RECIPES, Part
+from portraitist.train.recipes import RECIPES, Part, Stage
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
@@ -20,6 +20,9 @@ class TrainConfig(BaseModel):
     learning_rates: dict[Part, float] = Field(
         default_factory=dict,
         description="Override the recipe's learning rate per trainable part, e.g. {unet = 1e-6}.",
+    )
+    stages: list[Stage] | None = Field(
+        None, description="Your own stages instead of the recipe's (TOML [[train.stages]]: name, share, learning_rates)."
     )
     batch_size: int = Field(1, ge=1, description="Images per step.")
     seed: int = Field(0, description="Seeds token init, data order, noise and timesteps: same seed, same weights.")

@@ -106,12 +106,25 @@ RECIPES: dict[str, Recipe] = {
 
 
 def get_recipe(
-    name: str, *, learning_rates: dict[Part, float] | None = None, train_text_encoder: bool = False
+    name: str,
+    *,
+    learning_rates: dict[Part, float] | None = None,
+    train_text_encoder: bool = False,
+    stages: list[Stage] | None = None,
 ) -> Recipe:
-    """The named recipe with the user's overrides applied (a copy; RECIPES stays as shipped)."""
+    """The named recipe with the user's overrides applied (a copy; RECIPES stays as shipped).
+
+    `stages` replaces the recipe's own (its prompt style and defaults stay): a recipe is data.
+    """
     if name not in RECIPES:
         raise PortraitistError(f"Unknown recipe {name!r}; choose one of {', '.join(RECIPES)}.")
     recipe = RECIPES[name].model_copy(deep=True)
+    if stages:
+        if abs(sum(stage.share for stage in stages) - 1) > 1e-6:
+            raise PortraitistError(f"The shares of the stages must add up to 1, not {sum(s.share for s in stages):g}.")
+        if "tokens" in {part for stage in stages for part in stage.learning_rates} and recipe.prompt != "captions":
+            raise PortraitistError(f"The {name} recipe adds no tokens, so its stages cannot train 'tokens'.")
+        recipe.stages = [stage.model_copy(deep=True) for stage in stages]
     if train_text_encoder:
         if name != "dreambooth":
             raise PortraitistError("--train-text-encoder applies to the dreambooth recipe only.")

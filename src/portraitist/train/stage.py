@@ -145,7 +145,10 @@ def train(
     """
     manifest = workspace.read_manifest()
     recipe = get_recipe(
-        config.recipe, learning_rates=config.learning_rates, train_text_encoder=config.train_text_encoder
+        config.recipe,
+        learning_rates=config.learning_rates,
+        train_text_encoder=config.train_text_encoder,
+        stages=config.stages,
     )
     total = config.steps or recipe.steps
     plan = list(zip(recipe.stages, stage_steps(recipe, total)))

@@ -1,0 +1,249 @@
+#!/usr/bin/env python
+"""`portraitist bench train`: our training loop against diffusers' train_dreambooth.py.
+
+    python benchmarks/bench_train.py [--preset cpu-bench] [--steps 40] [--batch 1] [--cases unet,text-encoder]
+
+Both sides train the same random-weight model folder (the real SD 1.x classes, written the way
+shared/bench/make_model.py writes it) on the same photos (reference/make_images.py), at the
+model's resolution, and are timed by reference/reference_train.py's marginal method: each
+command runs for N/4 and N steps, so loading and saving cancel out.
+
+  unet          reference: train_dreambooth.py (UNet only)
+                ours:      `portraitist train --recipe dreambooth`
+  text-encoder  reference: train_dreambooth.py --train_text_encoder (on the CPU also with
+                           --flush-denormal, see reference/README.md; ours then runs with the same)
+                ours:      the first stage of `staged` (text encoder + UNet + new tokens), run alone
+
+Prints a table (steps/s, ratio, peak RSS; peak GPU memory with --gpu-memory) and writes
+benchmarks/results/train-<machine>-<date>.json with the machine, the versions and the date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "reference"))
+
+from reference_train import TRAIN_SCRIPT, time_marginal  # noqa: E402
+
+PRESETS = {"tiny": "tiny", "cpu-bench": "cpu-bench", "sd15": "sd15-random"}  # bench name -> random_sd preset
+INSTANCE_PROMPT_CLASS = "person"  # the reference's prompt is "a photo of sks person"
+
+
+def build_model(preset: str, out: Path) -> Path:
+    """A diffusers folder with seeded random weights (shared/bench/make_model.py's layout)."""
+    if (out / "model_index.json").exists():
+        return out
+    from diffusers import StableDiffusionPipeline
+
+    from portraitist.models import random_sd
+    from portraitist.models.tokenizer import write_clip_vocab
+
+    parts = random_sd.build_components(PRESETS[preset], seed=0)
+    pipe = StableDiffusionPipeline(
+        **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+    )
+    tmp = out.with_name(out.name + ".tmp")
+    pipe.save_pretrained(tmp, safe_serialization=True)
+    write_clip_vocab(tmp / "tokenizer")  # transformers 5 writes only tokenizer.json; other loaders want these
+    resolution = random_sd.PRESETS[PRESETS[preset]]["resolution"]
+    (tmp / "bench_preset.json").write_text(json.dumps({"preset": preset, "seed": 0, "resolution": resolution}))
+    tmp.rename(out)
+    return out
+
+
+def build_images(out: Path, size: int = 512) -> Path:
+    if not out.exists():
+        subprocess.run([sys.executable, str(HERE / "reference" / "make_images.py"), str(out), "--size", str(size)],
+                       check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
+def build_workspace(images: Path, out: Path, resolution: int) -> Path:
+    """A prepared workspace holding the reference's own images (as `prepare` would leave them)."""
+    from PIL import Image
+
+    from portraitist.workspace import DatasetManifest, PhotoRecord, Workspace
+
+    ws = Workspace(out)
+    if ws.manifest_path.exists():
+        return out
+    (ws.dataset_dir / "crops").mkdir(parents=True, exist_ok=True)
+    photos = []
+    for i, path in enumerate(sorted(images.glob("*.png"))):
+        crop = f"dataset/crops/{i:02d}.png"
+        Image.open(path).convert("RGB").resize((resolution, resolution), Image.LANCZOS).save(ws.path(crop))
+        photos.append(
+            PhotoRecord(source=path.name, status="kept", image=crop, caption=f"a photo of <sks> {INSTANCE_PROMPT_CLASS}")
+        )
+    ws.write_manifest(
+        DatasetManifest(
+            class_token=INSTANCE_PROMPT_CLASS, instance_token="<sks>", context="photo_of", resolution=resolution,
+            photos=photos,
+        )
+    )
+    return out
+
+
+def first_stage_config(out: Path) -> Path:
+    """A TOML that runs the staged recipe's first stage (text encoder + UNet + tokens) for all steps."""
+    from portraitist.train.recipes import RECIPES
+
+    stage = RECIPES["staged"].stages[0]
+    rates = ", ".join(f'{part} = {rate}' for part, rate in stage.learning_rates.items())
+    out.write_text(
+        f'[train]\nrecipe = "staged"\n\n[[train.stages]]\nname = "{stage.name}"\nshare = 1.0\n'
+        f"learning_rates = {{ {rates} }}\n"
+    )
+    return out
+
+
+def flush_denormal_prefix() -> list[str]:
+    """Run `portraitist` under torch.set_flush_denormal(True), as reference_train.py runs the script."""
+    code = "import sys, torch; torch.set_flush_denormal(True); from portraitist.cli import main; sys.argv[0] = 'portraitist'; main()"
+    return [sys.executable, "-c", code]
+
+
+def ours_command(ws: Path, model: Path, extra: list[str], flush_denormal: bool):
+    base = flush_denormal_prefix() if flush_denormal else [str(Path(sys.executable).parent / "portraitist")]
+
+    def make(steps: int, out: str) -> str:
+        train = [*base, "train", "--workspace", f"{out}/ws", "--base", str(model), "--steps", str(steps),
+                 "--checkpoint-every", "100000000", *extra]
+        return f"cp -r {shlex.quote(str(ws))} {shlex.quote(out)}/ws && {shlex.join(train)}"
+
+    return make
+
+
+def reference_command(model: Path, images: Path, resolution: int, batch: int, text_encoder: bool,
+                      flush_denormal: bool, mixed_precision: str):
+    def make(steps: int, out: str) -> list[str]:
+        head = [sys.executable, str(HERE / "reference" / "reference_train.py"), "--run-flush-denormal"] if flush_denormal else [sys.executable]
+        cmd = [
+            *head, TRAIN_SCRIPT, "--pretrained_model_name_or_path", str(model), "--instance_data_dir", str(images),
+            "--instance_prompt", f"a photo of sks {INSTANCE_PROMPT_CLASS}", "--output_dir", out,
+            "--resolution", str(resolution), "--train_batch_size", str(batch), "--gradient_accumulation_steps", "1",
+            "--learning_rate", "5e-6", "--lr_scheduler", "constant", "--lr_warmup_steps", "0",
+            "--max_train_steps", str(steps), "--checkpointing_steps", "100000000",
+            "--mixed_precision", mixed_precision, "--seed", "0",
+        ]
+        return cmd + (["--train_text_encoder"] if text_encoder else [])
+
+    return make
+
+
+def machine() -> dict[str, object]:
+    import torch
+
+    info: dict[str, object] = {"platform": platform.platform(), "python": platform.python_version()}
+    if torch.cuda.is_available():
+        info["device"] = torch.cuda.get_device_name(0)
+    else:
+        model = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
+        info["device"] = model.group(1).strip() if model else platform.processor()
+    info["cpu_count"] = os.cpu_count()
+    info["torch_threads"] = torch.get_num_threads()
+    info["slug"] = re.sub(r"[^a-z0-9]+", "-", str(info["device"]).lower()).strip("-")[:40] + (
+        "" if torch.cuda.is_available() else f"-{os.cpu_count()}cpu"
+    )
+    return info
+
+
+def versions() -> dict[str, str | None]:
+    out = {}
+    for pkg in ("torch", "diffusers", "transformers", "accelerate", "peft", "portraitist"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu-bench")
+    ap.add_argument("--steps", type=int, default=40, help="long run's steps N (the short run has N/4)")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--cases", default="unet,text-encoder", help="comma-separated: unet, text-encoder")
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "portraitist-bench")
+    ap.add_argument("--skip-reference", action="store_true", help="time only our side")
+    ap.add_argument("--ours-extra", default="", help="more `portraitist train` options for our side (one string)")
+    ap.add_argument("--mixed-precision", default=None, help="reference's --mixed_precision (default: no on CPU, bf16 on GPU)")
+    ap.add_argument("--label", default="", help="a note stored in the results file")
+    ap.add_argument("--results", type=Path, default=HERE / "results")
+    a = ap.parse_args()
+
+    import torch
+
+    gpu = torch.cuda.is_available()
+    mixed = a.mixed_precision or ("bf16" if gpu else "no")
+    a.workdir.mkdir(parents=True, exist_ok=True)
+    model = build_model(a.preset, a.workdir / "models" / a.preset)
+    resolution = json.loads((model / "bench_preset.json").read_text())["resolution"]
+    images = build_images(a.workdir / "images")
+    ws = build_workspace(images, a.workdir / f"ws-{a.preset}", resolution)
+    stage_toml = first_stage_config(a.workdir / "first-stage.toml")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false")
+
+    rows = []
+    for case in [c.strip() for c in a.cases.split(",") if c.strip()]:
+        text_encoder = case == "text-encoder"
+        flush = text_encoder and not gpu  # reference/README.md: denormal stalls when the text encoder trains on a CPU
+        extra = ["--batch-size", str(a.batch), *shlex.split(a.ours_extra)]
+        extra += ["--config", str(stage_toml)] if text_encoder else ["--recipe", "dreambooth"]
+        print(f"[bench] {case}: ours", file=sys.stderr, flush=True)
+        ours = time_marginal(ours_command(ws, model, extra, flush), a.steps, env=env)
+        reference = None
+        if not a.skip_reference:
+            print(f"[bench] {case}: reference", file=sys.stderr, flush=True)
+            reference = time_marginal(
+                reference_command(model, images, resolution, a.batch, text_encoder, flush, mixed), a.steps, env=env
+            )
+        rows.append({"case": case, "flush_denormal": flush, "ours": ours, "reference": reference})
+
+    print(f"\n{a.preset} {resolution}px, batch {a.batch}, {a.steps // 4}/{a.steps} steps (marginal)")
+    print(f"{'case':<14}{'ours steps/s':>14}{'ref steps/s':>13}{'ratio':>8}{'ours RSS MB':>13}{'ref RSS MB':>12}")
+    for row in rows:
+        ours, ref = row["ours"], row["reference"]
+        ratio = ours["steps_per_s"] / ref["steps_per_s"] if ref and ref["steps_per_s"] and ours["steps_per_s"] else None
+        row["ratio"] = round(ratio, 3) if ratio else None
+        print(
+            f"{row['case']:<14}{ours['steps_per_s'] or float('nan'):>14.3f}"
+            f"{(ref or {}).get('steps_per_s') or float('nan'):>13.3f}{ratio or float('nan'):>8.2f}"
+            f"{ours['peak_rss_mb']:>13.0f}{(ref or {}).get('peak_rss_mb') or float('nan'):>12.0f}"
+        )
+    info = machine()
+    result = {
+        "benchmark": "train",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": info,
+        "versions": versions(),
+        "preset": a.preset,
+        "resolution": resolution,
+        "batch_size": a.batch,
+        "steps": [a.steps // 4, a.steps],
+        "reference_mixed_precision": mixed,
+        "ours_extra": a.ours_extra,
+        "label": a.label,
+        "cases": rows,
+    }
+    a.results.mkdir(parents=True, exist_ok=True)
+    path = a.results / f"train-{info['slug']}-{dt.date.today().isoformat()}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
