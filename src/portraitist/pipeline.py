@@ -8,6 +8,7 @@ service job continues from the last finished stage (issue 6, issue 7's worker).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,7 @@ class RunResult:
     selected: list[Path]
     report: Path
     skipped: list[str]
+    seconds: dict[str, float]  # wall-clock seconds of each step this call ran (models loading included)
     training_resumed_from: int | None  # the checkpoint step, when this run continued a training
 
 
@@ -89,15 +91,19 @@ def _state_path(workspace: Workspace) -> Path:
     return workspace.root / "run.json"
 
 
+def _read_state(workspace: Workspace) -> dict[str, Any]:
+    path = _state_path(workspace)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def read_done(workspace: Workspace) -> list[str]:
     """Stages (and generate's styles, as `generate:<style>`) this workspace has finished."""
-    path = _state_path(workspace)
-    return list(json.loads(path.read_text()).get("done", [])) if path.exists() else []
+    return list(_read_state(workspace).get("done", []))
 
 
-def _mark_done(workspace: Workspace, done: list[str], step: str) -> None:
-    done.append(step)
-    write_json_atomic(_state_path(workspace), {"done": done})
+def read_seconds(workspace: Workspace) -> dict[str, float]:
+    """Wall-clock seconds each finished step took, for the report and `portraitist bench run`."""
+    return dict(_read_state(workspace).get("seconds", {}))
 
 
 def run_pipeline(
@@ -109,13 +115,18 @@ def run_pipeline(
     """Run every stage not yet finished; an exception from `progress` stops the run there."""
     configs = config.stage_configs()
     done = read_done(workspace)
+    seconds = read_seconds(workspace)
     skipped = list(done)
+    ran: dict[str, float] = {}
 
     def step(name: str, work: Any) -> None:
         if name in done:
             return
+        start = time.perf_counter()
         work()
-        _mark_done(workspace, done, name)
+        ran[name] = seconds[name] = time.perf_counter() - start
+        done.append(name)
+        write_json_atomic(_state_path(workspace), {"done": done, "seconds": seconds})
         progress(ProgressEvent("run", len(done), None, f"{name} done"))
 
     if "prepare" not in done and not photos:
@@ -136,5 +147,5 @@ def run_pipeline(
     selected_dir = workspace.outputs_dir / "selected"
     selected = sorted(selected_dir.glob("*.png")) if selected_dir.exists() else []
     resumed = trained[0].resumed_from if trained else None
-    return RunResult(workspace, selected, report, skipped, resumed)
+    return RunResult(workspace, selected, report, skipped, ran, resumed)
 

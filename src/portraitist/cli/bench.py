@@ -43,6 +43,15 @@ def run_script(name: str, args: list[str]) -> None:
 
 
 @bench_app.command(
+    "run",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    help="Seconds per stage of `portraitist run` on the sample photos (benchmarks/bench_run.py --help).",
+)
+def bench_run(ctx: typer.Context) -> None:
+    run_script("bench_run.py", ctx.args)
+
+
+@bench_app.command(
     "train",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     help="Steps/s of `portraitist train` against diffusers' train_dreambooth.py (benchmarks/bench_train.py --help).",

@@ -1,13 +1,15 @@
 """CLIP image and text embeddings (class-word choice, ranking, evaluation).
 
 `spec` is a hub id or folder of a transformers CLIPModel (default ViT-L/14, the encoder SD 1.x
-was trained with) or `tiny`: a small random CLIP with the real tokenizer, for offline tests.
+was trained with), or a random CLIP built in code with the real tokenizer: `tiny` for offline
+tests, `vit-l-14-random` for timing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -52,30 +54,49 @@ def _as_tensor(out: torch.Tensor | object) -> torch.Tensor:
     return out.pooler_output  # type: ignore[attr-defined]
 
 
-def tiny_clip(seed: int = 0) -> Clip:
-    """A random CLIP of the real architecture (ViT + text transformer), 32 px images."""
+# Random CLIPs of real shapes: `tiny` for tests, `vit-l-14-random` (ViT-L/14's shapes, the
+# compute of the real model) for benchmarks.
+RANDOM_CLIPS: dict[str, dict[str, Any]] = {
+    "tiny": dict(
+        text=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4),
+        vision=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                    image_size=TINY_IMAGE_SIZE, patch_size=8),
+        projection_dim=32,
+    ),
+    "vit-l-14-random": dict(
+        text=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12),
+        vision=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                    image_size=224, patch_size=14),
+        projection_dim=768,
+    ),
+}
+
+
+def random_clip(shape: str = "tiny", seed: int = 0) -> Clip:
+    """A CLIP of the real architecture (ViT + text transformer) with seeded random weights."""
+    spec = RANDOM_CLIPS[shape]
     torch.manual_seed(seed)
     config = CLIPConfig(
         text_config=dict(
-            vocab_size=VOCAB_SIZE, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-            num_attention_heads=4, max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407,
-            pad_token_id=49407,
+            vocab_size=VOCAB_SIZE, max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407,
+            pad_token_id=49407, **spec["text"],
         ),
-        vision_config=dict(
-            hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-            image_size=TINY_IMAGE_SIZE, patch_size=8,
-        ),
-        projection_dim=32,
+        vision_config=spec["vision"],
+        projection_dim=spec["projection_dim"],
     )
-    processor = CLIPImageProcessor(
-        size={"shortest_edge": TINY_IMAGE_SIZE}, crop_size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}
-    )
+    side = spec["vision"]["image_size"]
+    processor = CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
     return Clip(CLIPModel(config).eval(), processor, clip_tokenizer())
 
 
+def tiny_clip(seed: int = 0) -> Clip:
+    """The 32 px random CLIP the tests and the offline demo use."""
+    return random_clip("tiny", seed)
+
+
 def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu") -> Clip:
-    if spec == "tiny":
-        clip = tiny_clip()
+    if spec in RANDOM_CLIPS:
+        clip = random_clip(spec)
     else:
         try:
             clip = Clip(
