@@ -58,3 +58,12 @@ def bench_run(ctx: typer.Context) -> None:
 )
 def bench_train(ctx: typer.Context) -> None:
     run_script("bench_train.py", ctx.args)
+
+
+@bench_app.command(
+    "generate",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    help="Images/s of our sampler against diffusers' StableDiffusionPipeline (benchmarks/bench_generate.py --help).",
+)
+def bench_generate(ctx: typer.Context) -> None:
+    run_script("bench_generate.py", ctx.args)

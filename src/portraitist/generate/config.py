@@ -30,6 +30,7 @@ class SamplingConfig(BaseModel):
     control_scale: float = Field(1.0, ge=0.0, description="How strongly the ControlNet steers.")
     device: str = Field("auto", description="cuda, cpu or auto (a GPU when there is one).")
     dtype: Precision = Field("auto", description="Weights' precision: auto (fp16 on GPU, bf16 on CPU), fp32, bf16, fp16.")
+    cuda_graphs: bool = Field(True, description="On a GPU, replay the UNet as CUDA graphs (fewer kernel launches).")
 
 
 class GenerateConfig(SamplingConfig):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from diffusers import ControlNetModel, UNet2DConditionModel
 
+from portraitist.generate.graphs import graphed
+
 
 @dataclass
 class Control:
@@ -31,8 +33,12 @@ class GuidedUNet:
         uncond: torch.Tensor,
         guidance: float,
         control: Control | None = None,
+        cuda_graphs: bool = True,
     ):
         self.unet = unet
+        # CUDA graphs where a GPU would otherwise wait on kernel launches (not with a ControlNet,
+        # whose residuals would need capturing too)
+        self.use_graphs = cuda_graphs and unet.device.type == "cuda" and control is None
         self.guidance = guidance
         # guidance 1 is the plain conditional model: no unconditional half to compute
         self.batched = guidance != 1.0
@@ -57,7 +63,11 @@ class GuidedUNet:
                 return_dict=False,
             )
             residuals = dict(down_block_additional_residuals=down, mid_block_additional_residual=mid)
-        out = self.unet(x, t, encoder_hidden_states=self.context, **residuals).sample.float()
+        if residuals or not self.use_graphs:
+            out = self.unet(x, t, encoder_hidden_states=self.context, **residuals).sample
+        else:
+            out = graphed(self.unet)(x, t, self.context)
+        out = out.float()
         if not self.batched:
             return out
         uncond, cond = out.chunk(2)

@@ -12,6 +12,7 @@ import torch
 from portraitist.errors import PortraitistError
 from portraitist.generate.config import Precision
 from portraitist.models.loading import StableDiffusion, load_base, load_vae
+from portraitist.train.precision import cpu_has_bf16
 from portraitist.workspace import Workspace
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -26,9 +27,11 @@ def pick_device(device: str) -> torch.device:
 
 
 def pick_dtype(precision: Precision, device: torch.device) -> torch.dtype:
-    """fp16 on GPUs (as diffusers' reference runs), fp32 on CPUs unless asked."""
+    """auto: fp16 on GPUs (as diffusers' reference runs), bf16 on CPUs with bf16 instructions, else fp32."""
     if precision == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if cpu_has_bf16() else torch.float32
     if precision == "fp16" and device.type == "cpu":
         raise PortraitistError("fp16 is slow and inexact on CPUs; use --dtype bf16 or fp32 there.")
     return _DTYPES[precision]
@@ -66,10 +69,16 @@ def load_model(
 
 
 def place(model: StableDiffusion, device: torch.device, dtype: torch.dtype) -> StableDiffusion:
-    """UNet and VAE in `dtype`; the text encoder, run once per batch, stays fp32 on CPUs."""
+    """UNet and VAE in `dtype` (the text encoder, run once per batch, stays fp32 on CPUs); GPU layouts."""
     text_dtype = dtype if device.type == "cuda" else torch.float32
     for module, wanted in ((model.unet, dtype), (model.vae, dtype), (model.text_encoder, text_dtype)):
         module.to(device)
         if module.dtype != wanted:
             module.to(wanted)
+    if device.type == "cuda":
+        # tensor cores read convolutions in NHWC; sampling repeats the same shapes, so let cuDNN
+        # time its algorithms once
+        torch.backends.cudnn.benchmark = True
+        model.unet.to(memory_format=torch.channels_last)
+        model.vae.to(memory_format=torch.channels_last)
     return model

@@ -107,7 +107,8 @@ def generate(
             progress(ProgressEvent(STAGE, units, total, f"images {done + 1}-{done + count} of {config.n}"))
 
         images = txt2img(
-            model, prompt.text, prompt.negative, batch, size, config.steps, config.guidance, config.scheduler, control, report
-        )
+            model, prompt.text, prompt.negative, batch, size, config.steps, config.guidance, config.scheduler, control,
+            report, config.cuda_graphs,
+        )  # fmt: skip
         paths += folder.save(prompt.style or "prompt", [(im, {**settings, "seed": s}) for im, s in zip(images, batch)])
     return GenerateResult(paths, prompt, size, seeds)

@@ -178,7 +178,7 @@ def swap(
     for start in range(0, config.n, config.batch_size):
         batch = seeds[start : start + config.batch_size]
         cond, uncond = encode_prompt_pair(model, prompt, negative, len(batch))
-        unet = GuidedUNet(model.unet, cond, uncond, config.guidance, control)
+        unet = GuidedUNet(model.unet, cond, uncond, config.guidance, control, config.cuda_graphs)
 
         def report(step: int, steps: int, done: int = start) -> None:
             progress(ProgressEvent(STAGE, done * steps + len(batch) * step, config.n * steps, f"seed {batch[0]}"))

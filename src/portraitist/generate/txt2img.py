@@ -40,6 +40,7 @@ def txt2img(
     scheduler: str = "euler",
     control: Control | None = None,
     callback: StepCallback | None = None,
+    cuda_graphs: bool = True,
 ) -> list[Image.Image]:
     """len(seeds) images of (width, height) `size`."""
     width, height = size
@@ -49,7 +50,7 @@ def txt2img(
     generators = seed_generators(seeds)
     noise = initial_noise(generators, (channels, height // factor, width // factor)).to(model.unet.device)
     cond, uncond = encode_prompt_pair(model, prompt, negative, len(seeds))
-    unet = GuidedUNet(model.unet, cond, uncond, guidance, control)
+    unet = GuidedUNet(model.unet, cond, uncond, guidance, control, cuda_graphs)
     if scheduler == "euler":
         schedule = euler_schedule(model.scheduler.config, model.scheduler.alphas_cumprod, steps)
         denoiser = karras_denoiser(unet, schedule, model.prediction_type)
