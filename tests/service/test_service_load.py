@@ -73,6 +73,7 @@ def _visit(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 50 jobs on two CPU workers: 15-25 minutes on a busy 2-core machine
 def test_fifty_users_at_once(
     tmp_path: Path, sample_photos: list[Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
