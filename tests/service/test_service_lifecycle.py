@@ -143,7 +143,7 @@ def test_a_worker_killed_in_training_is_replaced_and_the_job_resumes(
         service.start_api()
         doomed = service.start_worker()
         client = _signed_up_with_photos(service, sample_photos)
-        job_id = client.post("/v1/jobs", json={**TINY_JOB, "steps": 12}).json()["id"]
+        job_id = client.post("/v1/jobs", json={**TINY_JOB, "steps": 20}).json()["id"]
         storage = Storage(settings.storage_url)
         user_id = client.headers["Authorization"].split()[1].split(".")[0]
         checkpoints = f"users/{user_id}/jobs/{job_id}/workspace/model/checkpoints"
