@@ -15,7 +15,8 @@ Both sides sample the same random-weight model folder (benchmarks/models.py), in
   ours-no-graphs (optional, GPU) ours without CUDA-graph replay: what the graphs are worth.
 After one warm-up call each, the timed calls alternate between the sides (reference, ours,
 reference, ours, ...) so that other work on a shared machine slows both alike; every call's
-time is kept, and the load average before and after is recorded.
+time is kept (wall clock, and the process's CPU time, which other processes do not inflate
+when torch runs one thread), and the load average before and after is recorded.
 
 Peak memory: on the CPU each side runs apart in a fresh subprocess (load + one call) for its
 host RSS; on a GPU, in the same process, each side's own weights plus the most its timed calls
@@ -140,13 +141,14 @@ def summary(times: list[float], batch: int) -> dict[str, Any]:
 def time_side_by_side(
     sides: dict[str, Side], batch: int, size: tuple[int, int], steps: int, guidance: float,
     calls: int, warmup: int, seed: int, device: str,
-) -> tuple[dict[str, list[float]], dict[str, list], dict[str, float], dict[str, str]]:
-    """Alternate the sides call by call: each side's call times, first images, (on a GPU) peak
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list], dict[str, float], dict[str, str]]:
+    """Alternate the sides call by call: each side's call times (wall and CPU), first images, (on a GPU) peak
     memory as if it ran alone (its own weights plus the most its calls allocated beyond them), and
     the error of any side that failed."""
     import torch
 
     times: dict[str, list[float]] = {name: [] for name in sides}
+    cpu: dict[str, list[float]] = {name: [] for name in sides}
     firsts: dict[str, list] = {name: [] for name in sides}
     cuda_peak: dict[str, float] = {}
     failed: dict[str, str] = {}
@@ -165,7 +167,7 @@ def time_side_by_side(
                 if device == "cuda":
                     before = torch.cuda.memory_allocated()
                     torch.cuda.reset_peak_memory_stats()
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 try:
                     images = side.call(seed + i, batch, size, steps, guidance)
                     sync(device)
@@ -173,17 +175,20 @@ def time_side_by_side(
                     failed[name] = f"{type(exc).__name__}: {exc}"
                     continue
                 times[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - cpu_start)
                 firsts[name].append(images[0])
                 if device == "cuda":
                     peak = torch.cuda.max_memory_allocated() - before + side.weight_bytes()
                     cuda_peak[name] = max(cuda_peak.get(name, 0.0), round(peak / 2**20, 1))
-    return times, firsts, cuda_peak, failed
+    return times, cpu, firsts, cuda_peak, failed
 
 
-def measure_memory(side: str, model: Path, device: str, batch: int, size: tuple[int, int], steps: int) -> dict[str, Any]:
+def measure_memory(
+    side: str, model: Path, device: str, batch: int, size: tuple[int, int], steps: int, threads: int
+) -> dict[str, Any]:
     """Peak memory of one side alone: a fresh process that loads the model and makes one call."""
     cmd = [sys.executable, __file__, "--memory-of", side, "--model", str(model), "--batches", str(batch),
-           "--size", f"{size[0]}x{size[1]}", "--steps", str(steps), "--device", device]  # fmt: skip
+           "--size", f"{size[0]}x{size[1]}", "--steps", str(steps), "--device", device, "--threads", str(threads)]  # fmt: skip
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(HERE)))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -222,6 +227,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--variants", default="ours", help="our sides to time beside the reference: ours, ours-fp32")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's, one per core)")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-side peak-memory subprocesses")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "portraitist-bench")
     ap.add_argument("--results", type=Path, default=HERE / "results")
@@ -232,6 +238,8 @@ def main() -> None:
     import torch
 
     a.device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if a.threads:
+        torch.set_num_threads(a.threads)
     if a.memory_of:
         memory_child(a)
         return
@@ -256,7 +264,7 @@ def main() -> None:
     runs = []
     for size, batch in cases:
         load_before = load_average()
-        times, firsts, cuda_peak, failed = time_side_by_side(
+        times, cpu, firsts, cuda_peak, failed = time_side_by_side(
             sides, batch, size, a.steps, a.guidance, a.calls, a.warmup, a.seed, a.device
         )
         run: dict[str, Any] = {"size": f"{size[0]}x{size[1]}", "batch": batch, "load_average": [load_before, load_average()]}
@@ -265,10 +273,11 @@ def main() -> None:
             print(f"{name} failed at {run['size']} batch {batch}: {error}", flush=True)
         for name in [n for n in names if n not in failed]:
             run[name] = summary(times[name], batch)
+            run[name]["cpu_s_per_image"] = round(sum(cpu[name]) / (batch * len(cpu[name])), 4)
             if a.device == "cuda":
                 run[name]["peak_cuda_mb"] = cuda_peak[name]
             elif not a.no_memory:
-                run[name].update(measure_memory(name, model, a.device, batch, size, a.steps))
+                run[name].update(measure_memory(name, model, a.device, batch, size, a.steps, torch.get_num_threads()))
             if name != "reference" and "reference" not in failed:
                 run[name]["speedup"] = round(run["reference"]["s_per_image"] / run[name]["s_per_image"], 3)
                 run[name]["closeness"] = [closeness(r, o) for r, o in zip(firsts["reference"], firsts[name])]
@@ -287,11 +296,11 @@ def main() -> None:
 
 def print_run(run: dict[str, Any], names: list[str]) -> None:
     print(f"\n{run['size']} batch {run['batch']}  (load average before/after {run['load_average']})")
-    print(f"  {'side':<10} {'img/s':>8} {'s/img':>8} {'speedup':>8} {'RSS MB':>8} {'CUDA MB':>8}  per call (s)")
+    print(f"  {'side':<14} {'img/s':>8} {'s/img':>8} {'cpu s/img':>9} {'speedup':>8} {'RSS MB':>8} {'CUDA MB':>8}  per call (s)")
     for name in [n for n in names if "error" not in run[n]]:
         r = run[name]
         print(
-            f"  {name:<10} {r['images_per_s']:>8.3f} {r['s_per_image']:>8.3f} {r.get('speedup', 1.0):>8.2f} "
+            f"  {name:<14} {r['images_per_s']:>8.3f} {r['s_per_image']:>8.3f} {r['cpu_s_per_image']:>9.3f} {r.get('speedup', 1.0):>8.2f} "
             f"{r.get('peak_rss_mb') or '-':>8} {r.get('peak_cuda_mb') or '-':>8}  {r['s_per_call']}"
         )
         for c in r.get("closeness", []):

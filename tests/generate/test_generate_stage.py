@@ -20,13 +20,16 @@ def pixels(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path)).astype(np.int16)
 
 
-def test_each_image_is_remade_alone_from_its_seed(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("dtype", "max_levels", "mean_levels"), [("fp32", 1, 0.01), ("bf16", 4, 0.5)])
+def test_each_image_is_remade_alone_from_its_seed(tmp_path: Path, dtype: str, max_levels: int, mean_levels: float) -> None:
     """Image i of a batch uses seed + i: asking for that seed alone gives the same picture."""
-    batch = generate(None, GenerateConfig(base="tiny", out=tmp_path / "a", n=3, seed=10, steps=4, batch_size=2))
+    common = dict(base="tiny", steps=4, dtype=dtype)
+    batch = generate(None, GenerateConfig(out=tmp_path / "a", n=3, seed=10, batch_size=2, **common))
     assert batch.seeds == [10, 11, 12]
-    alone = generate(None, GenerateConfig(base="tiny", out=tmp_path / "b", n=1, seed=11, steps=4))
-    # a batch of 2 and a batch of 1 may take different CPU kernels: equal to a level or two of 255
-    assert np.abs(pixels(batch.images[1]) - pixels(alone.images[0])).max() <= 2
+    alone = generate(None, GenerateConfig(out=tmp_path / "b", n=1, seed=11, **common))
+    # a batch of 2 and a batch of 1 take different CPU kernels, which round differently (more so in bf16)
+    diff = np.abs(pixels(batch.images[1]) - pixels(alone.images[0]))
+    assert diff.max() <= max_levels and diff.mean() < mean_levels, (diff.max(), diff.mean())
     assert np.abs(pixels(batch.images[0]) - pixels(batch.images[1])).mean() > 1
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from portraitist.errors import PortraitistError
+from portraitist.generate.attention import CpuAttnProcessor
 from portraitist.generate.config import Precision
 from portraitist.models.loading import StableDiffusion, load_base, load_vae
 from portraitist.train.precision import cpu_has_bf16
@@ -69,12 +70,15 @@ def load_model(
 
 
 def place(model: StableDiffusion, device: torch.device, dtype: torch.dtype) -> StableDiffusion:
-    """UNet and VAE in `dtype` (the text encoder, run once per batch, stays fp32 on CPUs); GPU layouts."""
+    """UNet and VAE in `dtype` (the text encoder, run once per batch, stays fp32 on CPUs); the
+    attention and memory layouts that are fastest on the device."""
     text_dtype = dtype if device.type == "cuda" else torch.float32
     for module, wanted in ((model.unet, dtype), (model.vae, dtype), (model.text_encoder, text_dtype)):
         module.to(device)
         if module.dtype != wanted:
             module.to(wanted)
+    if device.type == "cpu" and dtype == torch.bfloat16:
+        model.unet.set_attn_processor(CpuAttnProcessor())
     if device.type == "cuda":
         # tensor cores read convolutions in NHWC; sampling repeats the same shapes, so let cuDNN
         # time its algorithms once
