@@ -30,8 +30,8 @@ def test_evaluate_command_measures_and_reports_the_overhead(prepared, tmp_path):
     config.write_text(OFFLINE_TOML)
     result = CliRunner().invoke(
         app,
-        ["evaluate", "-w", str(prepared.root), "--base", "tiny", "--recipes", "textual-inversion", "--every", "1",
-         "--steps", "2", "--seed", "3", "--clip-model", "tiny", "--config", str(config)],
+        ["evaluate", "-w", str(prepared.root), "--base", "tiny", "--recipes", "textual-inversion",
+         "--every", "1", "--steps", "2", "--seed", "3", "--clip-model", "tiny", "--config", str(config)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     records = read_records(prepared.root / "eval" / "metrics.jsonl")

@@ -9,14 +9,8 @@ from portraitist.rank.config import RankConfig
 from portraitist.train.config import TrainConfig
 from portraitist.train.recipes import RECIPES
 
-# Thesis 1.3: a background, a style and a composition edit (Textual Inversion's prompts), and
-# one more of each of the first two kinds, so Text Alignment does not hang on a single prompt.
-DEFAULT_EDIT_PROMPTS = [
-    "a photo of {me} on the moon",
-    "an oil painting of {me}",
-    "Elmo holding a {me}",
-    "a pencil sketch of {me}",
-]
+# Thesis 1.3: a background, a style and a composition edit (Textual Inversion's prompts).
+DEFAULT_EDIT_PROMPTS = ["a photo of {me} on the moon", "an oil painting of {me}", "Elmo holding a {me}"]
 
 
 class EvaluateConfig(BaseModel):
@@ -46,14 +40,15 @@ class EvaluateConfig(BaseModel):
         description="Text Alignment prompts, one image each; {me} is the subject, and is removed for CLIP.",
     )
     sampling_steps: int = Field(
-        12,
+        8,
         ge=1,
-        description="Euler steps per evaluation image (fewer keeps the evaluation's overhead small).",
+        description="Euler steps per evaluation image; 8 keeps measuring near a fifth of the training "
+        "time it measures at every=50 on a CPU (docs/evaluate.md).",
     )
     guidance: float = Field(7.0, ge=1.0, description="Classifier-free guidance of the evaluation images.")
     train: TrainConfig = Field(
         default_factory=TrainConfig,
-        description="Training settings shared by every recipe (recipe, steps, seed and validation are set here).",
+        description="Training settings of every recipe (evaluate sets the recipe, steps, seed, validation).",
     )
     scoring: RankConfig = Field(
         default_factory=RankConfig,

@@ -18,10 +18,12 @@ def plot_curves(curves: dict[str, Curve], x: Literal["steps", "seconds"], out: P
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     colours = plt.get_cmap("tab10")
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), dpi=100)
     for ax, metric in zip(axes.flat, METRICS):
+        drawn = False
         for index, curve in enumerate(curves.values()):
             points = [
                 (at, mean, spread or 0.0)
@@ -34,6 +36,7 @@ def plot_curves(curves: dict[str, Curve], x: Literal["steps", "seconds"], out: P
             ]
             if not points:
                 continue
+            drawn = True
             xs, means, spreads = (list(column) for column in zip(*points))
             colour = colours(index % 10)
             ax.plot(xs, means, marker="o", markersize=3, color=colour, label=curve.recipe)
@@ -46,6 +49,11 @@ def plot_curves(curves: dict[str, Curve], x: Literal["steps", "seconds"], out: P
         )
         ax.set_xlabel(X_LABELS[x])
         ax.grid(alpha=0.3)
+        ax.ticklabel_format(axis="y", useOffset=False)
+        if x == "steps":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if not drawn:  # identity, when no image has a face the photos' faces can be compared with
+            ax.text(0.5, 0.5, "no value yet", ha="center", va="center", transform=ax.transAxes, color="grey")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False)

@@ -111,8 +111,8 @@ def _records(workspace: Workspace) -> list[CheckpointRecord]:
     records = read_records(eval_dir(workspace) / METRICS_FILE)
     if not records:
         raise PortraitistError(
-            f"{workspace.root} has no evaluation yet ({eval_dir(workspace) / METRICS_FILE} is missing or empty). "
-            f"Run `portraitist evaluate --workspace {workspace.root} --base MODEL` first."
+            f"{workspace.root} has no evaluation yet ({eval_dir(workspace) / METRICS_FILE} is missing or "
+            f"empty). Run `portraitist evaluate --workspace {workspace.root} --base MODEL` first."
         )
     return records
 
@@ -160,8 +160,8 @@ def write_comparison_report(workspaces: list[Workspace], out_dir: Path) -> Path:
     )
     if differ:
         raise PortraitistError(
-            f"The workspaces were evaluated with different settings ({', '.join(dict.fromkeys(differ))}), so their "
-            "numbers do not average; evaluate them with the same settings."
+            f"The workspaces were evaluated with different settings ({', '.join(dict.fromkeys(differ))}), "
+            "so their numbers do not average; evaluate them with the same settings."
         )
     bases = {s.get("base") for s in settings}
     sections: dict[str, Section] = {}

@@ -55,6 +55,11 @@ from portraitist.workspace import Workspace, write_json_atomic
 
 STAGE = "evaluate"
 SETTINGS_FILE = "settings.json"
+# training settings a resumed evaluation may change: they move no number (or are set per recipe)
+IGNORED_TRAIN_SETTINGS = (
+    "device", "compile", "checkpoint_every", "keep_checkpoints", "save_dtype", "restart",
+    "recipe", "steps", "seed", "validate_every", "validation_prompts", "validation_steps",
+)  # fmt: skip
 
 
 @dataclass
@@ -69,8 +74,8 @@ def recipe_steps(config: EvaluateConfig, recipe: str) -> int:
     total = config.steps or get_recipe(recipe).steps
     if total % config.every:
         raise PortraitistError(
-            f"The {recipe} recipe would train {total} steps, which is not a multiple of --every {config.every}, so "
-            "its last steps would go unmeasured. Give --steps as a multiple of --every."
+            f"The {recipe} recipe would train {total} steps, which is not a multiple of --every "
+            f"{config.every}, so its last steps would go unmeasured. Give --steps as a multiple of --every."
         )
     return total
 
@@ -85,13 +90,13 @@ def _resolve_base(base: str) -> str:
 
 
 def _fingerprint(workspace: Workspace, config: EvaluateConfig, base: str) -> dict[str, Any]:
-    """What the numbers depend on (not: which recipes, devices, batch sizes)."""
+    """What the numbers depend on (not: which recipes, devices, checkpoint cadence, batch sizes)."""
     settings = config.model_dump(
         mode="json",
         exclude={
             "recipes": True,
             "restart": True,
-            "train": {"device", "compile"},
+            "train": set(IGNORED_TRAIN_SETTINGS),
             "scoring": {"device", "batch_size", "by", "k", "identity_max_distance"},
         },
     )
@@ -108,9 +113,9 @@ def _check_settings(folder: Path, fingerprint: dict[str, Any]) -> None:
     changed = sorted(k for k in before.keys() | fingerprint.keys() if before.get(k) != fingerprint.get(k))
     if changed:
         raise PortraitistError(
-            f"{folder} holds an evaluation with other settings (changed: {', '.join(changed)}), and its numbers "
-            "would not compare with these. Run with the same settings to resume it, add --restart to delete it "
-            "and start over, or evaluate in another workspace."
+            f"{folder} holds an evaluation with other settings (changed: {', '.join(changed)}), and its "
+            "numbers would not compare with these. Run with the same settings to resume it, add --restart "
+            "to delete it and start over, or evaluate in another workspace."
         )
 
 
