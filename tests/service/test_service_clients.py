@@ -65,7 +65,8 @@ def test_the_web_page_uploads_shows_progress_and_the_portraits(
     page.evaluate("""window.seen = [];
         new MutationObserver(() => seen.push([document.getElementById('job-status').textContent,
                                               document.getElementById('bar').value]))
-            .observe(document.getElementById('job-status'), {childList: true, characterData: true, subtree: true});""")
+            .observe(document.getElementById('job-status'),
+                     {childList: true, characterData: true, subtree: true});""")
     page.click("#start")
     page.wait_for_selector("#results-section:not([hidden])", timeout=JOB_TIMEOUT * 1000)
     seen = page.evaluate("window.seen")

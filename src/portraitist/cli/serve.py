@@ -119,7 +119,9 @@ def serve_command(
     )
     worker = SupervisedWorker(settings).start() if with_worker else None
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        # keep idle connections longer than clients poll (every few seconds), so a poll rarely meets a
+        # connection the server is closing at that moment
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_keep_alive=30)
     finally:
         if worker:
             worker.stop()
