@@ -5,7 +5,7 @@
                                         [--steps 30] [--guidance 7] [--calls 3] [--variants ours,ours-fp32]
     python benchmarks/bench_generate.py --preset sd15 --cases 512x512:1,512x512:8,512x912:8   # GPU
 
-Both sides sample the same random-weight model folder (benchmarks/models.py), in one process:
+Both sides sample the same random-weight model folder (bench_train.py's build_model), in one process:
   reference  reference/reference_generate.py's call: StableDiffusionPipeline.from_pretrained
              + EulerDiscreteScheduler, safety checker off, fp32 on CPU / fp16 on CUDA, PIL output;
   ours       portraitist.generate's own path (load_model + txt2img: our Euler loop, CFG in one
@@ -28,6 +28,7 @@ are reported. Results go to benchmarks/results/generate-<machine>-<date>.json.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import resource
@@ -45,8 +46,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from machine import load_average, machine, results_path, versions  # noqa: E402
-from models import PRESETS, build_model  # noqa: E402
+# the model folders and the machine/version records are bench_train.py's, so both benchmarks
+# time the same files and describe their runs alike
+from bench_train import PRESETS, build_model, machine, versions  # noqa: E402
 
 PROMPT = "a photo of sks person"  # reference_generate.py's prompt
 
@@ -113,6 +115,11 @@ def sync(device: str) -> None:
 
     if device == "cuda":
         torch.cuda.synchronize()
+
+
+def load_average() -> list[float]:
+    """1, 5 and 15 minute load averages: other work on a shared machine slows the timings."""
+    return [round(v, 2) for v in os.getloadavg()]
 
 
 def closeness(a: Any, b: Any) -> dict[str, float]:
@@ -284,12 +291,13 @@ def main() -> None:
         runs.append(run)
         print_run(run, names)
     result = {
-        "kind": "generate", "preset": a.preset, "model": str(model), "prompt": PROMPT, "steps": a.steps,
+        "benchmark": "generate",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "preset": a.preset, "model": str(model), "prompt": PROMPT, "steps": a.steps,
         "guidance": a.guidance, "calls": a.calls, "warmup": a.warmup, "device": a.device, "load_s": load_s,
         "machine": info, "versions": versions(), "label": a.label, "runs": runs,
     }  # fmt: skip
     a.results.mkdir(parents=True, exist_ok=True)
-    path = results_path(a.results, "generate", info)
+    path = a.results / f"generate-{info['slug']}-{dt.datetime.now().strftime('%Y-%m-%d-%H%M')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
 

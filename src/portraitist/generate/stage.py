@@ -17,13 +17,14 @@ from portraitist.errors import PortraitistError
 from portraitist.generate.config import GenerateConfig
 from portraitist.generate.control import DEFAULT_CONTROLNETS, condition_image, condition_tensor, load_controlnet
 from portraitist.generate.guidance import Control
-from portraitist.generate.model import load_model, pick_device, pick_dtype
+from portraitist.generate.model import load_model, pick_dtype
 from portraitist.generate.outputs import OutputFolder
 from portraitist.generate.prompts import Prompt, build_prompt, workspace_subject
 from portraitist.generate.sampling import SCHEDULERS
 from portraitist.generate.sizes import image_size
 from portraitist.generate.txt2img import txt2img
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
+from portraitist.train.stage import resolve_device
 from portraitist.workspace import Workspace
 
 STAGE = "generate"
@@ -45,12 +46,12 @@ def output_folder(workspace: Workspace | None, out: Path | None, images: str, lo
     return OutputFolder.plain(out, log)
 
 
-def load_reference(path: Path) -> Image.Image:
+def read_image(path: Path, what: str) -> Image.Image:
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
     except OSError as exc:
-        raise PortraitistError(f"Cannot read the reference image {path}: {exc}") from exc
+        raise PortraitistError(f"Cannot read the {what} {path}: {exc}") from exc
 
 
 def load_control(
@@ -70,9 +71,9 @@ def generate(
     subject = workspace_subject(workspace) if workspace is not None else None
     prompt = build_prompt(config.style, config.prompt, config.negative_prompt, subject)
     folder = output_folder(workspace, config.out, "images", "generations.jsonl")
-    reference = load_reference(config.reference) if config.reference is not None else None
+    reference = read_image(config.reference, "reference image") if config.reference is not None else None
 
-    device = pick_device(config.device)
+    device = resolve_device(config.device)
     dtype = pick_dtype(config.dtype, device)
     model = load_model(workspace, config.base, config.vae, device, dtype)
     size = image_size(config.aspect, config.size or model.resolution, model.vae_scale_factor)

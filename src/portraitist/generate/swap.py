@@ -29,15 +29,16 @@ from portraitist.generate.config import SwapConfig
 from portraitist.generate.control import canny_condition, pose_condition
 from portraitist.generate.face_mask import Box, face_outline, feathered_mask, find_face, square_around
 from portraitist.generate.guidance import GuidedUNet
-from portraitist.generate.model import load_model, pick_device, pick_dtype
+from portraitist.generate.model import load_model, pick_dtype
 from portraitist.generate.prompts import expand, workspace_subject
-from portraitist.generate.sampling import euler_schedule, karras_denoiser, sample_euler
-from portraitist.generate.stage import load_control, load_reference, output_folder
+from portraitist.generate.sampling import StepCallback, euler_schedule, karras_denoiser, sample_euler
+from portraitist.generate.stage import load_control, output_folder, read_image
 from portraitist.generate.text import encode_prompt_pair
 from portraitist.generate.txt2img import initial_noise, seed_generators
 from portraitist.generate.vae import decode, encode
 from portraitist.models.loading import StableDiffusion
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
+from portraitist.train.stage import resolve_device
 from portraitist.workspace import Workspace
 
 STAGE = "swap"
@@ -94,7 +95,7 @@ def inpaint_latents(
     seeds: list[int],
     steps: int,
     strength: float,
-    callback: Any = None,
+    callback: StepCallback | None = None,
 ) -> torch.Tensor:
     """Masked img2img with Euler: only the mask's latents are denoised; the rest follow the picture."""
     schedule = euler_schedule(model.scheduler.config, model.scheduler.alphas_cumprod, steps).tail(strength)
@@ -146,10 +147,10 @@ def swap(
     prompt = expand(config.prompt, subject)
     negative = expand(config.negative_prompt or "", subject)
     folder = output_folder(workspace, config.out, "swaps", "swaps.jsonl")
-    picture = load_reference(picture_path)
+    picture = read_image(picture_path, "picture")
     region = face_region(picture, config.context, config.feather)
 
-    device = pick_device(config.device)
+    device = resolve_device(config.device)
     dtype = pick_dtype(config.dtype, device)
     model = load_model(workspace, config.base, config.vae, device, dtype)
     size = model.resolution
