@@ -118,9 +118,15 @@ def test_an_interrupted_evaluation_resumes_without_measuring_finished_checkpoint
     assert evaluate(prepared, config, "tiny").measured == 0
 
 
-def test_settings_that_would_not_compare_are_refused(evaluated, prepared):
+def test_settings_that_would_not_compare_are_refused(evaluated, prepared, tmp_path):
     with pytest.raises(PortraitistError, match="not a multiple of --every 3"):
         evaluate(prepared, offline_config(every=3), "tiny")
-    prepared_eval = evaluated.workspace
     with pytest.raises(PortraitistError, match=r"changed: seed.*--restart"):
-        evaluate(prepared_eval, offline_config(seed=1), "tiny")
+        evaluate(evaluated.workspace, offline_config(seed=1), "tiny")
+
+    # an evaluation that has measured nothing yet simply starts over with the new settings
+    missing = str(tmp_path / "no-such-model")
+    for seed in (0, 1):
+        with pytest.raises(PortraitistError, match="no-such-model"):
+            evaluate(prepared, offline_config(seed=seed, recipes=["lora"]), missing)
+        assert '"seed": %d' % seed in (prepared.root / "eval" / "settings.json").read_text()

@@ -104,19 +104,21 @@ def _fingerprint(workspace: Workspace, config: EvaluateConfig, base: str) -> dic
     return dict(settings, base=base, dataset=dataset)
 
 
-def _check_settings(folder: Path, fingerprint: dict[str, Any]) -> None:
+def _check_settings(folder: Path, fingerprint: dict[str, Any], measured: bool) -> None:
+    """Record the settings, or refuse to mix numbers made with others; an evaluation that has
+    measured nothing yet (its training, if any, is of the old settings) starts over."""
     path = folder / SETTINGS_FILE
-    if not path.exists():
-        write_json_atomic(path, fingerprint)
-        return
-    before = json.loads(path.read_text())
+    before = json.loads(path.read_text()) if path.exists() else fingerprint
     changed = sorted(k for k in before.keys() | fingerprint.keys() if before.get(k) != fingerprint.get(k))
-    if changed:
+    if changed and measured:
         raise PortraitistError(
             f"{folder} holds an evaluation with other settings (changed: {', '.join(changed)}), and its "
             "numbers would not compare with these. Run with the same settings to resume it, add --restart "
             "to delete it and start over, or evaluate in another workspace."
         )
+    if changed:
+        shutil.rmtree(folder)
+    write_json_atomic(path, fingerprint)
 
 
 def _recipe_workspace(workspace: Workspace, recipe: str) -> Workspace:
@@ -210,53 +212,57 @@ class _Evaluation:
             self.scorers = models, compute_references(models, crops)
         return self.scorers
 
+    def measure(
+        self, recipe: str, sub: Workspace, images: list[EvalImage], state: TrainingState, since: float
+    ) -> CheckpointRecord:
+        """Sample the evaluation set from the model under training, save it, score it; `since` is
+        when the recipe's evaluation began on the perf_counter clock (earlier runs' time included)."""
+        models, refs = self.models()
+        clock = time.perf_counter()
+        pictures = generate_set(state.model, state.subject, images, self.config)
+        folder = sub.root / "images" / f"step{state.step:06d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        files = []
+        for image, picture in zip(images, pictures):
+            picture.save(folder / f"{image.name}.png")
+            files.append(self.workspace.relative(folder / f"{image.name}.png"))
+        sampled = time.perf_counter()
+        kinds = [image.kind for image in images]
+        values = checkpoint_metrics(
+            models,
+            refs,
+            [p for p, kind in zip(pictures, kinds) if kind == "subject"],
+            [p for p, kind in zip(pictures, kinds) if kind == "edit"],
+            [image.clip_text for image in images if image.kind == "edit"],
+        )
+        return CheckpointRecord(
+            recipe=recipe,
+            step=state.step,
+            steps=self.plan[recipe][-1],
+            seed=self.config.seed,
+            metrics=values,
+            train_seconds=round(state.seconds, 3),
+            generate_seconds=round(sampled - clock, 3),
+            metric_seconds=round(time.perf_counter() - sampled, 3),
+            wall_seconds=round(time.perf_counter() - since, 3),
+            images=files,
+        )
+
     def run_recipe(self, recipe: str) -> None:
         sub = _recipe_workspace(self.workspace, recipe)
         missing = [step for step in self.plan[recipe] if step not in self.done(recipe)]
         if not missing:
             checkpoint.clear(sub)
             return
-        models, refs = self.models()
+        self.models()  # loaded before training, so its time is not counted as the first checkpoint's
         _drop_checkpoints_from(sub, missing[0])
         images = evaluation_set(self.config)
-        edits = [i for i, image in enumerate(images) if image.kind == "edit"]
-        earlier_wall = max((r.wall_seconds for r in self.done(recipe).values()), default=0.0)
-        started = time.perf_counter()
+        since = time.perf_counter() - max((r.wall_seconds for r in self.done(recipe).values()), default=0.0)
 
         def measure(state: TrainingState) -> None:
             if state.step not in missing:  # measured before this run resumed
                 return
-            clock = time.perf_counter()
-            pictures = generate_set(state.model, state.subject, images, self.config)
-            folder = sub.root / "images" / f"step{state.step:06d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            files = []
-            for image, picture in zip(images, pictures):
-                picture.save(folder / f"{image.name}.png")
-                files.append(self.workspace.relative(folder / f"{image.name}.png"))
-            sampled = time.perf_counter()
-            values = checkpoint_metrics(
-                models,
-                refs,
-                [p for p, image in zip(pictures, images) if image.kind == "subject"],
-                [pictures[i] for i in edits],
-                [images[i].clip_text for i in edits],
-            )
-            now = time.perf_counter()
-            self.records.append(
-                CheckpointRecord(
-                    recipe=recipe,
-                    step=state.step,
-                    steps=self.plan[recipe][-1],
-                    seed=self.config.seed,
-                    metrics=values,
-                    train_seconds=round(state.seconds, 3),
-                    generate_seconds=round(sampled - clock, 3),
-                    metric_seconds=round(now - sampled, 3),
-                    wall_seconds=round(earlier_wall + now - started, 3),
-                    images=files,
-                )
-            )
+            self.records.append(self.measure(recipe, sub, images, state, since))
             write_records(self.path, self.records)
             self.measured += 1
             self.report(f"{recipe} step {state.step}")
@@ -286,8 +292,9 @@ def evaluate(
     if config.restart:
         shutil.rmtree(folder, ignore_errors=True)
     plan = {recipe: checkpoint_steps(config, recipe) for recipe in config.recipes}
-    _check_settings(folder, _fingerprint(workspace, config, base))
-    run = _Evaluation(workspace, config, base, plan, read_records(folder / METRICS_FILE), progress)
+    records = read_records(folder / METRICS_FILE)
+    _check_settings(folder, _fingerprint(workspace, config, base), measured=bool(records))
+    run = _Evaluation(workspace, config, base, plan, records, progress)
     run.report("starting")
     for recipe in config.recipes:
         run.run_recipe(recipe)
