@@ -13,6 +13,11 @@ command runs for N/4 and N steps, so loading and saving cancel out.
   text-encoder  reference: train_dreambooth.py --train_text_encoder (on the CPU also with
                            --flush-denormal, see reference/README.md; ours then runs with the same)
                 ours:      the first stage of `staged` (text encoder + UNet + new tokens), run alone
+  low-memory    ours only: the whole `staged` recipe with --low-memory (its peak GPU memory)
+
+--runner module runs our side as `python bench_train.py --run-train ...` (stage function, same
+settings as the command) instead of the `portraitist` command, for machines where only the
+training dependencies are installed (the GPU script).
 
 Prints a table (steps/s, ratio, peak RSS; peak GPU memory with --gpu-memory) and writes
 benchmarks/results/train-<machine>-<date>.json with the machine, the versions and the date.
@@ -30,6 +35,8 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -110,21 +117,93 @@ def first_stage_config(out: Path) -> Path:
     return out
 
 
-def flush_denormal_prefix() -> list[str]:
-    """Run `portraitist` under torch.set_flush_denormal(True), as reference_train.py runs the script."""
-    code = "import sys, torch; torch.set_flush_denormal(True); from portraitist.cli import main; sys.argv[0] = 'portraitist'; main()"
-    return [sys.executable, "-c", code]
+def run_train(argv: list[str]) -> None:
+    """`bench_train.py --run-train`: `portraitist train`'s work without importing every command."""
+    ap = argparse.ArgumentParser(prog="bench_train.py --run-train")
+    ap.add_argument("--workspace", required=True)
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--config", type=Path)
+    ap.add_argument("--flush-denormal", action="store_true")
+    ap.add_argument("--low-memory", action="store_true", default=None)
+    ap.add_argument("--compile", action="store_true", default=None)
+    for name in ("--recipe", "--precision"):
+        ap.add_argument(name)
+    for name in ("--steps", "--batch-size", "--checkpoint-every"):
+        ap.add_argument(name, type=int)
+    a = ap.parse_args(argv)
+    import torch
+
+    from portraitist.config import load_config
+    from portraitist.train.config import TrainConfig
+    from portraitist.train.stage import train
+    from portraitist.workspace import Workspace
+
+    if a.flush_denormal:
+        torch.set_flush_denormal(True)
+    config = load_config(
+        TrainConfig, a.config, "train", recipe=a.recipe, precision=a.precision, steps=a.steps,
+        batch_size=a.batch_size, checkpoint_every=a.checkpoint_every, low_memory=a.low_memory, compile=a.compile,
+    )
+    result = train(Workspace(a.workspace), config, a.base)
+    print(json.dumps({"steps": result.steps_done, "seconds": result.seconds, "peak_gpu_mb": result.peak_gpu_mb}))
 
 
-def ours_command(ws: Path, model: Path, extra: list[str], flush_denormal: bool):
-    base = flush_denormal_prefix() if flush_denormal else [str(Path(sys.executable).parent / "portraitist")]
+def ours_command(ws: Path, model: Path, extra: list[str], flush_denormal: bool, runner: str):
+    if runner == "module":
+        base = [sys.executable, str(Path(__file__).resolve()), "--run-train"]
+        base += ["--flush-denormal"] if flush_denormal else []
+    elif flush_denormal:  # as reference_train.py runs the script: torch.set_flush_denormal(True) first
+        code = "import sys, torch; torch.set_flush_denormal(True); from portraitist.cli import main; main()"
+        base = [sys.executable, "-c", code]
+    else:
+        base = [str(Path(sys.executable).parent / "portraitist")]
+
+    command = [] if runner == "module" else ["train"]
 
     def make(steps: int, out: str) -> str:
-        train = [*base, "train", "--workspace", f"{out}/ws", "--base", str(model), "--steps", str(steps),
+        train = [*base, *command, "--workspace", f"{out}/ws", "--base", str(model), "--steps", str(steps),
                  "--checkpoint-every", "100000000", *extra]
         return f"cp -r {shlex.quote(str(ws))} {shlex.quote(out)}/ws && {shlex.join(train)}"
 
     return make
+
+
+class GpuMemory:
+    """Peak GPU memory in use (nvidia-smi every 0.2 s, all processes) while the block runs."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.peak_mb: float | None = None
+        self.idle_mb: float | None = None
+        self._stop = threading.Event()
+
+    @staticmethod
+    def used_mb() -> float:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
+            capture_output=True, text=True, check=True,
+        )
+        return float(out.stdout.strip().splitlines()[0])
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb or 0.0, self.used_mb())
+            time.sleep(0.2)
+
+    def __enter__(self) -> GpuMemory:
+        if self.enabled:
+            self.idle_mb = self.used_mb()
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self._stop.set()
+            self._thread.join()
+
+    def record(self) -> dict[str, float | None]:
+        return {"peak_gpu_mb": self.peak_mb, "idle_gpu_mb": self.idle_mb}
 
 
 def reference_command(model: Path, images: Path, resolution: int, batch: int, text_encoder: bool,
@@ -172,11 +251,15 @@ def versions() -> dict[str, str | None]:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--run-train":
+        return run_train(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu-bench")
     ap.add_argument("--steps", type=int, default=40, help="long run's steps N (the short run has N/4)")
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--cases", default="unet,text-encoder", help="comma-separated: unet, text-encoder")
+    ap.add_argument("--cases", default="unet,text-encoder", help="comma-separated: unet, text-encoder, low-memory")
+    ap.add_argument("--runner", choices=["cli", "module"], default="cli", help="how our side is started")
+    ap.add_argument("--gpu-memory", action="store_true", help="sample GPU memory with nvidia-smi during each run")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "portraitist-bench")
     ap.add_argument("--skip-reference", action="store_true", help="time only our side")
     ap.add_argument("--ours-extra", default="", help="more `portraitist train` options for our side (one string)")
@@ -202,28 +285,40 @@ def main() -> None:
         text_encoder = case == "text-encoder"
         flush = text_encoder and not gpu  # reference/README.md: denormal stalls when the text encoder trains on a CPU
         extra = ["--batch-size", str(a.batch), *shlex.split(a.ours_extra)]
-        extra += ["--config", str(stage_toml)] if text_encoder else ["--recipe", "dreambooth"]
+        extra += {
+            "unet": ["--recipe", "dreambooth"],
+            "text-encoder": ["--config", str(stage_toml)],
+            "low-memory": ["--recipe", "staged", "--low-memory"],
+        }[case]
         print(f"[bench] {case}: ours", file=sys.stderr, flush=True)
-        ours = time_marginal(ours_command(ws, model, extra, flush), a.steps, env=env)
+        with GpuMemory(a.gpu_memory) as memory:
+            ours = time_marginal(ours_command(ws, model, extra, flush, a.runner), a.steps, env=env)
+        ours.update(memory.record())
         reference = None
-        if not a.skip_reference:
+        if not a.skip_reference and case != "low-memory":
             print(f"[bench] {case}: reference", file=sys.stderr, flush=True)
-            reference = time_marginal(
-                reference_command(model, images, resolution, a.batch, text_encoder, flush, mixed), a.steps, env=env
-            )
+            with GpuMemory(a.gpu_memory) as memory:
+                reference = time_marginal(
+                    reference_command(model, images, resolution, a.batch, text_encoder, flush, mixed), a.steps, env=env
+                )
+            reference.update(memory.record())
         rows.append({"case": case, "flush_denormal": flush, "ours": ours, "reference": reference})
 
     print(f"\n{a.preset} {resolution}px, batch {a.batch}, {a.steps // 4}/{a.steps} steps (marginal)")
-    print(f"{'case':<14}{'ours steps/s':>14}{'ref steps/s':>13}{'ratio':>8}{'ours RSS MB':>13}{'ref RSS MB':>12}")
+    nan = float("nan")
+    header = f"{'case':<14}{'ours steps/s':>14}{'ref steps/s':>13}{'ratio':>8}{'ours RSS MB':>13}{'ref RSS MB':>12}"
+    print(header + (f"{'ours GPU MB':>13}{'ref GPU MB':>12}" if a.gpu_memory else ""))
     for row in rows:
-        ours, ref = row["ours"], row["reference"]
-        ratio = ours["steps_per_s"] / ref["steps_per_s"] if ref and ref["steps_per_s"] and ours["steps_per_s"] else None
+        ours, ref = row["ours"], row["reference"] or {}
+        ratio = ours["steps_per_s"] / ref["steps_per_s"] if ref.get("steps_per_s") and ours["steps_per_s"] else None
         row["ratio"] = round(ratio, 3) if ratio else None
-        print(
-            f"{row['case']:<14}{ours['steps_per_s'] or float('nan'):>14.3f}"
-            f"{(ref or {}).get('steps_per_s') or float('nan'):>13.3f}{ratio or float('nan'):>8.2f}"
-            f"{ours['peak_rss_mb']:>13.0f}{(ref or {}).get('peak_rss_mb') or float('nan'):>12.0f}"
+        line = (
+            f"{row['case']:<14}{ours['steps_per_s'] or nan:>14.3f}{ref.get('steps_per_s') or nan:>13.3f}"
+            f"{ratio or nan:>8.2f}{ours['peak_rss_mb']:>13.0f}{ref.get('peak_rss_mb') or nan:>12.0f}"
         )
+        if a.gpu_memory:
+            line += f"{ours['peak_gpu_mb'] or nan:>13.0f}{ref.get('peak_gpu_mb') or nan:>12.0f}"
+        print(line)
     info = machine()
     result = {
         "benchmark": "train",
@@ -240,7 +335,8 @@ def main() -> None:
         "cases": rows,
     }
     a.results.mkdir(parents=True, exist_ok=True)
-    path = a.results / f"train-{info['slug']}-{dt.date.today().isoformat()}.json"
+    label = f"-{re.sub(r'[^a-z0-9]+', '-', a.label.lower())}" if a.label else ""
+    path = a.results / f"train-{info['slug']}-{dt.date.today().isoformat()}{label}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {path}")
 

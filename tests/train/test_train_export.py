@@ -73,13 +73,14 @@ def test_kohya_lora_export(lora_workspace, tmp_path):
     downs = [k for k in lora if k.endswith(".lora_down.weight")]
     assert all(lora[k].shape[0] == 4 for k in downs)
     assert {k.rsplit(".", 2)[0] for k in lora} == {k.removesuffix(".lora_down.weight") for k in downs}
-    embedding = load_file(str(tmp_path / "sks.safetensors"))
+    embedding = load_file(str(tmp_path / "portraitist-sks.safetensors"))
     assert embedding["emb_params"].shape == (1, 32)
     trained_row = load_trained(ws).text_encoder.get_input_embeddings().weight[N_BASE]
     assert torch.equal(embedding["emb_params"][0], trained_row)
-    assert {p.name for p in written} == {"me.safetensors", "sks.safetensors", "bg0.safetensors", "bg1.safetensors",
-                                         "bg2.safetensors", "bg3.safetensors"}
-    assert "a photo of sks girl" in (tmp_path / "README.txt").read_text()
+    assert {p.name for p in written} == {"me.safetensors"} | {
+        f"portraitist-{name}.safetensors" for name in ("sks", "bg0", "bg1", "bg2", "bg3")
+    }
+    assert "a photo of portraitist-sks girl" in (tmp_path / "README.txt").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -161,4 +162,4 @@ def test_export_command(full_workspace):
     result = CliRunner().invoke(app, ["export", "-w", str(full_workspace.root), "--format", "single-file"])
     assert result.exit_code == 0, result.output
     assert (full_workspace.root / "export" / "model.safetensors").exists()
-    assert (full_workspace.root / "export" / "sks.safetensors").exists()
+    assert (full_workspace.root / "export" / "portraitist-sks.safetensors").exists()

@@ -106,9 +106,10 @@ def train_command(
     with progress_display() as progress:
         result = train(ws, settings, base, progress)
     resumed = f" (resumed at step {result.resumed_from})" if result.resumed_from else ""
+    memory = f", peak GPU memory {result.peak_gpu_mb / 1024:.1f} GB" if result.peak_gpu_mb else ""
     console.print(
-        f"Trained {result.recipe} for {result.steps_done} steps{resumed} in {result.seconds:.0f} s of training; "
-        f"final loss {result.final_loss:.4f}. Model: {result.model_dir}"
+        f"Trained {result.recipe} for {result.steps_done} steps{resumed} in {result.seconds:.0f} s of training"
+        f"{memory}; final loss {result.final_loss:.4f}. Model: {result.model_dir}"
         if result.final_loss is not None
         else f"Nothing left to train: {result.model_dir} is complete ({result.steps_done} steps)."
     )

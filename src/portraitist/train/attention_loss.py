@@ -19,7 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
-from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+from diffusers.models.attention_processor import Attention
 
 from portraitist.errors import PortraitistError
 
@@ -67,13 +67,13 @@ class AttentionRecorder:
         self.maps.append(probs.gather(-1, index).squeeze(-1))
 
 
-class RecordingAttnProcessor(AttnProcessor2_0):
-    """SDPA attention, except at the recorder's resolution: there the probabilities are computed
-    explicitly so that the instance token's column can be kept (with its graph) for the loss."""
+class RecordingAttnProcessor:
+    """The layer's own processor, except at the recorder's resolution: there the probabilities are
+    computed explicitly so that the instance token's column can be kept (with its graph)."""
 
-    def __init__(self, recorder: AttentionRecorder):
-        super().__init__()
+    def __init__(self, recorder: AttentionRecorder, fallback: object):
         self.recorder = recorder
+        self.fallback = fallback
 
     def __call__(  # type: ignore[override]
         self,
@@ -92,7 +92,7 @@ class RecordingAttnProcessor(AttnProcessor2_0):
             or attention_mask is not None
             or math.isqrt(pixels) != self.recorder.resolution
         ):
-            return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
+            return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)  # type: ignore[operator]
         batch = hidden_states.shape[0]
         query = attn.head_to_batch_dim(attn.to_q(hidden_states))
         key = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))
@@ -110,7 +110,7 @@ def install(unet: UNet2DConditionModel, resolution: int) -> AttentionRecorder:
         if isinstance(module, Attention) and name.endswith("attn2"):
             if module.spatial_norm is not None or module.group_norm is not None or module.residual_connection:
                 raise PortraitistError(f"{name} is not an SD 1.x cross-attention layer; the attention loss needs one.")
-            module.set_processor(RecordingAttnProcessor(recorder))
+            module.set_processor(RecordingAttnProcessor(recorder, module.processor))
     return recorder
 
 

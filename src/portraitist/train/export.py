@@ -8,7 +8,7 @@
   (lora_unet_..., lora_te_..., .lora_down.weight / .lora_up.weight / .alpha), embeddings beside.
 
 The embeddings are A1111's safetensors format ({"emb_params": rows}); in those tools the
-token is written as the embedding's file name (`<sks>` becomes `sks`), see README.txt.
+token is written as the embedding's file name (`<me>` becomes `portraitist-me`), see README.txt.
 """
 
 from __future__ import annotations
@@ -169,8 +169,11 @@ def kohya_lora_state_dict(workspace: Workspace) -> dict[str, torch.Tensor]:
 
 
 def embedding_name(token: TokenRecord) -> str:
-    """The file name (= the word to type in A1111/ComfyUI) of a token: '<sks>' -> 'sks'."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "", token.text) or f"token{token.id}"
+    """The file name (= the word to type in A1111/ComfyUI) of a token: '<me>' -> 'portraitist-me'.
+
+    Prefixed, because those tools replace the name wherever it occurs in a prompt ('me' would).
+    """
+    return "portraitist-" + (re.sub(r"[^A-Za-z0-9_-]+", "", token.text) or str(token.id))
 
 
 def write_embeddings(workspace: Workspace, out_dir: Path) -> list[Path]:

@@ -125,7 +125,7 @@ class Loop:
         self.prior = prior
         self.recorder = recorder
         self.instance_id = instance_id
-        self.unet_forward = unet_forward or trainee.model.unet
+        self.unet_forward = trainee.model.unet if unet_forward is None else unet_forward
         self.denoiser = Denoiser(trainee)
         self.cache: tuple[torch.Tensor, torch.Tensor | None] | None = None
 

@@ -67,7 +67,7 @@ class StageOptimizer:
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         if self.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(self.masters, self.max_grad_norm)
+            self._clip(self.max_grad_norm)
         if self.scaler:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -78,6 +78,20 @@ class StageOptimizer:
                 torch._foreach_copy_(self.params, self.masters)
         else:
             self.optimizer.zero_grad(set_to_none=True)
+
+    def _clip(self, max_norm: float) -> None:
+        """Clip the gradients' global norm to max_norm, as torch's clip_grad_norm_ does.
+
+        The fused AdamW kernel divides every gradient by `grad_scale` as it reads it (the hook
+        GradScaler uses), so the rescaling costs no extra pass over the gradients.
+        """
+        if self.scaler is not None or not getattr(self.optimizer, "defaults", {}).get("fused"):
+            torch.nn.utils.clip_grad_norm_(self.masters, max_norm)
+            return
+        grads = [m.grad for m in self.masters if m.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        # clip_grad_norm_ multiplies by min(max_norm / (norm + 1e-6), 1)
+        self.optimizer.grad_scale = torch.clamp((norm + 1e-6) / max_norm, min=1.0)  # type: ignore[attr-defined]
 
     def state_dict(self) -> dict[str, object]:
         return {

@@ -42,6 +42,7 @@ class TrainResult:
     resumed_from: int | None  # the checkpoint's step, when this run continued one
     final_loss: float | None
     seconds: float  # training time (without loading and checkpoint writing), over all runs
+    peak_gpu_mb: float | None  # torch's peak allocated GPU memory in this run (None on the CPU)
     model: StableDiffusion  # the trained model in memory; load_trained(workspace) rebuilds it from model/
 
 
@@ -264,8 +265,10 @@ def train(
         workspace, info, [(t, rows[t.id].detach()) for t in added], _weight_files(values, SAVE_DTYPES[config.save_dtype])
     )
     progress(ProgressEvent(STAGE, done, total, "done", {"loss": last["loss"]} if last["loss"] is not None else {}))
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return TrainResult(
-        workspace.model_dir, recipe.name, done, resume.step if resume else None, last["loss"], last["seconds"], trained
+        workspace.model_dir, recipe.name, done, resume.step if resume else None, last["loss"], last["seconds"], peak,
+        trained,
     )
 
 

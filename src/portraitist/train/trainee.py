@@ -7,10 +7,12 @@ Names are `<part>.<parameter path>` ("unet.conv_in.weight", "text_encoder.encode
 from __future__ import annotations
 
 import torch
+from diffusers.models.attention_processor import AttnProcessor2_0
 from torch import nn
 
 from portraitist.models.loading import StableDiffusion
 from portraitist.train import lora
+from portraitist.train.cpu_attention import CpuAttnProcessor
 from portraitist.train.precision import Precision
 from portraitist.train.recipes import LORA_PARTS, Part, Recipe, Stage
 from portraitist.train.tokens import SplitTokenEmbedding, join_token_table, split_token_table
@@ -48,6 +50,8 @@ class Trainee:
             self.split = split_token_table(model.text_encoder, n_base_tokens)
         for module in (model.unet, model.text_encoder):
             module.requires_grad_(False)
+        if device.type == "cpu":
+            model.unet.set_attn_processor(CpuAttnProcessor())
         self.tensors: dict[Part, dict[str, nn.Parameter]] = {part: self._named(part) for part in parts}
         model.unet.to(device)
         model.text_encoder.to(device)
@@ -117,6 +121,7 @@ class Trainee:
         model.text_encoder.float()
         self.load_values(self.trained_values())
         join_token_table(model.text_encoder)
+        model.unet.set_attn_processor(AttnProcessor2_0())  # diffusers' default, not the training-only ones
         for module in (model.unet, model.text_encoder):
             module.requires_grad_(False).eval()
         return model
