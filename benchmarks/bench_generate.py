@@ -210,9 +210,20 @@ def memory_child(a: argparse.Namespace) -> None:
         side.call(0, int(a.batches), parse_size(a.size), a.steps, 7.0)
     sync(a.device)
     print(json.dumps({
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        "peak_rss_mb": peak_rss_mb(),
         "peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if a.device == "cuda" else None,
     }))  # fmt: skip
+
+
+def peak_rss_mb() -> float:
+    """This process's own resident-set high-water mark. (getrusage's ru_maxrss would also count
+    the parent's memory at fork time: Linux carries it across exec.)"""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024.0, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -1,39 +1,49 @@
-"""Attention on CPUs: PyTorch's fused kernel, except where small heads make it slow.
+"""Attention for sampling on a CPU in bf16: training's CPU processor, plus sliced small heads.
 
-SD's first UNet level has 8 heads of 8 channels (cpu-bench) over 32x32 = 1024 tokens. With
-heads that small, PyTorch's CPU flash-attention kernel is made of tiny matrix products and
-spends most of a UNet step there; plain batched products and one softmax, a few heads at a
-time so the scores stay in cache, are 1.5x faster in bf16 (measured: 20 ms against 32 ms per
-layer on one core). Results are the same attention, computed in another order.
+portraitist.train.cpu_attention already sends small attention problems (cross-attention to 77
+text tokens, self-attention at 16x16 latents and below) through one matmul and a softmax, and
+large ones through PyTorch's flash kernel. Sampling in bf16 meets one more slow case: the first
+UNet level's self-attention, whose heads are small (8 channels at cpu-bench's 32x32 = 1024
+tokens). The flash kernel then runs as tiny matrix products and takes most of a UNet step;
+batched products and one softmax, 4 heads at a time so the scores stay in cache, are 1.5x
+faster (20 ms against 32 ms per layer on one core). The same attention, computed in another order.
 """
 
 from __future__ import annotations
 
 import torch
-from diffusers.models.attention_processor import Attention, AttnProcessor2_0, SlicedAttnProcessor
+from diffusers.models.attention_processor import Attention, SlicedAttnProcessor
 
-# where the sliced form wins: heads of at most 16 channels, over at most 4096 tokens
+from portraitist.train.cpu_attention import CpuAttnProcessor
+
+# where the sliced form wins: self-attention, heads of at most 16 channels, at most 4096 tokens
 SMALL_HEAD = 16
 MAX_TOKENS = 4096
-SLICE = 4  # heads per slice (batch x heads)
+SLICE = 4  # (batch x heads) rows per slice
 
 
-class CpuAttnProcessor:
-    """Self-attention with small heads through SlicedAttnProcessor; everything else fused SDPA."""
+class SamplingCpuAttnProcessor(CpuAttnProcessor):
+    """CpuAttnProcessor, with small-head self-attention sliced."""
 
     def __init__(self) -> None:
-        self.fused = AttnProcessor2_0()
+        super().__init__()
         self.sliced = SlicedAttnProcessor(SLICE)
 
-    def __call__(
+    def __call__(  # type: ignore[override]
         self,
         attn: Attention,
         hidden_states: torch.Tensor,
         encoder_hidden_states: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        *args: object,
         **kwargs: object,
     ) -> torch.Tensor:
-        tokens = hidden_states.shape[1] if hidden_states.ndim == 3 else hidden_states.shape[2] * hidden_states.shape[3]
-        small = attn.inner_dim // attn.heads <= SMALL_HEAD and tokens <= MAX_TOKENS
-        processor = self.sliced if encoder_hidden_states is None and small else self.fused
-        return processor(attn, hidden_states, encoder_hidden_states, attention_mask, **kwargs)
+        if (
+            encoder_hidden_states is None
+            and hidden_states.ndim == 3
+            and attn.inner_dim // attn.heads <= SMALL_HEAD
+            and hidden_states.shape[1] <= MAX_TOKENS
+        ):
+            return self.sliced(attn, hidden_states, encoder_hidden_states, attention_mask)
+        return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)

@@ -10,21 +10,14 @@ from __future__ import annotations
 import torch
 
 from portraitist.errors import PortraitistError
-from portraitist.generate.attention import CpuAttnProcessor
+from portraitist.generate.attention import SamplingCpuAttnProcessor
 from portraitist.generate.config import Precision
 from portraitist.models.loading import StableDiffusion, load_base, load_vae
+from portraitist.train.artifacts import load_trained
 from portraitist.train.precision import cpu_has_bf16
 from portraitist.workspace import Workspace
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise PortraitistError(f"--device {device} was asked for, but this machine has no CUDA GPU; use cpu.")
-    return torch.device(device)
 
 
 def pick_dtype(precision: Precision, device: torch.device) -> torch.dtype:
@@ -52,13 +45,6 @@ def load_model(
                 "--base samples a plain base model and writes to --out; with --workspace the workspace's "
                 "trained model is used. Give one of the two."
             )
-        if not (workspace.model_dir / "model.json").exists():
-            raise PortraitistError(
-                f"{workspace.root} has no trained model yet. Run `portraitist train --workspace {workspace.root}` "
-                "first, or sample a base model with --base MODEL --out DIR."
-            )
-        from portraitist.train.artifacts import load_trained
-
         model = load_trained(workspace)
         if vae:
             model.vae = load_vae(vae).requires_grad_(False).eval()
@@ -78,7 +64,7 @@ def place(model: StableDiffusion, device: torch.device, dtype: torch.dtype) -> S
         if module.dtype != wanted:
             module.to(wanted)
     if device.type == "cpu" and dtype == torch.bfloat16:
-        model.unet.set_attn_processor(CpuAttnProcessor())
+        model.unet.set_attn_processor(SamplingCpuAttnProcessor())
     if device.type == "cuda":
         # tensor cores read convolutions in NHWC; sampling repeats the same shapes, so let cuDNN
         # time its algorithms once

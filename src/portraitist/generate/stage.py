@@ -72,6 +72,8 @@ def generate(
     prompt = build_prompt(config.style, config.prompt, config.negative_prompt, subject)
     folder = output_folder(workspace, config.out, "images", "generations.jsonl")
     reference = read_image(config.reference, "reference image") if config.reference is not None else None
+    if config.size is not None:  # a bad size is refused before the model loads
+        image_size(config.aspect, config.size)
 
     device = resolve_device(config.device)
     dtype = pick_dtype(config.dtype, device)
