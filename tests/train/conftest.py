@@ -66,3 +66,15 @@ def prepared(prepared_template: Path, tmp_path: Path) -> Workspace:
     """A fresh copy of a prepared workspace: 4 astronaut crops at 64 px, masks, background tokens."""
     shutil.copytree(prepared_template, tmp_path / "ws")
     return Workspace(tmp_path / "ws")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy machine OpenMP threads that
+    wait for each other make every step many times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -38,7 +38,7 @@ def test_loss_falls_over_a_short_run(prepared):
 
     train(
         prepared,
-        TrainConfig(recipe="dreambooth", steps=20, learning_rates={"unet": 3e-4}, precision="fp32", flip=False),
+        TrainConfig(recipe="dreambooth", steps=12, learning_rates={"unet": 5e-4}, precision="fp32", flip=False),
         "tiny",
     )
 

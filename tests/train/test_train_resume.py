@@ -153,7 +153,7 @@ def test_sigkill_of_the_command_then_the_same_command(prepared, uninterrupted):
     config_file = prepared.root / "train.toml"
     config_file.write_text('[train]\nkeep_checkpoints = 2\nprecision = "fp32"\n')
     command += ["--config", str(config_file)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     log = prepared.model_dir / "train_log.jsonl"
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240

@@ -1,9 +1,9 @@
 """One stage's optimizer: AdamW over the stage's trainable tensors, with the precision's bookkeeping.
 
 With fp32 master copies (precision `master-bf16`) the backward pass fills the bf16 weights'
-gradients; `step` copies them into the masters' persistent fp32 gradient buffers, steps AdamW
-on the masters and writes the masters back into the model. Otherwise the optimizer steps the
-model's own fp32 weights (with a GradScaler for fp16).
+gradients and master_adamw.MasterAdamW updates masters and weights in one fused pass.
+Otherwise torch's fused AdamW (or bitsandbytes' 8-bit AdamW) steps the model's own fp32
+weights, with a GradScaler for fp16.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from portraitist.errors import PortraitistError
+from portraitist.train.master_adamw import MasterAdamW
 from portraitist.train.precision import Precision
 
 # diffusers' DreamBooth / Textual Inversion scripts' AdamW settings
@@ -46,24 +47,22 @@ class StageOptimizer:
     ):
         self.precision = precision
         self.max_grad_norm = max_grad_norm
-        self.params = [p for params, _, _ in groups for p in params]
         self.masters = [m for _, masters, _ in groups for m in masters]
-        # persistent fp32 gradient buffers: allocated once, not every step
-        self.buffers = [torch.zeros_like(m) for m in self.masters] if precision.master else []
-        self.optimizer = _adamw([{"params": masters, "lr": lr} for _, masters, lr in groups], device, eight_bit)
         self.scaler = torch.amp.GradScaler(device.type) if precision.scale_loss else None
+        # bf16 weights with fp32 masters (the CPU's mode; 8-bit AdamW is GPU-only and GPUs use autocast)
+        self.fused_master = MasterAdamW(groups, BETAS, EPS, WEIGHT_DECAY) if precision.master else None
+        self.optimizer = None if self.fused_master else _adamw(
+            [{"params": masters, "lr": lr} for _, masters, lr in groups], device, eight_bit
+        )
 
     def backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler else loss).backward()
 
     def step(self) -> None:
-        if self.precision.master:
-            for param, master, buffer in zip(self.params, self.masters, self.buffers):
-                if param.grad is None:  # not used this step: AdamW skips it, as for fp32 weights
-                    master.grad = None
-                else:
-                    master.grad = buffer.copy_(param.grad)
-                    param.grad = None
+        if self.fused_master is not None:
+            self.fused_master.step(self.max_grad_norm)
+            return
+        assert self.optimizer is not None
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         if self.max_grad_norm:
@@ -73,11 +72,7 @@ class StageOptimizer:
             self.scaler.update()
         else:
             self.optimizer.step()
-        if self.precision.master:
-            with torch.no_grad():
-                torch._foreach_copy_(self.params, self.masters)
-        else:
-            self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
 
     def _clip(self, max_norm: float) -> None:
         """Clip the gradients' global norm to max_norm, as torch's clip_grad_norm_ does.
@@ -85,7 +80,8 @@ class StageOptimizer:
         The fused AdamW kernel divides every gradient by `grad_scale` as it reads it (the hook
         GradScaler uses), so the rescaling costs no extra pass over the gradients.
         """
-        if self.scaler is not None or not getattr(self.optimizer, "defaults", {}).get("fused"):
+        assert self.optimizer is not None
+        if self.scaler is not None or not self.optimizer.defaults.get("fused"):
             torch.nn.utils.clip_grad_norm_(self.masters, max_norm)
             return
         grads = [m.grad for m in self.masters if m.grad is not None]
@@ -94,12 +90,13 @@ class StageOptimizer:
         self.optimizer.grad_scale = torch.clamp((norm + 1e-6) / max_norm, min=1.0)  # type: ignore[attr-defined]
 
     def state_dict(self) -> dict[str, object]:
-        return {
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler else None,
-        }
+        optimizer = self.fused_master or self.optimizer
+        assert optimizer is not None
+        return {"optimizer": optimizer.state_dict(), "scaler": self.scaler.state_dict() if self.scaler else None}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])  # type: ignore[arg-type]
+        optimizer = self.fused_master or self.optimizer
+        assert optimizer is not None
+        optimizer.load_state_dict(state["optimizer"])  # type: ignore[arg-type]
         if self.scaler and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])  # type: ignore[arg-type]
