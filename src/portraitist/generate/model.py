@@ -66,9 +66,7 @@ def place(model: StableDiffusion, device: torch.device, dtype: torch.dtype) -> S
     if device.type == "cpu" and dtype == torch.bfloat16:
         model.unet.set_attn_processor(SamplingCpuAttnProcessor())
     if device.type == "cuda":
-        # tensor cores read convolutions in NHWC; sampling repeats the same shapes, so let cuDNN
-        # time its algorithms once
-        torch.backends.cudnn.benchmark = True
+        # tensor cores read convolutions in NHWC
         model.unet.to(memory_format=torch.channels_last)
         model.vae.to(memory_format=torch.channels_last)
     return model
