@@ -43,29 +43,25 @@ The prompts, image count, sampling steps, training settings (\\[evaluate.train])
 
 
 def _summary(records: list[CheckpointRecord]) -> Table:
+    """Each recipe's last checkpoint, one column per recipe (narrow enough for a terminal)."""
     from portraitist.evaluate.metrics import METRICS
 
-    table = Table(title="last checkpoint of each recipe")
-    table.add_column("recipe")
-    table.add_column("step", justify="right")
+    recipes = list(dict.fromkeys(r.recipe for r in records))
+    own = {recipe: [r for r in records if r.recipe == recipe] for recipe in recipes}
+    last = {recipe: max(own[recipe], key=lambda r: r.step) for recipe in recipes}
+    table = Table(title="each recipe's last checkpoint")
+    table.add_column("")
+    for recipe in recipes:
+        table.add_column(recipe, justify="right")
+    table.add_row("step", *(str(last[r].step) for r in recipes))
     for metric in METRICS:
-        table.add_column(metric.name + ("" if metric.higher_is_better else " ↓"), justify="right")
-    table.add_column("training s", justify="right")
-    table.add_column("measuring s", justify="right")
-    table.add_column("overhead", justify="right")
-    for recipe in dict.fromkeys(r.recipe for r in records):
-        own = [r for r in records if r.recipe == recipe]
-        last = max(own, key=lambda r: r.step)
-        values = ["-" if (v := last.metrics.get(m.name)) is None else f"{v:.3f}" for m in METRICS]
-        overhead = evaluation_overhead(own)
-        table.add_row(
-            recipe,
-            str(last.step),
-            *values,
-            f"{last.train_seconds:.0f}",
-            f"{sum(r.eval_seconds for r in own):.0f}",
-            "-" if overhead is None else f"{100 * overhead:.0f}%",
-        )
+        values = [last[r].metrics.get(metric.name) for r in recipes]
+        label = f"{metric.label} {'↑' if metric.higher_is_better else '↓'}"
+        table.add_row(label, *("-" if v is None else f"{v:.3f}" for v in values))
+    table.add_row("training s", *(f"{last[r].train_seconds:.0f}" for r in recipes))
+    table.add_row("measuring s", *(f"{sum(x.eval_seconds for x in own[r]):.0f}" for r in recipes))
+    overheads = [evaluation_overhead(own[r]) for r in recipes]
+    table.add_row("overhead", *("-" if o is None else f"{100 * o:.0f}%" for o in overheads))
     return table
 
 
