@@ -4,11 +4,10 @@ With bf16 weights (precision `master-bf16`) a step has to read the bf16 gradient
 fp32 masters and the two moments, and write the bf16 weights back. Done as separate operations
 (gradient copy, norm, fused AdamW, weight copy) that is about twice the memory traffic of the
 update itself, and on a CPU that traffic is most of the optimizer's time. Here the masters, the
-moments, the weights and the gradients each live in one flat buffer per parameter group, so
-torch.compile turns the whole update into one loop over memory, and the gradient norm into one
-read of the bf16 gradients (for cpu-bench's UNet on one core: 91 ms -> 47 ms per step;
-docs/train.md). The model's parameters and the master tensors stay the same Python objects:
-their storage becomes views into the flat buffers.
+moments, the weights and the gradients each live in one flat buffer per recipe part
+(`FlatPart`), so torch.compile turns the whole update into one loop over memory, and the
+gradient norm into one read of the bf16 gradients (for cpu-bench's UNet on one core: 91 ms ->
+47 ms per step; docs/train.md).
 
 The math is torch.optim.AdamW's (decoupled weight decay, bias-corrected moments), with the
 global-norm gradient clipping of clip_grad_norm_ applied as a scale inside the same pass.
@@ -78,89 +77,73 @@ def compiled(fn: Callable[..., torch.Tensor | None]) -> Callable[..., torch.Tens
     return call
 
 
-def _flatten(tensors: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-    """One buffer holding `tensors`' values; each tensor's storage becomes a view into it."""
-    flat = torch.empty(sum(t.numel() for t in tensors), dtype=dtype, device=tensors[0].device)
-    offset = 0
-    for t in tensors:
-        view = flat[offset : offset + t.numel()].view(t.shape)
-        view.copy_(t.detach())
-        t.data = view
-        offset += t.numel()
-    return flat
+class FlatPart:
+    """One recipe part's trainable tensors, each kind in one flat buffer: the bf16 weights the
+    model computes with, their fp32 masters (what is trained and saved) and the bf16 gradients.
 
+    The parameters stay the model's objects; their storage becomes views into `weights`, and
+    their `.grad` views into `grad`, which autograd then accumulates into (no per-step gradient
+    allocation, no gathering). Built once per run from the fp32 weights, whose memory is freed.
+    """
 
-class FlatGroup:
-    """One parameter group: bf16 weights, fp32 masters, moments and gradients, each flat."""
-
-    def __init__(self, params: list[nn.Parameter], masters: list[torch.Tensor], lr: float):
-        self.params = params
-        self.lr = lr
-        self.weights = _flatten(params, params[0].dtype)
-        self.masters = _flatten(masters, torch.float32)
-        self.exp_avg = torch.zeros_like(self.masters)
-        self.exp_avg_sq = torch.zeros_like(self.masters)
-        self.grad = torch.zeros_like(self.weights)
-
-    def gather_grads(self) -> None:
-        """Move the parameters' gradients into the flat buffer (zeros for unused ones)."""
+    def __init__(self, params: list[nn.Parameter], dtype: torch.dtype):
+        total = sum(p.numel() for p in params)
+        device = params[0].device
+        self.masters = torch.empty(total, dtype=torch.float32, device=device)
+        self.weights = torch.empty(total, dtype=dtype, device=device)
+        self.grad = torch.zeros(total, dtype=dtype, device=device)
+        self.master_views: list[torch.Tensor] = []
         offset = 0
         with torch.no_grad():
-            for p in self.params:
-                part = self.grad[offset : offset + p.numel()]
-                if p.grad is None:
-                    part.zero_()
-                else:
-                    part.copy_(p.grad.reshape(-1))
-                    p.grad = None
-                offset += p.numel()
+            for p in params:
+                size = p.numel()
+                master = self.masters[offset : offset + size].view(p.shape)
+                master.copy_(p)
+                weight = self.weights[offset : offset + size].view(p.shape)
+                weight.copy_(master)
+                p.data = weight
+                p.grad = self.grad[offset : offset + size].view(p.shape)
+                self.master_views.append(master)
+                offset += size
 
 
 class MasterAdamW:
-    """AdamW for groups of (bf16 params, their fp32 masters, learning rate)."""
+    """AdamW for (FlatPart, learning rate) groups."""
 
     def __init__(
-        self,
-        groups: list[tuple[list[nn.Parameter], list[torch.Tensor], float]],
-        betas: tuple[float, float],
-        eps: float,
-        weight_decay: float,
+        self, groups: list[tuple[FlatPart, float]], betas: tuple[float, float], eps: float, weight_decay: float
     ):
-        self.groups = [FlatGroup(params, masters, lr) for params, masters, lr in groups if params]
+        self.groups = groups
+        self.moments = [(torch.zeros_like(part.masters), torch.zeros_like(part.masters)) for part, _ in groups]
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
         self.update = compiled(_update)
         self.sum_of_squares = compiled(_sum_of_squares)
         self.steps = 0
 
     def step(self, max_grad_norm: float | None) -> None:
-        for group in self.groups:
-            group.gather_grads()
-        scale = torch.ones((), device=self.groups[0].grad.device)
+        device = self.groups[0][0].grad.device
+        scale = torch.ones((), device=device)
         if max_grad_norm:
-            norm = torch.stack([self.sum_of_squares(g.grad) for g in self.groups]).sum().sqrt()  # type: ignore[misc]
+            norm = torch.stack([self.sum_of_squares(part.grad) for part, _ in self.groups]).sum().sqrt()  # type: ignore[misc]
             # clip_grad_norm_'s rule: multiply by min(max_norm / (norm + 1e-6), 1)
             scale = torch.clamp(max_grad_norm / (norm + 1e-6), max=1.0)
         self.steps += 1
         beta1, beta2 = self.betas
-        bc1 = torch.tensor(1 - beta1**self.steps, device=scale.device)
-        bc2_sqrt = torch.tensor(math.sqrt(1 - beta2**self.steps), device=scale.device)
+        bc1 = torch.tensor(1 - beta1**self.steps, device=device)
+        bc2_sqrt = torch.tensor(math.sqrt(1 - beta2**self.steps), device=device)
         with torch.no_grad():
-            for group in self.groups:
+            for (part, lr), (exp_avg, exp_avg_sq) in zip(self.groups, self.moments):
                 self.update(
-                    group.grad, group.masters, group.exp_avg, group.exp_avg_sq, group.weights,
-                    torch.tensor(group.lr, device=scale.device), bc1, bc2_sqrt, scale,
-                    beta1, beta2, self.eps, self.weight_decay,
+                    part.grad, part.masters, exp_avg, exp_avg_sq, part.weights, torch.tensor(lr, device=device),
+                    bc1, bc2_sqrt, scale, beta1, beta2, self.eps, self.weight_decay,
                 )
+                part.grad.zero_()  # autograd accumulates the next step's gradients into it
 
     def state_dict(self) -> dict[str, object]:
-        return {
-            "steps": self.steps,
-            "exp_avg": [g.exp_avg for g in self.groups],
-            "exp_avg_sq": [g.exp_avg_sq for g in self.groups],
-        }
+        return {"steps": self.steps, "moments": [list(m) for m in self.moments]}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         self.steps = int(state["steps"])  # type: ignore[call-overload]
-        for group, avg, avg_sq in zip(self.groups, state["exp_avg"], state["exp_avg_sq"]):  # type: ignore[call-overload]
-            group.exp_avg.copy_(avg)
-            group.exp_avg_sq.copy_(avg_sq)
+        for (exp_avg, exp_avg_sq), (saved_avg, saved_avg_sq) in zip(self.moments, state["moments"]):  # type: ignore[call-overload]
+            exp_avg.copy_(saved_avg)
+            exp_avg_sq.copy_(saved_avg_sq)

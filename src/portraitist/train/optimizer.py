@@ -9,11 +9,11 @@ weights, with a GradScaler for fp16.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from portraitist.errors import PortraitistError
 from portraitist.train.master_adamw import MasterAdamW
 from portraitist.train.precision import Precision
+from portraitist.train.trainee import StageGroup
 
 # diffusers' DreamBooth / Textual Inversion scripts' AdamW settings
 BETAS = (0.9, 0.999)
@@ -35,11 +35,11 @@ def _adamw(groups: list[dict[str, object]], device: torch.device, eight_bit: boo
 
 
 class StageOptimizer:
-    """AdamW for one stage. `groups`: (model tensors, their fp32 masters, learning rate) per part."""
+    """AdamW for one stage's parts (Trainee.begin_stage)."""
 
     def __init__(
         self,
-        groups: list[tuple[list[nn.Parameter], list[torch.Tensor], float]],
+        groups: list[StageGroup],
         precision: Precision,
         device: torch.device,
         max_grad_norm: float | None,
@@ -47,12 +47,15 @@ class StageOptimizer:
     ):
         self.precision = precision
         self.max_grad_norm = max_grad_norm
-        self.masters = [m for _, masters, _ in groups for m in masters]
+        self.params = [p for group in groups for p in group.params]
         self.scaler = torch.amp.GradScaler(device.type) if precision.scale_loss else None
         # bf16 weights with fp32 masters (the CPU's mode; 8-bit AdamW is GPU-only and GPUs use autocast)
-        self.fused_master = MasterAdamW(groups, BETAS, EPS, WEIGHT_DECAY) if precision.master else None
+        self.fused_master = None
+        if precision.master:
+            flat = [(g.flat, g.lr) for g in groups if g.flat is not None]
+            self.fused_master = MasterAdamW(flat, BETAS, EPS, WEIGHT_DECAY)
         self.optimizer = None if self.fused_master else _adamw(
-            [{"params": masters, "lr": lr} for _, masters, lr in groups], device, eight_bit
+            [{"params": g.params, "lr": g.lr} for g in groups], device, eight_bit
         )
 
     def backward(self, loss: torch.Tensor) -> None:
@@ -82,9 +85,9 @@ class StageOptimizer:
         """
         assert self.optimizer is not None
         if self.scaler is not None or not self.optimizer.defaults.get("fused"):
-            torch.nn.utils.clip_grad_norm_(self.masters, max_norm)
+            torch.nn.utils.clip_grad_norm_(self.params, max_norm)
             return
-        grads = [m.grad for m in self.masters if m.grad is not None]
+        grads = [p.grad for p in self.params if p.grad is not None]
         norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         # clip_grad_norm_ multiplies by min(max_norm / (norm + 1e-6), 1)
         self.optimizer.grad_scale = torch.clamp((norm + 1e-6) / max_norm, min=1.0)  # type: ignore[attr-defined]

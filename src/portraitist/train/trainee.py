@@ -6,6 +6,8 @@ Names are `<part>.<parameter path>` ("unet.conv_in.weight", "text_encoder.encode
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 from torch import nn
@@ -13,9 +15,19 @@ from torch import nn
 from portraitist.models.loading import StableDiffusion
 from portraitist.train import lora
 from portraitist.train.cpu_attention import CpuAttnProcessor
+from portraitist.train.master_adamw import FlatPart
 from portraitist.train.precision import Precision
 from portraitist.train.recipes import LORA_PARTS, Part, Recipe, Stage
 from portraitist.train.tokens import SplitTokenEmbedding, join_token_table, split_token_table
+
+
+@dataclass
+class StageGroup:
+    """One trainable part in a stage: its parameters, learning rate and (bf16 weights) flat buffers."""
+
+    params: list[nn.Parameter]
+    lr: float
+    flat: FlatPart | None
 
 
 def _token_table_prefix(text_encoder: nn.Module) -> str:
@@ -55,12 +67,16 @@ class Trainee:
         self.tensors: dict[Part, dict[str, nn.Parameter]] = {part: self._named(part) for part in parts}
         model.unet.to(device)
         model.text_encoder.to(device)
-        # the fp32 truth of every trainable tensor: separate copies when the model computes in bf16
-        self.values: dict[str, torch.Tensor] = {
-            name: (p.detach().float().clone() if precision.master else p)
-            for named in self.tensors.values()
-            for name, p in named.items()
-        }
+        # the fp32 truth of every trainable tensor: the parameters themselves, or with bf16
+        # weights, fp32 masters in one flat buffer per part (master_adamw.FlatPart)
+        self.flat: dict[Part, FlatPart] = {}
+        self.values: dict[str, torch.Tensor] = {}
+        for part, named in self.tensors.items():
+            if precision.master:
+                self.flat[part] = FlatPart(list(named.values()), precision.weights)
+                self.values.update(zip(named, self.flat[part].master_views))
+            else:
+                self.values.update(named)
         model.unet.to(dtype=precision.weights)
         model.text_encoder.to(dtype=precision.weights)
         self.trained: set[str] = set()  # names a stage has trained so far (what checkpoints keep)
@@ -86,8 +102,8 @@ class Trainee:
     def trains_text(self) -> bool:
         return any(p.requires_grad for p in self.model.text_encoder.parameters())
 
-    def begin_stage(self, stage: Stage) -> list[tuple[list[nn.Parameter], list[torch.Tensor], float]]:
-        """Make exactly the stage's parts trainable; return (params, fp32 values, lr) per part."""
+    def begin_stage(self, stage: Stage) -> list[StageGroup]:
+        """Make exactly the stage's parts trainable; return their tensors and rates."""
         for named in self.tensors.values():
             for p in named.values():
                 p.requires_grad_(False)
@@ -97,7 +113,7 @@ class Trainee:
             for p in named.values():
                 p.requires_grad_(True)
             self.trained.update(named)
-            groups.append((list(named.values()), [self.values[n] for n in named], rate))
+            groups.append(StageGroup(list(named.values()), rate, self.flat.get(part)))
         self.model.unet.train(any(p.requires_grad for p in self.model.unet.parameters()))
         self.model.text_encoder.train(self.trains_text)
         return groups
@@ -124,4 +140,6 @@ class Trainee:
         model.unet.set_attn_processor(AttnProcessor2_0())  # diffusers' default, not the training-only ones
         for module in (model.unet, model.text_encoder):
             module.requires_grad_(False).eval()
+            for p in module.parameters():
+                p.grad = None
         return model
