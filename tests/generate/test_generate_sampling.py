@@ -36,7 +36,7 @@ def test_euler_schedule_is_diffusers_to_the_bit(spacing: str, steps: int) -> Non
 
 
 def test_euler_matches_diffusers_pipeline_for_the_same_seeds(tiny: StableDiffusion) -> None:
-    """Same model, prompt, seeds, 15 steps, CFG 7: the images agree to the last 8-bit level."""
+    """Same model, prompt, seeds, 10 steps, CFG 7: the images agree to the last 8-bit level."""
     pipe = StableDiffusionPipeline(
         vae=tiny.vae,
         text_encoder=tiny.text_encoder,
@@ -53,12 +53,12 @@ def test_euler_matches_diffusers_pipeline_for_the_same_seeds(tiny: StableDiffusi
         reference = pipe(
             [PROMPT] * len(seeds),
             negative_prompt=[""] * len(seeds),
-            num_inference_steps=15,
+            num_inference_steps=10,
             guidance_scale=7.0,
             generator=[torch.Generator().manual_seed(s) for s in seeds],
             output_type="np",
         ).images
-        ours = pixels(txt2img(tiny, PROMPT, "", seeds, (size, size), 15, 7.0))
+        ours = pixels(txt2img(tiny, PROMPT, "", seeds, (size, size), 10, 7.0))
         diff = np.abs(ours - (reference * 255).round())
         # measured: batch 1 identical (0.0); batch 2 mean 4e-5, max 1 level (text encoded as one pair)
         assert diff.max() <= 1, f"seeds {seeds}: max {diff.max()}, mean {diff.mean():.5f}"
@@ -67,9 +67,9 @@ def test_euler_matches_diffusers_pipeline_for_the_same_seeds(tiny: StableDiffusi
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
 def test_every_named_scheduler_samples_and_is_seeded(tiny: StableDiffusion, scheduler: str) -> None:
-    first = pixels(txt2img(tiny, PROMPT, "", [3], (64, 64), 3, 5.0, scheduler))
-    again = pixels(txt2img(tiny, PROMPT, "", [3], (64, 64), 3, 5.0, scheduler))
-    other = pixels(txt2img(tiny, PROMPT, "", [4], (64, 64), 3, 5.0, scheduler))
+    first = pixels(txt2img(tiny, PROMPT, "", [3], (64, 64), 2, 5.0, scheduler))
+    again = pixels(txt2img(tiny, PROMPT, "", [3], (64, 64), 2, 5.0, scheduler))
+    other = pixels(txt2img(tiny, PROMPT, "", [4], (64, 64), 2, 5.0, scheduler))
     assert first.shape == (1, 64, 64, 3)
     assert np.array_equal(first, again)
     assert not np.array_equal(first, other)
