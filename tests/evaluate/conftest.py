@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from evalkit import offline_config
+from evalkit import offline_config, one_torch_thread
 
 from portraitist.evaluate.stage import EvaluateResult, evaluate
 from portraitist.prepare.config import PrepareConfig
@@ -21,6 +22,12 @@ class Evaluated:
     workspace: Workspace
     result: EvaluateResult
     events: list[ProgressEvent]
+
+
+@pytest.fixture(autouse=True)
+def single_threaded_torch() -> Iterator[None]:
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -44,5 +51,6 @@ def evaluated(prepared_photos: Path, tmp_path_factory: pytest.TempPathFactory) -
     shutil.copytree(prepared_photos, root)
     workspace = Workspace(root)
     events: list[ProgressEvent] = []
-    result = evaluate(workspace, offline_config(), "tiny", events.append)
+    with one_torch_thread():
+        result = evaluate(workspace, offline_config(), "tiny", events.append)
     return Evaluated(workspace, result, events)

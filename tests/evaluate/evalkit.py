@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
 from portraitist.evaluate.config import EvaluateConfig
 from portraitist.rank.config import RankConfig
 from portraitist.train.config import TrainConfig
@@ -23,3 +28,15 @@ def offline_config(**changes: object) -> EvaluateConfig:
     )
     settings.update(changes)
     return EvaluateConfig.model_validate(settings)
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """The tiny models gain nothing from a second thread, and on a busy machine threads that wait
+    for each other make every step slower (tests/train runs one thread per test too)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

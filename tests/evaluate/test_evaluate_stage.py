@@ -11,6 +11,7 @@ from portraitist.errors import PortraitistError
 from portraitist.evaluate import stage
 from portraitist.evaluate.metrics import METRICS
 from portraitist.evaluate.records import read_records
+from portraitist.evaluate.settings import differences
 from portraitist.evaluate.stage import evaluate
 from portraitist.train import checkpoint
 from portraitist.train.config import TrainConfig
@@ -130,3 +131,10 @@ def test_settings_that_would_not_compare_are_refused(evaluated, prepared, tmp_pa
         with pytest.raises(PortraitistError, match="no-such-model"):
             evaluate(prepared, offline_config(seed=seed, recipes=["lora"]), missing)
         assert '"seed": %d' % seed in (prepared.root / "eval" / "settings.json").read_text()
+
+
+def test_a_setting_only_one_version_knows_is_no_change():
+    before = {"every": 50, "train": {"precision": "auto", "checkpoint_every": 100}}
+    newer = {"every": 50, "train": {"precision": "auto", "stages": None}}
+    assert differences(before, newer) == []
+    assert differences(before, {"every": 100, "train": {"precision": "fp32"}}) == ["every", "train.precision"]

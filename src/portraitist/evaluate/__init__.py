@@ -4,6 +4,7 @@ config.py   the settings (recipes, cadence, the evaluation prompts, the metric m
 prompts.py  the fixed set of images every checkpoint generates, and CLIP's texts for them
 metrics.py  Image Alignment, Text Alignment, LPIPS, identity (thesis 1.3) for one checkpoint
 records.py  eval/metrics.jsonl, one line per recipe x checkpoint: the record a resumed run reads
+settings.py eval/settings.json, what the numbers depend on: a resumed run or a merge must match it
 stage.py    trains each recipe once and measures it at its checkpoints through train's hook
 summary.py  curves per recipe: mean and spread over one or several workspaces
 plots.py    one panel per metric, one line per recipe, against steps or training seconds

@@ -8,7 +8,6 @@ Images are linked relative to the report, so a folder can be moved or served as 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from portraitist.evaluate.metrics import METRICS
 from portraitist.evaluate.plots import plot_curves
 from portraitist.evaluate.prompts import evaluation_set
 from portraitist.evaluate.records import METRICS_FILE, CheckpointRecord, eval_dir, read_records
+from portraitist.evaluate.settings import differences, read_settings
 from portraitist.evaluate.summary import Curve, build_curves
 from portraitist.models.random_sd import PRESETS as RANDOM_PRESETS
 from portraitist.workspace import Workspace, write_bytes_atomic
@@ -64,11 +64,6 @@ def _summary(curves: dict[str, Curve]) -> list[dict[str, Any]]:
             )
         )
     return rows
-
-
-def _settings(workspace: Workspace) -> dict[str, Any]:
-    path = eval_dir(workspace) / "settings.json"
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _columns(settings: dict[str, Any]) -> list[str]:
@@ -121,7 +116,7 @@ def write_evaluation_report(workspace: Workspace) -> Path:
     """WS/eval/report.html from WS/eval/metrics.jsonl."""
     out = eval_dir(workspace) / REPORT_NAME
     records = _records(workspace)
-    settings = _settings(workspace)
+    settings = read_settings(workspace)
     sections: dict[str, Section] = {}
     for record in sorted(records, key=lambda r: r.step):
         section = sections.setdefault(record.recipe, Section(record.recipe, []))
@@ -151,13 +146,8 @@ def write_comparison_report(workspaces: list[Workspace], out_dir: Path) -> Path:
         raise PortraitistError("--compare merges two or more workspaces; give each one's folder.")
     out = out_dir.expanduser().resolve() / REPORT_NAME
     runs = [_records(ws) for ws in workspaces]
-    settings = [_settings(ws) for ws in workspaces]
-    differ = sorted(
-        k
-        for s in settings[1:]
-        for k in s.keys() | settings[0].keys()
-        if k != "dataset" and s.get(k) != settings[0].get(k)
-    )
+    settings = [read_settings(ws) for ws in workspaces]
+    differ = [name for s in settings[1:] for name in differences(settings[0], s) if name != "dataset"]
     if differ:
         raise PortraitistError(
             f"The workspaces were evaluated with different settings ({', '.join(dict.fromkeys(differ))}), "

@@ -6,7 +6,7 @@ checkpoint the model under training samples the fixed evaluation set with genera
 and the ranking's models score it. Nothing is trained or sampled twice, and a run of N steps
 is the same run with or without the evaluation (its RNG draws are per step).
 
-    WS/eval/settings.json     what the numbers depend on; another run must match it
+    WS/eval/settings.json     what the numbers depend on (settings.py)
     WS/eval/metrics.jsonl     one line per recipe x checkpoint (records.py)
     WS/eval/<recipe>/         the recipe's own workspace: dataset/ (a copy), model/
     WS/eval/<recipe>/images/step000050/subject-0.png ...
@@ -15,8 +15,6 @@ is the same run with or without the evaluation (its RNG draws are per step).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import time
@@ -24,7 +22,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from PIL import Image
@@ -42,6 +39,7 @@ from portraitist.evaluate.records import (
     write_records,
 )
 from portraitist.evaluate.report import write_evaluation_report
+from portraitist.evaluate.settings import check_settings, fingerprint
 from portraitist.generate.prompts import expand
 from portraitist.generate.txt2img import txt2img
 from portraitist.models.loading import StableDiffusion
@@ -51,15 +49,9 @@ from portraitist.rank.stage import user_crops
 from portraitist.train import checkpoint
 from portraitist.train.recipes import get_recipe
 from portraitist.train.stage import TrainingState, train
-from portraitist.workspace import Workspace, write_json_atomic
+from portraitist.workspace import Workspace
 
 STAGE = "evaluate"
-SETTINGS_FILE = "settings.json"
-# training settings a resumed evaluation may change: they move no number (or are set per recipe)
-IGNORED_TRAIN_SETTINGS = (
-    "device", "compile", "checkpoint_every", "keep_checkpoints", "save_dtype", "restart",
-    "recipe", "steps", "seed", "validate_every", "validation_prompts", "validation_steps",
-)  # fmt: skip
 
 
 @dataclass
@@ -87,38 +79,6 @@ def checkpoint_steps(config: EvaluateConfig, recipe: str) -> list[int]:
 def _resolve_base(base: str) -> str:
     path = Path(base).expanduser()
     return str(path.resolve()) if base.strip() and path.exists() else base
-
-
-def _fingerprint(workspace: Workspace, config: EvaluateConfig, base: str) -> dict[str, Any]:
-    """What the numbers depend on (not: which recipes, devices, checkpoint cadence, batch sizes)."""
-    settings = config.model_dump(
-        mode="json",
-        exclude={
-            "recipes": True,
-            "restart": True,
-            "train": set(IGNORED_TRAIN_SETTINGS),
-            "scoring": {"device", "batch_size", "by", "k", "identity_max_distance"},
-        },
-    )
-    dataset = hashlib.sha256(workspace.manifest_path.read_bytes()).hexdigest()
-    return dict(settings, base=base, dataset=dataset)
-
-
-def _check_settings(folder: Path, fingerprint: dict[str, Any], measured: bool) -> None:
-    """Record the settings, or refuse to mix numbers made with others; an evaluation that has
-    measured nothing yet (its training, if any, is of the old settings) starts over."""
-    path = folder / SETTINGS_FILE
-    before = json.loads(path.read_text()) if path.exists() else fingerprint
-    changed = sorted(k for k in before.keys() | fingerprint.keys() if before.get(k) != fingerprint.get(k))
-    if changed and measured:
-        raise PortraitistError(
-            f"{folder} holds an evaluation with other settings (changed: {', '.join(changed)}), and its "
-            "numbers would not compare with these. Run with the same settings to resume it, add --restart "
-            "to delete it and start over, or evaluate in another workspace."
-        )
-    if changed:
-        shutil.rmtree(folder)
-    write_json_atomic(path, fingerprint)
 
 
 def _recipe_workspace(workspace: Workspace, recipe: str) -> Workspace:
@@ -293,7 +253,7 @@ def evaluate(
         shutil.rmtree(folder, ignore_errors=True)
     plan = {recipe: checkpoint_steps(config, recipe) for recipe in config.recipes}
     records = read_records(folder / METRICS_FILE)
-    _check_settings(folder, _fingerprint(workspace, config, base), measured=bool(records))
+    check_settings(folder, fingerprint(workspace, config, base), measured=bool(records))
     run = _Evaluation(workspace, config, base, plan, records, progress)
     run.report("starting")
     for recipe in config.recipes:

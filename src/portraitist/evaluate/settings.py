@@ -1,0 +1,72 @@
+"""WS/eval/settings.json: what an evaluation's numbers depend on, so a resumed run, or a merge of
+several workspaces, never mixes numbers made with different settings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from portraitist.errors import PortraitistError
+from portraitist.evaluate.config import EvaluateConfig
+from portraitist.evaluate.records import eval_dir
+from portraitist.workspace import Workspace, write_json_atomic
+
+SETTINGS_FILE = "settings.json"
+# training settings a resumed evaluation may change: they move no number (or are set per recipe)
+IGNORED_TRAIN_SETTINGS = (
+    "device", "compile", "checkpoint_every", "keep_checkpoints", "save_dtype", "restart",
+    "recipe", "steps", "seed", "validate_every", "validation_prompts", "validation_steps",
+)  # fmt: skip
+
+
+def fingerprint(workspace: Workspace, config: EvaluateConfig, base: str) -> dict[str, Any]:
+    """The settings that move the numbers (not: which recipes, devices, checkpoint cadence, batch
+    sizes), the base model and the dataset."""
+    settings = config.model_dump(
+        mode="json",
+        exclude={
+            "recipes": True,
+            "restart": True,
+            "train": set(IGNORED_TRAIN_SETTINGS),
+            "scoring": {"device", "batch_size", "by", "k", "identity_max_distance"},
+        },
+    )
+    dataset = hashlib.sha256(workspace.manifest_path.read_bytes()).hexdigest()
+    return dict(settings, base=base, dataset=dataset)
+
+
+def read_settings(workspace: Workspace) -> dict[str, Any]:
+    path = eval_dir(workspace) / SETTINGS_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def differences(before: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the settings whose values differ. A setting only one side has is no
+    difference: it was added or dropped by another portraitist version, at its old behaviour."""
+    changed = []
+    for key in sorted(before.keys() & now.keys()):
+        old, new = before[key], now[key]
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changed.append(prefix + key)
+    return changed
+
+
+def check_settings(folder: Path, settings: dict[str, Any], measured: bool) -> None:
+    """Record the settings, or refuse to mix numbers made with others; an evaluation that has
+    measured nothing yet (its training, if any, is of the old settings) starts over."""
+    path = folder / SETTINGS_FILE
+    changed = differences(json.loads(path.read_text()), settings) if path.exists() else []
+    if changed and measured:
+        raise PortraitistError(
+            f"{folder} holds an evaluation with other settings (changed: {', '.join(changed)}), and its "
+            "numbers would not compare with these. Run with the same settings to resume it, add --restart "
+            "to delete it and start over, or evaluate in another workspace."
+        )
+    if changed:
+        shutil.rmtree(folder)
+    write_json_atomic(path, settings)
