@@ -40,11 +40,12 @@ import threading
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import Self
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "reference"))
 
-from reference_train import TRAIN_SCRIPT, time_marginal  # noqa: E402
+from reference_train import TRAIN_SCRIPT, time_marginal
 
 PRESETS = {"tiny": "tiny", "cpu-bench": "cpu-bench", "sd15": "sd15-random"}  # bench name -> random_sd preset
 INSTANCE_PROMPT_CLASS = "person"  # the reference's prompt is "a photo of sks person"
@@ -191,7 +192,7 @@ class GpuMemory:
             self.peak_mb = max(self.peak_mb or 0.0, self.used_mb())
             time.sleep(0.2)
 
-    def __enter__(self) -> GpuMemory:
+    def __enter__(self) -> Self:
         if self.enabled:
             self.idle_mb = self.used_mb()
             self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -330,7 +331,7 @@ def main() -> None:
     info = machine()
     result = {
         "benchmark": "train",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": info,
         "versions": versions(),
         "preset": a.preset,

@@ -9,7 +9,12 @@ import torch
 
 from portraitist.errors import PortraitistError
 from portraitist.models import random_sd
-from portraitist.train.attention_loss import attention_loss, choose_resolution, cross_attention_resolutions, install
+from portraitist.train.attention_loss import (
+    attention_loss,
+    choose_resolution,
+    cross_attention_resolutions,
+    install,
+)
 from portraitist.train.config import TrainConfig
 from portraitist.train.stage import train
 

@@ -63,7 +63,10 @@ def save(workspace: Workspace, checkpoint: Checkpoint, keep: int) -> Path:
     try:
         save_file({k: v.detach().float().contiguous().cpu() for k, v in checkpoint.values.items()}, tmp / "weights.safetensors")
         torch.save({"optimizer": checkpoint.optimizer, "rng": checkpoint.rng}, tmp / "state.pt")
-        meta = dict(step=checkpoint.step, stage=checkpoint.stage, seconds=checkpoint.seconds, fingerprint=checkpoint.fingerprint)
+        meta = {
+            "step": checkpoint.step, "stage": checkpoint.stage, "seconds": checkpoint.seconds,
+            "fingerprint": checkpoint.fingerprint,
+        }
         (tmp / "checkpoint.json").write_text(json.dumps(meta, indent=2))
         for f in tmp.iterdir():
             _fsync(f)

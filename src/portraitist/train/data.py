@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 from diffusers import AutoencoderKL
+from PIL import Image, ImageOps
 from transformers import CLIPTokenizer
 
 from portraitist.errors import PortraitistError

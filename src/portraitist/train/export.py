@@ -23,7 +23,13 @@ from safetensors.torch import load_file
 
 from portraitist.errors import PortraitistError
 from portraitist.models.loading import StableDiffusion
-from portraitist.train.artifacts import TokenRecord, load_trained, read_model_info, read_tokens, save_safetensors_atomic
+from portraitist.train.artifacts import (
+    TokenRecord,
+    load_trained,
+    read_model_info,
+    read_tokens,
+    save_safetensors_atomic,
+)
 from portraitist.workspace import Workspace, write_bytes_atomic
 
 Format = Literal["diffusers", "single-file", "kohya-lora"]
