@@ -46,9 +46,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-# the model folders and the machine/version records are bench_train.py's, so both benchmarks
-# time the same files and describe their runs alike
-from bench_train import PRESETS, build_model, machine, versions  # noqa: E402
+# the model folders are bench_train.py's, so both benchmarks time the same files
+from bench_train import PRESETS, build_model
+from machine import load_average, machine, results_path, versions
 
 PROMPT = "a photo of sks person"  # reference_generate.py's prompt
 
@@ -115,11 +115,6 @@ def sync(device: str) -> None:
 
     if device == "cuda":
         torch.cuda.synchronize()
-
-
-def load_average() -> list[float]:
-    """1, 5 and 15 minute load averages: other work on a shared machine slows the timings."""
-    return [round(v, 2) for v in os.getloadavg()]
 
 
 def closeness(a: Any, b: Any) -> dict[str, float]:
@@ -303,12 +298,11 @@ def main() -> None:
         print_run(run, names)
     result = {
         "benchmark": "generate",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "preset": a.preset, "model": str(model), "prompt": PROMPT, "steps": a.steps,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "preset": a.preset, "model": str(model), "prompt": PROMPT, "steps": a.steps,
         "guidance": a.guidance, "calls": a.calls, "warmup": a.warmup, "device": a.device, "load_s": load_s,
         "machine": info, "versions": versions(), "label": a.label, "runs": runs,
     }  # fmt: skip
-    a.results.mkdir(parents=True, exist_ok=True)
-    path = a.results / f"generate-{info['slug']}-{dt.datetime.now().strftime('%Y-%m-%d-%H%M')}.json"
+    path = results_path(a.results, "generate", info, a.label)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
 

@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--upscaler", default="realesrgan-x4plus", help="Real-ESRGAN model (realesr-animevideov3 is fast)")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "portraitist-bench-run")
     ap.add_argument("--results", type=Path, default=HERE / "results")
-    ap.add_argument("--label", default="")
+    ap.add_argument("--label", default="", help="a note stored in the results file")
     args = ap.parse_args()
 
     shutil.rmtree(args.workdir, ignore_errors=True)
@@ -103,8 +103,7 @@ def main() -> None:
         sampling_steps=args.sampling_steps, upscaler=args.upscaler, total_s=total, stages_s=stages,
         steps_s=seconds, **per_image, machine=machine(), versions=versions(), load_average=load_average(),
     )
-    path = results_path(args.results, "run", record["machine"])
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = results_path(args.results, "run", record["machine"], args.label)
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps({"total_s": round(total, 1), "results": str(path)}))
 

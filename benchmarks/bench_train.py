@@ -29,8 +29,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
-import re
 import shlex
 import shutil
 import subprocess
@@ -38,13 +36,13 @@ import sys
 import tempfile
 import threading
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Self
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "reference"))
 
+from machine import machine, results_path, versions
 from reference_train import TRAIN_SCRIPT, time_marginal
 
 PRESETS = {"tiny": "tiny", "cpu-bench": "cpu-bench", "sd15": "sd15-random"}  # bench name -> random_sd preset
@@ -225,33 +223,6 @@ def reference_command(model: Path, images: Path, resolution: int, batch: int, te
     return make
 
 
-def machine() -> dict[str, object]:
-    import torch
-
-    info: dict[str, object] = {"platform": platform.platform(), "python": platform.python_version()}
-    if torch.cuda.is_available():
-        info["device"] = torch.cuda.get_device_name(0)
-    else:
-        model = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
-        info["device"] = model.group(1).strip() if model else platform.processor()
-    info["cpu_count"] = os.cpu_count()
-    info["torch_threads"] = torch.get_num_threads()
-    info["slug"] = re.sub(r"[^a-z0-9]+", "-", str(info["device"]).lower()).strip("-")[:40] + (
-        "" if torch.cuda.is_available() else f"-{os.cpu_count()}cpu"
-    )
-    return info
-
-
-def versions() -> dict[str, str | None]:
-    out = {}
-    for pkg in ("torch", "diffusers", "transformers", "accelerate", "peft", "portraitist"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--run-train":
         return run_train(sys.argv[2:])
@@ -343,9 +314,7 @@ def main() -> None:
         "label": a.label,
         "cases": rows,
     }
-    a.results.mkdir(parents=True, exist_ok=True)
-    label = f"-{re.sub(r'[^a-z0-9]+', '-', a.label.lower())}" if a.label else ""
-    path = a.results / f"train-{info['slug']}-{dt.date.today().isoformat()}{label}.json"
+    path = results_path(a.results, "train", info, a.label)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {path}")
 
