@@ -13,6 +13,7 @@ from portraitist.cli import rank, upscale  # noqa: E402,F401
 from portraitist.cli import export, train  # noqa: E402,F401
 from portraitist.cli import generate, swap  # noqa: E402,F401
 from portraitist.cli import bench, demo, evaluate, run, serve  # noqa: E402,F401
+from portraitist.cli import world  # noqa: E402,F401
 
 
 def main() -> None:

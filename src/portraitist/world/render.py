@@ -81,7 +81,7 @@ SHAPE_NAMES: tuple[str, ...] = (
     "face_width", "face_height", "jaw", "eye_spacing", "eye_size", "eye_height",
     "brow_thickness", "brow_tilt", "brow_height", "nose_length", "nose_width",
     "mouth_width", "mouth_height", "ear_size", "hair_volume", "fringe",
-    "shoulders", "skin_tone", "hair_tone", "mole_x", "mole_y",
+    "shoulders", "skin_tone", "hair_tone", "mole_x", "mole_y", "parting",
 )
 # Per-photo nuisance: yaw/rotation/shift/scale of the head, light, smile strength, noise.
 POSE_NAMES: tuple[str, ...] = (
@@ -236,8 +236,8 @@ def render(person: Person, scene: Scene, size: int = 128) -> Render:
     u = size * p("scale")
     cx = size * (0.5 + p("shift_x"))
     cy = size * (0.40 + p("shift_y")) + (1.0 - p("scale")) * size * 0.12
-    hw = u * 0.158 * (1 + 0.09 * s("face_width")) * (0.94 if woman else 1.0)
-    hh = u * 0.205 * (1 + 0.07 * s("face_height"))
+    hw = u * 0.175 * (1 + 0.09 * s("face_width")) * (0.93 if woman else 1.0)
+    hh = u * 0.225 * (1 + 0.07 * s("face_height"))
     yaw = p("yaw")
 
     def fx(offset: float, depth: float) -> float:
@@ -293,10 +293,12 @@ def render(person: Person, scene: Scene, size: int = 128) -> Render:
         d.ellipse((cx - hw * 0.45, cy - hh * 0.92, cx - hw * 0.05, cy - hh * 0.72), fill=shade(skin, 1.12))
     else:
         vol = 1.0 + 0.06 * s("hair_volume") + (0.08 if a["hair_style"] != "short" else 0.0)
+        # The fringe line is the chord's: its height and its slant (a side parting) are the person's.
         angle = 22 + 8 * s("fringe")
+        slant = 9 * s("parting")
         d.chord(
             (cx - hw * 1.07 * vol, cy - hh * 1.12 * vol, cx + hw * 1.07 * vol, cy + hh * 0.95),
-            180 + angle, 360 - angle, fill=hair,
+            180 + angle + slant, 360 - angle + slant, fill=hair,
         )
         if a["hair_style"] == "short":
             for side in (-1, 1):  # sideburns
@@ -337,16 +339,17 @@ def render(person: Person, scene: Scene, size: int = 128) -> Render:
         d.line([(inner, by + tilt), (outer, by - tilt)], fill=brow_colour, width=brow_w)
 
     if a["glasses"] != "none":
+        # Glasses: thin rings around the eyes; sunglasses: larger solid dark lenses.
         frame = (18, 18, 22)
-        width = max(1, round(size * 0.022))
+        width = max(1, round(size * 0.016))
+        dark = a["glasses"] == "sunglasses"
+        grow = 1.75 if dark else 1.6
+        gy = erx * (1.35 if dark else 1.3)
         for ex, rx in eye_centres:
-            gx, gy = rx * 1.45, erx * 1.15
-            if a["glasses"] == "sunglasses":
-                d.ellipse((ex - gx, ey - gy, ex + gx, ey + gy), fill=(22, 22, 30), outline=frame, width=width)
-            else:
-                d.ellipse((ex - gx, ey - gy, ex + gx, ey + gy), outline=frame, width=width)
+            gx = rx * grow
+            d.ellipse((ex - gx, ey - gy, ex + gx, ey + gy), fill=(20, 20, 28) if dark else None, outline=frame, width=width)
         (lx, lrx), (rx_, rrx) = eye_centres
-        d.line([(lx + lrx * 1.45, ey), (rx_ - rrx * 1.45, ey)], fill=frame, width=width)
+        d.line([(lx + lrx * grow, ey), (rx_ - rrx * grow, ey)], fill=frame, width=width)
 
     # Nose: a shadow triangle; it moves most with the yaw (it sticks out furthest).
     nx = fx(0.0, 0.4)
@@ -425,6 +428,25 @@ def downsample(image: np.ndarray, size: int = 32) -> np.ndarray:
     blocks = image.reshape(*image.shape[:-3], size, fy, size, fx, image.shape[-1])
     mean = blocks.mean(axis=(-4, -2), dtype=np.float32)
     return (mean + 0.5).astype(np.uint8)
+
+
+DRAW_SIZE = 128  # small images are drawn at least this large, then box-filtered (issue 9's study)
+
+
+def render_filtered(person: Person, scene: Scene, size: int = 32, factor: int | None = None) -> Render:
+    """`render` drawn `factor` times larger and box-filtered down to `size` (smooth edges).
+
+    By default the drawing is at least DRAW_SIZE px. The face box is scaled to `size`; the mask
+    keeps the pixels the person covers at least half of.
+    """
+    factor = factor or max(1, -(-DRAW_SIZE // size))
+    drawn = render(person, scene, size * factor)
+    if factor == 1:
+        return drawn
+    mask = drawn.person_mask.reshape(size, factor, size, factor).mean(axis=(1, 3)) >= 0.5
+    x0, y0, x1, y1 = drawn.face_box
+    box = (x0 // factor, y0 // factor, -(-x1 // factor), -(-y1 // factor))
+    return Render(image=downsample(drawn.image, size), face_box=box, person_mask=mask, labels=drawn.labels)
 
 
 # --- captions -----------------------------------------------------------------------------------
