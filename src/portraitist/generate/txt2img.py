@@ -31,7 +31,7 @@ def initial_noise(generators: list[torch.Generator], shape: tuple[int, ...]) -> 
 @torch.no_grad()
 def txt2img(
     model: StableDiffusion,
-    prompt: str,
+    prompt: str | list[str],
     negative: str,
     seeds: list[int],
     size: tuple[int, int],
@@ -42,7 +42,7 @@ def txt2img(
     callback: StepCallback | None = None,
     cuda_graphs: bool = True,
 ) -> list[Image.Image]:
-    """len(seeds) images of (width, height) `size`."""
+    """len(seeds) images of (width, height) `size`; `prompt` is one for all, or one per seed."""
     width, height = size
     factor = model.vae_scale_factor
     channels = model.unet.config.in_channels
