@@ -274,8 +274,10 @@ def render(person: Person, scene: Scene, size: int = 128) -> Render:
             (cx + hw * 0.72, cy, cx + hw * vol, shoulder_y + u * 0.09), radius=hw * 0.2, fill=hair
         )
     if a["hair_style"] == "bun":
-        r = hw * (0.42 + 0.06 * s("hair_volume"))
-        d.ellipse((cx - r, cy - hh * 1.02 - r * 1.2, cx + r, cy - hh * 1.02 + r * 0.6), fill=hair)
+        # A round knot on top of the head, half hidden behind the hair cap.
+        r = hw * (0.40 + 0.06 * s("hair_volume"))
+        by = cy - hh * 1.08 - r * 0.35
+        d.ellipse((cx - r, by - r, cx + r, by + r), fill=hair)
 
     # Ears, then the head (women: an oval; men: an oval with a squarer jaw).
     ear_rx = hw * 0.15 * (1 + 0.25 * s("ear_size"))
@@ -385,16 +387,18 @@ def render(person: Person, scene: Scene, size: int = 128) -> Render:
         background(scene.attributes["background"], scene.attributes["pattern"], size, p("pattern_phase"))
     )
     canvas.paste(layer, (0, 0), layer)
-    image = np.asarray(canvas, dtype=np.float32)
     x, y = grid(size)
     light = p("brightness") * (
         1.0 + p("light_strength") * (math.cos(p("light_angle")) * x + math.sin(p("light_angle")) * y)
     )
-    image = image * light[..., None]
+    image = np.asarray(canvas, dtype=np.float32)
+    image *= light[..., None]
     if p("noise") > 0:
-        noise_rng = np.random.default_rng(int(p("noise_seed")))
-        image += noise_rng.standard_normal(image.shape, dtype=np.float32) * p("noise")
-    pixels = np.clip(image + 0.5, 0, 255).astype(np.uint8)
+        noise = np.random.default_rng(int(p("noise_seed"))).standard_normal(image.shape, dtype=np.float32)
+        noise *= p("noise")
+        image += noise
+    image += 0.5
+    pixels = np.clip(image, 0, 255, out=image).astype(np.uint8)
     mask = np.asarray(layer.getchannel("A")) >= 128
     return Render(
         image=pixels,
@@ -447,6 +451,17 @@ def render_filtered(person: Person, scene: Scene, size: int = 32, factor: int | 
     x0, y0, x1, y1 = drawn.face_box
     box = (x0 // factor, y0 // factor, -(-x1 // factor), -(-y1 // factor))
     return Render(image=downsample(drawn.image, size), face_box=box, person_mask=mask, labels=drawn.labels)
+
+
+def visible_labels(labels: dict[str, str]) -> dict[str, str]:
+    """The VISIBLE_AT_32 labels a 32 px picture really shows: the judges' targets.
+
+    A bald head without a beard shows its hair colour only in one-pixel brows, so it is left out.
+    """
+    shown = {name: word for name, word in labels.items() if name in VISIBLE_AT_32}
+    if labels.get("hair_style") == "bald" and labels.get("beard") != "beard":
+        shown.pop("hair_colour", None)
+    return shown
 
 
 # --- captions -----------------------------------------------------------------------------------
