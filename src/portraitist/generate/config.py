@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
+from portraitist.config import StageConfig
 from portraitist.errors import PortraitistError
 
 ControlKind = Literal["pose", "canny", "depth"]
@@ -14,7 +15,7 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 DEFAULT_DEPTH_MODEL = "Intel/dpt-hybrid-midas"
 
 
-class SamplingConfig(BaseModel):
+class SamplingConfig(StageConfig):
     """What every sampling command shares: the model, the sampler and the hardware."""
 
     base: str | None = Field(None, description="Sample this base model instead of a workspace's (with --out).")

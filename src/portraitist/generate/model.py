@@ -62,7 +62,9 @@ def place(model: StableDiffusion, device: torch.device, dtype: torch.dtype) -> S
     for module, wanted in ((model.unet, dtype), (model.vae, dtype), (model.text_encoder, text_dtype)):
         module.to(device)
         if module.dtype != wanted:
-            module.to(wanted)
+            # nn.Module.to: diffusers' ModelMixin.to warns about fp32-only modules on every cast,
+            # even when the model has none (diffusers 0.42)
+            torch.nn.Module.to(module, wanted)
     if device.type == "cpu" and dtype == torch.bfloat16:
         model.unet.set_attn_processor(SamplingCpuAttnProcessor())
     if device.type == "cuda":

@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from portraitist.config import StageConfig
 from portraitist.train.recipes import RECIPES, Part, Stage
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(StageConfig):
     """How to fine-tune the base model on a prepared workspace (thesis 2.3)."""
 
     recipe: str = Field("staged", description=f"Training recipe: one of {', '.join(RECIPES)}.")
