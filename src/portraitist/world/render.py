@@ -33,18 +33,20 @@ COLOURS: dict[str, RGB] = {
     "white": (238, 238, 238),
     "black": (30, 30, 30),
 }
+# Skin and hair palettes keep every skin-hair pair at least ~55 apart (RGB distance), so the hair
+# stays a visible region on every face at 32 px.
 SKIN: dict[str, RGB] = {
     "pale": (247, 216, 196),
-    "tan": (214, 160, 112),
-    "brown": (150, 96, 60),
-    "dark": (86, 54, 36),
+    "tan": (222, 170, 120),
+    "brown": (160, 104, 64),
+    "dark": (72, 46, 32),
 }
 HAIR: dict[str, RGB] = {
-    "black": (28, 24, 24),
-    "brown": (105, 62, 28),
-    "blonde": (238, 204, 96),
-    "red": (185, 55, 25),
-    "grey": (168, 168, 172),
+    "black": (24, 20, 22),
+    "brown": (135, 72, 24),
+    "blonde": (242, 210, 88),
+    "red": (190, 52, 22),
+    "grey": (170, 170, 176),
     "blue": (40, 95, 225),
 }
 EYES: dict[str, RGB] = {
@@ -225,7 +227,7 @@ def render(person: Person, scene: Scene, size: int = 128) -> Render:
     smiling = scene.attributes["expression"] == "smiling"
 
     skin = jitter(SKIN[a["skin"]], 0.06 * s("skin_tone"))
-    hair = jitter(HAIR[a["hair_colour"]], 0.10 * s("hair_tone"))
+    hair = jitter(HAIR[a["hair_colour"]], 0.08 * s("hair_tone"))
     skin_shadow = shade(skin, 0.8)
     brow_colour = shade(hair, 0.75) if a["hair_colour"] not in ("black",) else hair
     lip = (190, 40, 60) if woman else shade(skin, 0.68)
