@@ -226,7 +226,7 @@ def render(person: Person, scene: Scene, size: int = 128) -> Render:
     woman = a["sex"] == "woman"
     smiling = scene.attributes["expression"] == "smiling"
 
-    skin = jitter(SKIN[a["skin"]], 0.06 * s("skin_tone"))
+    skin = jitter(SKIN[a["skin"]], 0.07 * s("skin_tone"))
     hair = jitter(HAIR[a["hair_colour"]], 0.08 * s("hair_tone"))
     skin_shadow = shade(skin, 0.8)
     brow_colour = shade(hair, 0.75) if a["hair_colour"] not in ("black",) else hair
@@ -238,8 +238,8 @@ def render(person: Person, scene: Scene, size: int = 128) -> Render:
     u = size * p("scale")
     cx = size * (0.5 + p("shift_x"))
     cy = size * (0.40 + p("shift_y")) + (1.0 - p("scale")) * size * 0.12
-    hw = u * 0.175 * (1 + 0.09 * s("face_width")) * (0.93 if woman else 1.0)
-    hh = u * 0.225 * (1 + 0.07 * s("face_height"))
+    hw = u * 0.175 * (1 + 0.12 * s("face_width")) * (0.93 if woman else 1.0)
+    hh = u * 0.225 * (1 + 0.10 * s("face_height"))
     yaw = p("yaw")
 
     def fx(offset: float, depth: float) -> float:
@@ -320,7 +320,7 @@ def render(person: Person, scene: Scene, size: int = 128) -> Render:
 
     # Eyes with brows.
     ey = cy - hh * 0.06 + hh * 0.06 * s("eye_height")
-    spacing = hw * 0.40 * (1 + 0.1 * s("eye_spacing"))
+    spacing = hw * 0.40 * (1 + 0.14 * s("eye_spacing"))
     erx = hw * 0.17 * (1 + 0.15 * s("eye_size"))
     ery = erx * (0.62 if not smiling else 0.48)
     eye_centres = []
@@ -364,7 +364,7 @@ def render(person: Person, scene: Scene, size: int = 128) -> Render:
     # Mouth: closed lips, or an open smile with teeth.
     mx = fx(0.0, 0.25)
     my = cy + hh * (0.57 + 0.05 * s("mouth_height"))
-    mw = hw * 0.40 * (1 + 0.15 * s("mouth_width"))
+    mw = hw * 0.40 * (1 + 0.2 * s("mouth_width"))
     if smiling:
         sh = hh * 0.2 * p("smile")
         d.chord((mx - mw * 1.1, my - sh, mx + mw * 1.1, my + sh), 0, 180, fill=lip)
