@@ -37,10 +37,20 @@ from portraitist.world.render import (
 )
 
 # A square-on photo: no turn, shift, tilt, light gradient or noise, so colours are exact.
-STILL = dict(
-    yaw=0.0, scale=1.0, rotation=0.0, shift_x=0.0, shift_y=0.0, light_angle=0.0, light_strength=0.0,
-    brightness=1.0, smile=1.0, noise=0.0, noise_seed=0.0, pattern_phase=0.0,
-)
+STILL = {
+    "yaw": 0.0,
+    "scale": 1.0,
+    "rotation": 0.0,
+    "shift_x": 0.0,
+    "shift_y": 0.0,
+    "light_angle": 0.0,
+    "light_strength": 0.0,
+    "brightness": 1.0,
+    "smile": 1.0,
+    "noise": 0.0,
+    "noise_seed": 0.0,
+    "pattern_phase": 0.0,
+}
 
 
 def still_scene(**attributes: str) -> Scene:
@@ -104,14 +114,18 @@ def test_background_and_shirt_labels_match_the_pixels_at_32px() -> None:
 
 def test_pattern_label_matches_the_backdrop() -> None:
     who = person(3)
-    rows = {p: render(who, still_scene(pattern=p)).image[:20, :20].reshape(-1, 3) for p in ("plain", "stripes")}
+    rows = {
+        p: render(who, still_scene(pattern=p)).image[:20, :20].reshape(-1, 3) for p in ("plain", "stripes")
+    }
     assert len(np.unique(rows["plain"], axis=0)) == 1
     assert len(np.unique(rows["stripes"], axis=0)) == 2
 
 
 def test_glasses_darken_the_eyes_and_sunglasses_more() -> None:
     who = with_attributes(person(11), skin="pale")
-    drawn = {g: render(with_attributes(who, glasses=g), still_scene()) for g in ("none", "glasses", "sunglasses")}
+    drawn = {
+        g: render(with_attributes(who, glasses=g), still_scene()) for g in ("none", "glasses", "sunglasses")
+    }
     changed = np.any(drawn["none"].image != drawn["sunglasses"].image, axis=-1)
     ys, xs = np.nonzero(changed)
     x0, y0, x1, y1 = drawn["none"].face_box
@@ -181,10 +195,20 @@ def test_held_out_people_are_not_pretraining_people(tmp_path: Path) -> None:
 
 
 def test_caption_names_the_attributes_and_drop_removes_phrases() -> None:
-    who = Person(0, {
-        "sex": "woman", "skin": "pale", "hair_style": "bald", "hair_colour": "red", "eye_colour": "green",
-        "beard": "none", "glasses": "glasses", "mole": "none",
-    }, person(0).shape)
+    who = Person(
+        0,
+        {
+            "sex": "woman",
+            "skin": "pale",
+            "hair_style": "bald",
+            "hair_colour": "red",
+            "eye_colour": "green",
+            "beard": "none",
+            "glasses": "glasses",
+            "mole": "none",
+        },
+        person(0).shape,
+    )
     scene = still_scene(expression="smiling", shirt="red", background="green", pattern="dots")
     full = caption(who, scene)
     assert full == (
@@ -222,7 +246,7 @@ def test_dataset_round_trip_is_deterministic(tmp_path: Path) -> None:
     assert (a / "labels.jsonl").read_text() == (b / "labels.jsonl").read_text()
     masks = load_masks(a)
     assert masks.shape == (6, 32, 32) and masks.dtype == bool
-    for row, mask in zip(labels, masks):
+    for row, mask in zip(labels, masks, strict=True):
         who = person(row["person"], seed=4)
         assert {k: row[k] for k in who.attributes} == who.attributes
         x0, y0, x1, y1 = row["face_box"]
@@ -237,14 +261,27 @@ def test_dataset_round_trip_is_deterministic(tmp_path: Path) -> None:
 def test_cli_render_and_photos(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(
-        app, ["world", "render", "--out", str(tmp_path / "set"), "--identities", "2", "--photos", "2", "--held-out"]
+        app,
+        [
+            "world",
+            "render",
+            "--out",
+            str(tmp_path / "set"),
+            "--identities",
+            "2",
+            "--photos",
+            "2",
+            "--held-out",
+        ],
     )
     assert result.exit_code == 0, result.output
     images, labels = load_dataset(tmp_path / "set")
     assert len(images) == 4 and labels[0]["person"] == HELD_OUT_START
 
     out = tmp_path / "photos"
-    result = runner.invoke(app, ["world", "photos", "--person", "1", "--out", str(out), "-n", "2", "--size", "128"])
+    result = runner.invoke(
+        app, ["world", "photos", "--person", "1", "--out", str(out), "-n", "2", "--size", "128"]
+    )
     assert result.exit_code == 0, result.output
     meta = json.loads((out / "world_person.json").read_text())
     assert meta["person"] == HELD_OUT_START + 1 and meta["attributes"] == held_out_person(1).attributes

@@ -33,7 +33,9 @@ def render_command(
     identities: int = typer.Option(..., "--identities", min=1, help="How many people."),
     photos: int = typer.Option(..., "--photos", min=1, help="Photos per person, each a different scene."),
     seed: int = typer.Option(0, "--seed", help="World seed: the same seed gives the same people and photos."),
-    size: int = typer.Option(32, "--size", min=8, help="Image side in px (drawn at >= 128 px, box-filtered down)."),
+    size: int = typer.Option(
+        32, "--size", min=8, help="Image side in px (drawn at >= 128 px, box-filtered down)."
+    ),
     held_out: bool = typer.Option(
         False, "--held-out", help="Held-out people (never seen by pretraining) instead of pretraining people."
     ),
@@ -45,8 +47,9 @@ def render_command(
         render_dataset(out, identities, photos, seed, size=size, held_out=held_out, progress=progress)
     seconds = time.perf_counter() - start
     count = identities * photos
+    kind = "held-out" if held_out else "pretraining"
     console.print(
-        f"{count} images of {identities} {'held-out' if held_out else 'pretraining'} people in {seconds:.1f} s "
+        f"{count} images of {identities} {kind} people in {seconds:.1f} s "
         f"({seconds / count * 1000:.2f} ms per image): {out}/ (preview: {out / 'preview.png'})"
     )
 
@@ -70,4 +73,6 @@ def photos_command(
     from portraitist.world.dataset import render_photos
 
     render_photos(out, person, count, size=size, seed=seed)
-    console.print(f"{count} photos of held-out person {person} in {out}/ (ground truth: {out / 'world_person.json'})")
+    console.print(
+        f"{count} photos of held-out person {person} in {out}/ (ground truth: {out / 'world_person.json'})"
+    )

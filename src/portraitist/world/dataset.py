@@ -78,24 +78,33 @@ def render_dataset(
             k = i * photos + j
             images[k] = drawn.image
             masks[k] = drawn.person_mask
-            rows.append({
-                "image": k,
-                "person": who.index,
-                "photo": j,
-                **drawn.labels,
-                "face_box": list(drawn.face_box),
-                "caption": caption(who, scene),
-                "pose": dict(zip(POSE_NAMES, scene.pose)),
-            })
+            rows.append(
+                {
+                    "image": k,
+                    "person": who.index,
+                    "photo": j,
+                    **drawn.labels,
+                    "face_box": list(drawn.face_box),
+                    "caption": caption(who, scene),
+                    "pose": dict(zip(POSE_NAMES, scene.pose, strict=True)),
+                }
+            )
         progress(ProgressEvent("world render", i + 1, identities))
     for array, name in ((images, "images.npy"), (masks, "masks.npy")):
         array.flush()
         os.replace(partial_path(out / name), out / name)
     del images, masks
     write_bytes_atomic(out / "labels.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
-    write_json_atomic(out / "world.json", {
-        "identities": identities, "photos": photos, "seed": seed, "size": size, "held_out": held_out,
-    })
+    write_json_atomic(
+        out / "world.json",
+        {
+            "identities": identities,
+            "photos": photos,
+            "seed": seed,
+            "size": size,
+            "held_out": held_out,
+        },
+    )
     preview_grid(np.load(out / "images.npy", mmap_mode="r")[:PREVIEW_COUNT]).save(out / "preview.png")
     return out
 
@@ -114,7 +123,9 @@ def preview_grid(images: np.ndarray, columns: int = 8, cell: int = 128) -> Image
     padded[:count] = images
     grid = padded.reshape(rows, columns, size, size, 3).transpose(0, 2, 1, 3, 4)
     grid = grid.reshape(rows * size, columns * size, 3)
-    return Image.fromarray(grid).resize((columns * size * scale, rows * size * scale), Image.Resampling.NEAREST)
+    return Image.fromarray(grid).resize(
+        (columns * size * scale, rows * size * scale), Image.Resampling.NEAREST
+    )
 
 
 def load_dataset(path: Path) -> tuple[np.ndarray, list[dict]]:
@@ -156,20 +167,25 @@ def render_photos(out: Path, k: int, count: int = 8, size: int = 256, seed: int 
         name = f"world_{who.index}_{j:02d}.png"
         Image.fromarray(drawn.image).save(out / name)
         Image.fromarray(drawn.person_mask.astype(np.uint8) * 255).save(out / "masks" / name)
-        records.append({
-            "file": name,
-            "mask": f"masks/{name}",
-            "face_box": list(drawn.face_box),
-            "scene": scene.attributes,
-            "caption": caption(who, scene),
-        })
-    write_json_atomic(out / "world_person.json", {
-        "person": who.index,
-        "held_out": k,
-        "seed": seed,
-        "size": size,
-        "attributes": who.attributes,
-        "shape": dict(zip(SHAPE_NAMES, who.shape)),
-        "photos": records,
-    })
+        records.append(
+            {
+                "file": name,
+                "mask": f"masks/{name}",
+                "face_box": list(drawn.face_box),
+                "scene": scene.attributes,
+                "caption": caption(who, scene),
+            }
+        )
+    write_json_atomic(
+        out / "world_person.json",
+        {
+            "person": who.index,
+            "held_out": k,
+            "seed": seed,
+            "size": size,
+            "attributes": who.attributes,
+            "shape": dict(zip(SHAPE_NAMES, who.shape, strict=True)),
+            "photos": records,
+        },
+    )
     return out

@@ -73,22 +73,58 @@ SCENE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
 }
 # What a judge can read from a 32 px image; eye colour and the mole are a pixel or two there.
 VISIBLE_AT_32: tuple[str, ...] = (
-    "sex", "skin", "hair_style", "hair_colour", "beard", "glasses",
-    "background", "pattern", "shirt", "expression",
+    "sex",
+    "skin",
+    "hair_style",
+    "hair_colour",
+    "beard",
+    "glasses",
+    "background",
+    "pattern",
+    "shirt",
+    "expression",
 )
 
 # Continuous identity parameters, each uniform in [-1, 1]: the geometry and tone a person keeps
 # in every photo (face-ID must tell apart people whose attributes are all equal).
 SHAPE_NAMES: tuple[str, ...] = (
-    "face_width", "face_height", "jaw", "eye_spacing", "eye_size", "eye_height",
-    "brow_thickness", "brow_tilt", "brow_height", "nose_length", "nose_width",
-    "mouth_width", "mouth_height", "ear_size", "hair_volume", "fringe",
-    "shoulders", "skin_tone", "hair_tone", "mole_x", "mole_y", "parting",
+    "face_width",
+    "face_height",
+    "jaw",
+    "eye_spacing",
+    "eye_size",
+    "eye_height",
+    "brow_thickness",
+    "brow_tilt",
+    "brow_height",
+    "nose_length",
+    "nose_width",
+    "mouth_width",
+    "mouth_height",
+    "ear_size",
+    "hair_volume",
+    "fringe",
+    "shoulders",
+    "skin_tone",
+    "hair_tone",
+    "mole_x",
+    "mole_y",
+    "parting",
 )
 # Per-photo nuisance: yaw/rotation/shift/scale of the head, light, smile strength, noise.
 POSE_NAMES: tuple[str, ...] = (
-    "yaw", "scale", "rotation", "shift_x", "shift_y", "light_angle", "light_strength",
-    "brightness", "smile", "noise", "noise_seed", "pattern_phase",
+    "yaw",
+    "scale",
+    "rotation",
+    "shift_x",
+    "shift_y",
+    "light_angle",
+    "light_strength",
+    "brightness",
+    "smile",
+    "noise",
+    "noise_seed",
+    "pattern_phase",
 )
 
 HELD_OUT_START = 1_000_000
@@ -218,45 +254,77 @@ def background(colour: str, pattern: str, size: int, phase: float) -> np.ndarray
     return image
 
 
-def render(person: Person, scene: Scene, size: int = 128) -> Render:
-    """Draw `person` in `scene` at `size` x `size` pixels, with face box, person mask and labels."""
-    a = person.attributes
-    s = person.shape_value
-    p = scene.pose_value
-    woman = a["sex"] == "woman"
-    smiling = scene.attributes["expression"] == "smiling"
+@dataclass(frozen=True)
+class Head:
+    """Where one photo's head is drawn, in px: centre, half width and height, yaw, the person's unit size."""
 
+    cx: float
+    cy: float
+    hw: float
+    hh: float
+    yaw: float
+    unit: float
+
+    def x(self, offset: float, depth: float) -> float:
+        """x of a face part `offset` px from the midline, turned by the yaw (parts further out move more)."""
+        return self.cx + offset * (1 - 0.12 * abs(self.yaw)) + self.yaw * self.hw * depth
+
+
+@dataclass(frozen=True)
+class Look:
+    """One person's colours (their tones jittered by the shape parameters)."""
+
+    skin: RGB
+    shadow: RGB
+    hair: RGB
+    brows: RGB
+    lips: RGB
+
+
+def place_head(person: Person, scene: Scene, size: int) -> Head:
+    s, p = person.shape_value, scene.pose_value
+    woman = person.attributes["sex"] == "woman"
+    unit = size * p("scale")
+    return Head(
+        cx=size * (0.5 + p("shift_x")),
+        cy=size * (0.40 + p("shift_y")) + (1.0 - p("scale")) * size * 0.12,
+        hw=unit * 0.175 * (1 + 0.12 * s("face_width")) * (0.93 if woman else 1.0),
+        hh=unit * 0.225 * (1 + 0.10 * s("face_height")),
+        yaw=p("yaw"),
+        unit=unit,
+    )
+
+
+def look(person: Person) -> Look:
+    a, s = person.attributes, person.shape_value
     skin = jitter(SKIN[a["skin"]], 0.07 * s("skin_tone"))
     hair = jitter(HAIR[a["hair_colour"]], 0.08 * s("hair_tone"))
-    skin_shadow = shade(skin, 0.8)
-    brow_colour = shade(hair, 0.75) if a["hair_colour"] not in ("black",) else hair
-    lip = (190, 40, 60) if woman else shade(skin, 0.68)
-    line = max(1, round(size / 48))
+    return Look(
+        skin=skin,
+        shadow=shade(skin, 0.8),
+        hair=hair,
+        brows=hair if a["hair_colour"] == "black" else shade(hair, 0.75),
+        lips=(190, 40, 60) if a["sex"] == "woman" else shade(skin, 0.68),
+    )
 
-    layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    d = ImageDraw.Draw(layer)
-    u = size * p("scale")
-    cx = size * (0.5 + p("shift_x"))
-    cy = size * (0.40 + p("shift_y")) + (1.0 - p("scale")) * size * 0.12
-    hw = u * 0.175 * (1 + 0.12 * s("face_width")) * (0.93 if woman else 1.0)
-    hh = u * 0.225 * (1 + 0.10 * s("face_height"))
-    yaw = p("yaw")
 
-    def fx(offset: float, depth: float) -> float:
-        """x of a face part at `offset` from the midline, turned by the yaw (nearer parts move more)."""
-        return cx + offset * (1 - 0.12 * abs(yaw)) + yaw * hw * depth
-
-    # Shoulders and shirt, neck.
+def draw_body(
+    d: ImageDraw.ImageDraw, person: Person, shirt: RGB, head: Head, colours: Look, size: int
+) -> None:
+    """Shoulders in the shirt, the neck with its V, long hair behind and over the shoulders, a bun."""
+    a, s = person.attributes, person.shape_value
+    cx, cy, hw, hh, u = head.cx, head.cy, head.hw, head.hh, head.unit
+    woman = a["sex"] == "woman"
     shoulder_y = cy + hh + u * 0.075
-    sw = u * (0.36 if not woman else 0.30) * (1 + 0.07 * s("shoulders"))
-    shirt = COLOURS[scene.attributes["shirt"]]
-    neck_w = hw * (0.48 if not woman else 0.40)
+    sw = u * (0.30 if woman else 0.36) * (1 + 0.07 * s("shoulders"))
+    neck_w = hw * (0.40 if woman else 0.48)
+    vol = 1.18 + 0.08 * s("hair_volume")
+    hair_end = shoulder_y + u * 0.09
     if a["hair_style"] == "long":
-        vol = 1.18 + 0.08 * s("hair_volume")
         d.rounded_rectangle(
-            (cx - hw * vol, cy - hh * 0.55, cx + hw * vol, shoulder_y + u * 0.09), radius=hw * 0.5, fill=hair
+            (cx - hw * vol, cy - hh * 0.55, cx + hw * vol, hair_end), radius=hw * 0.5, fill=colours.hair
         )
-    d.rectangle((cx - neck_w, cy + hh * 0.5, cx + neck_w, shoulder_y + u * 0.05), fill=skin_shadow)
+    d.rectangle((cx - neck_w, cy + hh * 0.5, cx + neck_w, shoulder_y + u * 0.05), fill=colours.shadow)
     d.rounded_rectangle((cx - sw, shoulder_y, cx + sw, size * 2.0), radius=u * 0.1, fill=shirt)
     d.polygon(
         [
@@ -264,156 +332,187 @@ def render(person: Person, scene: Scene, size: int = 128) -> Render:
             (cx + neck_w * 0.9, shoulder_y - 1),
             (cx, shoulder_y + u * 0.08),
         ],
-        fill=skin_shadow,
+        fill=colours.shadow,
     )
-    if a["hair_style"] == "long":
-        # Hair falling over the shoulders, in front of the shirt.
-        vol = 1.18 + 0.08 * s("hair_volume")
-        d.rounded_rectangle(
-            (cx - hw * vol, cy, cx - hw * 0.72, shoulder_y + u * 0.09), radius=hw * 0.2, fill=hair
-        )
-        d.rounded_rectangle(
-            (cx + hw * 0.72, cy, cx + hw * vol, shoulder_y + u * 0.09), radius=hw * 0.2, fill=hair
-        )
-    if a["hair_style"] == "bun":
-        # A round knot on top of the head, half hidden behind the hair cap.
+    if a["hair_style"] == "long":  # falling over the shoulders, in front of the shirt
+        d.rounded_rectangle((cx - hw * vol, cy, cx - hw * 0.72, hair_end), radius=hw * 0.2, fill=colours.hair)
+        d.rounded_rectangle((cx + hw * 0.72, cy, cx + hw * vol, hair_end), radius=hw * 0.2, fill=colours.hair)
+    if a["hair_style"] == "bun":  # a round knot on top, half hidden behind the hair cap
         r = hw * (0.40 + 0.06 * s("hair_volume"))
         by = cy - hh * 1.08 - r * 0.35
-        d.ellipse((cx - r, by - r, cx + r, by + r), fill=hair)
+        d.ellipse((cx - r, by - r, cx + r, by + r), fill=colours.hair)
 
-    # Ears, then the head (women: an oval; men: an oval with a squarer jaw).
+
+def draw_head(d: ImageDraw.ImageDraw, person: Person, head: Head, colours: Look) -> None:
+    """Ears, the head (women: an oval; men: with a squarer jaw), the hair cap or a bald shine, the beard."""
+    a, s = person.attributes, person.shape_value
+    cx, cy, hw, hh = head.cx, head.cy, head.hw, head.hh
     ear_rx = hw * 0.15 * (1 + 0.25 * s("ear_size"))
     ear_ry = hh * 0.19 * (1 + 0.2 * s("ear_size"))
     for side in (-1, 1):
-        ex = cx + side * hw * 0.97 - yaw * hw * 0.12
-        d.ellipse((ex - ear_rx, cy - ear_ry, ex + ear_rx, cy + ear_ry), fill=skin_shadow)
-    d.ellipse((cx - hw, cy - hh, cx + hw, cy + hh), fill=skin)
-    if not woman:
+        ex = cx + side * hw * 0.97 - head.yaw * hw * 0.12
+        d.ellipse((ex - ear_rx, cy - ear_ry, ex + ear_rx, cy + ear_ry), fill=colours.shadow)
+    d.ellipse((cx - hw, cy - hh, cx + hw, cy + hh), fill=colours.skin)
+    if a["sex"] == "man":
         jaw = hw * (0.80 + 0.1 * s("jaw"))
-        d.rounded_rectangle((cx - jaw, cy, cx + jaw, cy + hh), radius=hw * 0.45, fill=skin)
+        d.rounded_rectangle((cx - jaw, cy, cx + jaw, cy + hh), radius=hw * 0.45, fill=colours.skin)
 
-    # Hair on top of the head (bald: a highlight instead).
     if a["hair_style"] == "bald":
-        d.ellipse((cx - hw * 0.45, cy - hh * 0.92, cx - hw * 0.05, cy - hh * 0.72), fill=shade(skin, 1.12))
+        d.ellipse(
+            (cx - hw * 0.45, cy - hh * 0.92, cx - hw * 0.05, cy - hh * 0.72), fill=shade(colours.skin, 1.12)
+        )
     else:
         vol = 1.0 + 0.06 * s("hair_volume") + (0.08 if a["hair_style"] != "short" else 0.0)
-        # The fringe line is the chord's: its height and its slant (a side parting) are the person's.
+        # The fringe is the chord's straight edge: its height and slant (a side parting) are the person's.
         angle = 22 + 8 * s("fringe")
         slant = 9 * s("parting")
         d.chord(
             (cx - hw * 1.07 * vol, cy - hh * 1.12 * vol, cx + hw * 1.07 * vol, cy + hh * 0.95),
-            180 + angle + slant, 360 - angle + slant, fill=hair,
+            180 + angle + slant,
+            360 - angle + slant,
+            fill=colours.hair,
         )
         if a["hair_style"] == "short":
             for side in (-1, 1):  # sideburns
                 x0 = cx + side * hw * 0.98
                 x1 = x0 - side * hw * 0.14
-                d.rectangle((min(x0, x1), cy - hh * 0.45, max(x0, x1), cy), fill=hair)
+                d.rectangle((min(x0, x1), cy - hh * 0.45, max(x0, x1), cy), fill=colours.hair)
 
-    # Beard under the mouth, before the face parts.
-    if a["beard"] == "beard":
-        beard = shade(hair, 0.9)
+    if a["beard"] == "beard":  # drawn before the face parts: the mouth shows through it
+        beard = shade(colours.hair, 0.9)
         d.chord((cx - hw * 1.01, cy - hh * 0.95, cx + hw * 1.01, cy + hh * 1.03), 12, 168, fill=beard)
         d.rounded_rectangle(
             (cx - hw * 0.9, cy + hh * 0.3, cx + hw * 0.9, cy + hh * 1.02), radius=hw * 0.45, fill=beard
         )
 
-    # Eyes with brows.
+
+def draw_face(
+    d: ImageDraw.ImageDraw, person: Person, scene: Scene, head: Head, colours: Look, size: int
+) -> None:
+    """Eyes and brows, glasses, nose, mouth (closed, or an open smile with teeth), mole."""
+    a, s = person.attributes, person.shape_value
+    cy, hw, hh, yaw = head.cy, head.hw, head.hh, head.yaw
+    woman = a["sex"] == "woman"
+    smiling = scene.attributes["expression"] == "smiling"
+
     ey = cy - hh * 0.06 + hh * 0.06 * s("eye_height")
     spacing = hw * 0.40 * (1 + 0.14 * s("eye_spacing"))
     erx = hw * 0.17 * (1 + 0.15 * s("eye_size"))
-    ery = erx * (0.62 if not smiling else 0.48)
-    eye_centres = []
+    ery = erx * (0.48 if smiling else 0.62)
+    brow_w = max(1, round(hh * 0.055 * (1 + 0.3 * s("brow_thickness")) * (1.0 if woman else 1.5)))
+    eyes = []
     for side in (-1, 1):
-        ex = fx(side * spacing, 0.25)
+        ex = head.x(side * spacing, 0.25)
         rx = erx * (1 - 0.22 * max(0.0, side * yaw))  # the eye turned away looks narrower
-        eye_centres.append((ex, rx))
+        eyes.append((ex, rx))
         d.ellipse((ex - rx, ey - ery, ex + rx, ey + ery), fill=(250, 250, 250))
         iris = ery * 0.95
         ix = ex + yaw * rx * 0.25
         d.ellipse((ix - iris, ey - iris, ix + iris, ey + iris), fill=EYES[a["eye_colour"]])
         pupil = iris * 0.45
         d.ellipse((ix - pupil, ey - pupil, ix + pupil, ey + pupil), fill=(15, 12, 12))
-        if woman:
-            d.arc((ex - rx, ey - ery, ex + rx, ey + ery), 190, 350, fill=(20, 15, 15), width=line)
+        if woman:  # lashes
+            d.arc(
+                (ex - rx, ey - ery, ex + rx, ey + ery),
+                190,
+                350,
+                fill=(20, 15, 15),
+                width=max(1, round(size / 48)),
+            )
         by = ey - ery - hh * 0.11 * (1 + 0.2 * s("brow_height"))
         tilt = hh * 0.04 * s("brow_tilt")
-        brow_w = max(1, round(hh * 0.055 * (1 + 0.3 * s("brow_thickness")) * (1.5 if not woman else 1.0)))
-        inner, outer = ex - side * rx * 1.05, ex + side * rx * 1.1
-        d.line([(inner, by + tilt), (outer, by - tilt)], fill=brow_colour, width=brow_w)
+        d.line(
+            [(ex - side * rx * 1.05, by + tilt), (ex + side * rx * 1.1, by - tilt)],
+            fill=colours.brows,
+            width=brow_w,
+        )
 
-    if a["glasses"] != "none":
-        # Glasses: thin rings around the eyes; sunglasses: larger solid dark lenses.
+    if a["glasses"] != "none":  # glasses: thin rings around the eyes; sunglasses: larger solid dark lenses
         frame = (18, 18, 22)
         width = max(1, round(size * 0.016))
         dark = a["glasses"] == "sunglasses"
         grow = 1.75 if dark else 1.6
         gy = erx * (1.35 if dark else 1.3)
-        for ex, rx in eye_centres:
-            gx = rx * grow
-            d.ellipse((ex - gx, ey - gy, ex + gx, ey + gy), fill=(20, 20, 28) if dark else None, outline=frame, width=width)
-        (lx, lrx), (rx_, rrx) = eye_centres
-        d.line([(lx + lrx * grow, ey), (rx_ - rrx * grow, ey)], fill=frame, width=width)
+        lens = (20, 20, 28) if dark else None
+        for ex, rx in eyes:
+            d.ellipse(
+                (ex - rx * grow, ey - gy, ex + rx * grow, ey + gy), fill=lens, outline=frame, width=width
+            )
+        (left, left_rx), (right, right_rx) = eyes
+        d.line([(left + left_rx * grow, ey), (right - right_rx * grow, ey)], fill=frame, width=width)
 
-    # Nose: a shadow triangle; it moves most with the yaw (it sticks out furthest).
-    nx = fx(0.0, 0.4)
+    # The nose, a shadow triangle, moves most with the yaw: it sticks out furthest.
+    nx = head.x(0.0, 0.4)
     tip = cy + hh * 0.28 * (1 + 0.15 * s("nose_length"))
     nw = hw * 0.13 * (1 + 0.25 * s("nose_width"))
-    d.polygon([(nx + yaw * nw * 0.5, ey + ery * 0.3), (nx - nw, tip), (nx + nw, tip)], fill=skin_shadow)
+    d.polygon([(nx + yaw * nw * 0.5, ey + ery * 0.3), (nx - nw, tip), (nx + nw, tip)], fill=colours.shadow)
 
-    # Mouth: closed lips, or an open smile with teeth.
-    mx = fx(0.0, 0.25)
+    mx = head.x(0.0, 0.25)
     my = cy + hh * (0.57 + 0.05 * s("mouth_height"))
     mw = hw * 0.40 * (1 + 0.2 * s("mouth_width"))
     if smiling:
-        sh = hh * 0.2 * p("smile")
-        d.chord((mx - mw * 1.1, my - sh, mx + mw * 1.1, my + sh), 0, 180, fill=lip)
+        sh = hh * 0.2 * scene.pose_value("smile")
+        d.chord((mx - mw * 1.1, my - sh, mx + mw * 1.1, my + sh), 0, 180, fill=colours.lips)
         d.chord((mx - mw * 0.95, my - sh * 0.75, mx + mw * 0.95, my + sh * 0.8), 0, 180, fill=(95, 20, 30))
         d.rectangle((mx - mw * 0.7, my, mx + mw * 0.7, my + sh * 0.3), fill=(245, 245, 240))
     else:
         lh = hh * 0.05
-        d.ellipse((mx - mw, my - lh, mx + mw, my + lh), fill=lip)
+        d.ellipse((mx - mw, my - lh, mx + mw, my + lh), fill=colours.lips)
 
     if a["mole"] == "mole":
         side = 1 if s("mole_x") >= 0 else -1
-        mo_x = fx(side * hw * (0.42 + 0.2 * abs(s("mole_x"))), 0.25)
+        mo_x = head.x(side * hw * (0.42 + 0.2 * abs(s("mole_x"))), 0.25)
         mo_y = cy + hh * (0.28 + 0.1 * s("mole_y"))
         r = max(0.8, hw * 0.055)
         d.ellipse((mo_x - r, mo_y - r, mo_x + r, mo_y + r), fill=(60, 35, 25))
 
-    # Rotate the person about the face centre, lay over the backdrop, then light and noise.
-    angle = p("rotation")
-    if angle:
-        layer = layer.rotate(angle, resample=Image.Resampling.BILINEAR, center=(cx, cy))
-    canvas = Image.fromarray(
-        background(scene.attributes["background"], scene.attributes["pattern"], size, p("pattern_phase"))
-    )
-    canvas.paste(layer, (0, 0), layer)
-    x, y = grid(size)
+
+def light_and_noise(image: np.ndarray, scene: Scene) -> np.ndarray:
+    """A brightness gradient from the light's direction, then Gaussian sensor noise; back to uint8."""
+    p = scene.pose_value
+    x, y = grid(image.shape[0])
     light = p("brightness") * (
         1.0 + p("light_strength") * (math.cos(p("light_angle")) * x + math.sin(p("light_angle")) * y)
     )
-    image = np.asarray(canvas, dtype=np.float32)
-    image *= light[..., None]
+    out = image.astype(np.float32)
+    out *= light[..., None]
     if p("noise") > 0:
-        noise = np.random.default_rng(int(p("noise_seed"))).standard_normal(image.shape, dtype=np.float32)
+        noise = np.random.default_rng(int(p("noise_seed"))).standard_normal(out.shape, dtype=np.float32)
         noise *= p("noise")
-        image += noise
-    image += 0.5
-    pixels = np.clip(image, 0, 255, out=image).astype(np.uint8)
-    mask = np.asarray(layer.getchannel("A")) >= 128
+        out += noise
+    out += 0.5
+    return np.clip(out, 0, 255, out=out).astype(np.uint8)
+
+
+def render(person: Person, scene: Scene, size: int = 128) -> Render:
+    """Draw `person` in `scene` at `size` x `size` pixels, with face box, person mask and labels."""
+    head = place_head(person, scene, size)
+    colours = look(person)
+    layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    d = ImageDraw.Draw(layer)
+    draw_body(d, person, COLOURS[scene.attributes["shirt"]], head, colours, size)
+    draw_head(d, person, head, colours)
+    draw_face(d, person, scene, head, colours, size)
+    # Tilt the person about the face centre and lay it over the backdrop.
+    angle = scene.pose_value("rotation")
+    if angle:
+        layer = layer.rotate(angle, resample=Image.Resampling.BILINEAR, center=(head.cx, head.cy))
+    words = scene.attributes
+    canvas = Image.fromarray(
+        background(words["background"], words["pattern"], size, scene.pose_value("pattern_phase"))
+    )
+    canvas.paste(layer, (0, 0), layer)
     return Render(
-        image=pixels,
-        face_box=face_box(cx, cy, hw, hh, angle, size),
-        person_mask=mask,
+        image=light_and_noise(np.asarray(canvas), scene),
+        face_box=face_box(head, angle, size),
+        person_mask=np.asarray(layer.getchannel("A")) >= 128,
         labels={**person.attributes, **scene.attributes},
     )
 
 
-def face_box(
-    cx: float, cy: float, hw: float, hh: float, angle: float, size: int
-) -> tuple[int, int, int, int]:
+def face_box(head: Head, angle: float, size: int) -> tuple[int, int, int, int]:
     """Bounding box of the head oval after PIL's counter-clockwise rotation by `angle` degrees."""
+    cx, cy, hw, hh = head.cx, head.cy, head.hw, head.hh
     t = np.linspace(0, 2 * math.pi, 48, endpoint=False)
     ox, oy = hw * np.cos(t), hh * np.sin(t)
     a = math.radians(angle)
@@ -469,6 +568,7 @@ def visible_labels(labels: dict[str, str]) -> dict[str, str]:
 # --- captions -----------------------------------------------------------------------------------
 
 PATTERN_WORDS = {"plain": "plain", "stripes": "striped", "dots": "dotted"}
+
 
 def identity_phrases(attributes: dict[str, str]) -> tuple[list[str], str, list[str], list[str]]:
     """(adjectives before the noun, noun, 'with ...' phrases, 'wearing ...' phrases) of a person."""
