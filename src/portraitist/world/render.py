@@ -168,9 +168,9 @@ class Render:
 def person(index: int, seed: int = 0) -> Person:
     """The world's person number `index`: the same (seed, index) always gives the same person."""
     rng = np.random.default_rng([seed, index, 0x9E5])
-    attributes = {name: str(rng.choice(words)) for name, words in IDENTITY_ATTRIBUTES.items()}
-    beard_roll = rng.random()
-    attributes["beard"] = "beard" if attributes["sex"] == "man" and beard_roll < BEARD_SHARE else "none"
+    drawn = {name: str(rng.choice(words)) for name, words in IDENTITY_ATTRIBUTES.items() if name != "beard"}
+    bearded = drawn["sex"] == "man" and rng.random() < BEARD_SHARE
+    attributes = {name: drawn.get(name, "beard" if bearded else "none") for name in IDENTITY_ATTRIBUTES}
     shape = tuple(float(v) for v in rng.uniform(-1.0, 1.0, len(SHAPE_NAMES)))
     return Person(index=index, attributes=attributes, shape=shape)
 
