@@ -28,6 +28,8 @@ HELP = (
     "portraitist prepare ~/Pictures/me --workspace ./me\n\n"
     "portraitist prepare a.jpg b.heic c.png -w ./me --class-word girl --context photo_of\n\n"
     "portraitist prepare ./photos -w ./me --json > manifest.json\n\n"
+    "portraitist prepare ./world0 -w ./world0-ws --boxes ./world0/world_person.json   (faces a detector cannot see: "
+    "the boxes and masks come from the file)\n\n"
     "Every setting (limits, margin, thresholds, tokens) can go in a TOML file, in a \\[prepare] table: "
     "see docs/prepare.md."
 )
@@ -51,6 +53,11 @@ def prepare_command(
     clip_model: str | None = typer.Option(
         None, "--clip-model", help="CLIP for the class word: hub id or folder (default ViT-L/14), or `tiny` offline."
     ),
+    boxes: Path | None = typer.Option(
+        None, "--boxes",
+        help="JSON file giving each photo's face box (and person mask) instead of detecting them, e.g. the "
+        "world_person.json of `portraitist world photos` (format: docs/prepare.md).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON on stdout instead of a table."),
 ) -> None:
     quiet_libraries()
@@ -61,11 +68,11 @@ def prepare_command(
     )
     ws = Workspace(workspace)
     if as_json:
-        result = prepare(ws, photos, settings)
+        result = prepare(ws, photos, settings, boxes=boxes)
         typer.echo(result.manifest.model_dump_json(indent=2))
         return
     with progress_display() as progress:
-        result = prepare(ws, photos, settings, progress)
+        result = prepare(ws, photos, settings, progress, boxes=boxes)
     console.print(summary_table(result.manifest))
     console.print(
         f"{len(result.kept)} of {len(result.manifest.photos)} photos kept; class word "

@@ -132,13 +132,18 @@ class PersonDetector:
                 "multiple_people", f"{len(subjects)} people are in this photo; send photos of only yourself."
             )
         face = subjects[0]
-        if face.side < self.config.min_face_size:
-            raise PhotoRejected(
-                "face_too_small",
-                f"The face is only {face.side:.0f} px wide (at least {self.config.min_face_size} px needed); "
-                "send a closer or sharper photo.",
-            )
+        check_face_size(face, self.config.min_face_size)
         return Subject(face, background_faces=len(faces) - 1)
+
+
+def check_face_size(face: Face, min_face_size: int) -> None:
+    """PhotoRejected('face_too_small') under min_face_size px: enlarged to a crop it has no detail to learn."""
+    if face.side < min_face_size:
+        raise PhotoRejected(
+            "face_too_small",
+            f"The face is only {face.side:.0f} px wide (at least {min_face_size} px needed); "
+            "send a closer or sharper photo.",
+        )
 
 
 @contextmanager

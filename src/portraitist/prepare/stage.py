@@ -2,7 +2,8 @@
 
 Each photo is read, checked for exactly one subject, cropped square around the face, checked
 for blur and near-duplicates, and given a person mask; then the class word is chosen and the
-captions are written. WS/photos/ keeps copies of the originals, WS/dataset/ the crops, masks
+captions are written. With a boxes file (prepare/boxes.py) the faces and masks it gives replace
+the detector's. WS/photos/ keeps copies of the originals, WS/dataset/ the crops, masks
 and manifest.json. A bad photo is recorded with its reason and never stops the run.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -20,6 +22,7 @@ from PIL import Image
 
 from portraitist.errors import PortraitistError
 from portraitist.models.clip import load_clip
+from portraitist.prepare.boxes import GroundTruth
 from portraitist.prepare.captions import make_captions
 from portraitist.prepare.classword import class_distances, nearest_word
 from portraitist.prepare.config import PrepareConfig
@@ -61,18 +64,27 @@ def prepare(
     photos: Sequence[Path],
     config: PrepareConfig | None = None,
     progress: ProgressCallback = no_progress,
+    boxes: Path | None = None,
 ) -> PrepareResult:
-    """Build WS/dataset/ from photo files and folders; PortraitistError if too few are usable."""
+    """Build WS/dataset/ from photo files and folders; PortraitistError if too few are usable.
+
+    boxes: a JSON file of the photos' face boxes and person masks (prepare/boxes.py), used
+    instead of mediapipe's detector; mediapipe then loads only to segment photos without a mask.
+    """
     config = config or PrepareConfig()
+    truth = GroundTruth.load(boxes) if boxes is not None else None
     files = collect_photos(photos)
+    if truth is not None:
+        files = truth.photos(files)
     _start_fresh(workspace, files)
     records: list[PhotoRecord] = []
     kept: list[_Kept] = []
-    with PersonDetector(config) as detector:
+    needs_detector = truth is None or truth.segments_any(files)
+    with (PersonDetector(config) if needs_detector else nullcontext()) as detector:
         for index, path in enumerate(files):
             _copy_original(workspace, path, index, config.max_file_bytes)
             try:
-                accepted = _examine(workspace, path, len(kept), kept, detector, config)
+                accepted = _examine(workspace, path, len(kept), kept, detector, truth, config)
                 kept.append(accepted)
                 record = accepted.record
             except PhotoRejected as rejection:
@@ -100,12 +112,19 @@ def prepare(
 
 
 def _examine(
-    workspace: Workspace, path: Path, number: int, kept: Sequence[_Kept], detector: PersonDetector,
-    config: PrepareConfig,
+    workspace: Workspace, path: Path, number: int, kept: Sequence[_Kept], detector: PersonDetector | None,
+    truth: GroundTruth | None, config: PrepareConfig,
 ) -> _Kept:
-    """One photo through every check; its crop and mask saved as number NN if it passes."""
+    """One photo through every check; its crop and mask saved as number NN if it passes.
+
+    `truth` (given boxes and masks) replaces the detector where it has an answer; `detector` is
+    None only when `truth` answers everything.
+    """
     photo = read_photo(path, config.max_pixels, config.max_file_bytes)
-    subject = detector.subject(photo)
+    if truth is not None:
+        subject = truth.subject(path, photo, config.min_face_size)
+    else:
+        subject = _need(detector).subject(photo)
     crop, crop_box = face_crop(
         photo, subject.face.box, config.margin, config.resolution, config.upscale_small_faces, config.upscaler
     )
@@ -118,14 +137,22 @@ def _examine(
     image_path = workspace.dataset_dir / "crops" / f"{number:02d}.png"
     mask_path = workspace.dataset_dir / "masks" / f"{number:02d}.png"
     _save_png(crop, image_path)
-    _save_png(person_mask(detector, crop), mask_path)
-    note = f" ({', '.join(flags)})" if flags else ""
+    given = truth.mask(path, photo.size, crop_box, config.resolution) if truth is not None else None
+    _save_png(given if given is not None else person_mask(_need(detector), crop), mask_path)
+    notes = [*flags, f"box from {truth.source.name}"] if truth is not None else flags
+    note = f" ({', '.join(notes)})" if notes else ""
     record = PhotoRecord(
         source=str(path), status="kept", message=f"Kept: a {subject.face.side:.0f} px face{note}.", flags=flags,
         image=workspace.relative(image_path), mask=workspace.relative(mask_path),
         face_box=[round(v, 1) for v in subject.face.box], crop_box=list(crop_box), phash=str(phash),
     )
     return _Kept(record, crop, phash)
+
+
+def _need(detector: PersonDetector | None) -> PersonDetector:
+    if detector is None:
+        raise RuntimeError("prepare: the person detector was not loaded although a photo needs it")
+    return detector
 
 
 def _class_word(
