@@ -21,13 +21,14 @@ Every scorer runs on every image; all scores land in WS/outputs/scores.json, bes
 
 {SCORER_LINES}
 
---by picks the order: one name, or several separated by commas (earlier ones win, later ones break ties). identity is a gate, not a score to maximise: images of the user (face distance within 0.6 of their crops) come first, then other people's faces, then images with no face; within each group the next scorer decides. The default, {','.join(DEFAULT_ORDER)}, gives the best-looking images that are really the user.
+--by picks the order: one name, or several separated by commas (earlier ones win, later ones break ties). identity is a gate, not a score to maximise: images of the user (face distance within the face model's threshold of their crops: dlib's 0.6) come first, then other people's faces, then images with no face; within each group the next scorer decides. The default, {','.join(DEFAULT_ORDER)}, gives the best-looking images that are really the user.
 
 Examples:
   portraitist rank -w ./me
   portraitist rank -w ./me --by aesthetic -k 8
   portraitist rank -w ./me --by identity,clip-text,aesthetic
   portraitist rank -w ./me --clip-model tiny --config offline.toml   (tests, no hub)
+  portraitist rank -w ./world0 --identity-model world   (the synthetic world's rendered people, docs/world.md)
 
 CLIP (ViT-L/14), LPIPS's torchvision backbone and the LAION aesthetic head download once from their hubs; dlib's face models ship with the package. Other settings (thresholds, LPIPS net, aesthetic weights file) go in a TOML file's \\[rank] table; see docs/rank.md.
 """
@@ -43,12 +44,18 @@ def rank_command(
     clip_model: str | None = typer.Option(
         None, "--clip-model", help="CLIP: hub id or folder (default ViT-L/14), or `tiny` offline."
     ),
+    identity_model: str | None = typer.Option(
+        None, "--identity-model",
+        help="Face model of the identity scorer: dlib (default, real photos) or world (the synthetic world's judges).",
+    ),
     config: Path | None = typer.Option(None, "--config", help="TOML file with a \\[rank] table of settings."),
 ) -> None:
     quiet_libraries()
     from portraitist.rank.stage import rank  # torch, lpips and dlib load only when the command runs
 
-    settings = load_config(RankConfig, config, "rank", by=by, k=k, clip_model=clip_model)
+    settings = load_config(
+        RankConfig, config, "rank", by=by, k=k, clip_model=clip_model, identity_model=identity_model
+    )
     with progress_display() as progress:
         result = rank(Workspace(workspace), settings, progress)
     table = Table(title=f"rank (by {','.join(result.order)})")

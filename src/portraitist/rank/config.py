@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -36,11 +37,21 @@ class RankConfig(StageConfig):
         "random: offline tests only, the distances mean little.",
     )
     lpips_size: int = Field(256, ge=64, description="Images and crops are resized to this side before LPIPS.")
-    identity_max_distance: float = Field(
-        0.6, gt=0, description="Largest dlib face-descriptor distance that counts as the same person (dlib's 0.6)."
+    identity_model: Literal["dlib", "world"] = Field(
+        "dlib",
+        description="Face model of the identity scorer: dlib (real photos) or world (the synthetic world's judges: "
+        "face gate + face-ID, for its rendered people, docs/world.md).",
+    )
+    identity_max_distance: float | None = Field(
+        None, gt=0,
+        description="Largest 1 - identity score that counts as the same person; default the model's own: "
+        "dlib's 0.6 (descriptor distance), world: halfway between the judges' same- and other-person cosines.",
     )
     face_upsample: int = Field(
-        1, ge=0, le=3, description="Times the face detector doubles the image first; finds faces down to ~40 px at 1."
+        1, ge=0, le=3, description="Times dlib's face detector doubles the image first; finds faces down to ~40 px at 1."
+    )
+    world_judges: Path | None = Field(
+        None, description="Folder of the world judges for identity_model = world (default: the committed ones)."
     )
     batch_size: int = Field(8, ge=1, description="Images scored at once (CLIP and LPIPS batches).")
     device: str | None = Field(None, description="torch device for CLIP and LPIPS; default cuda when available.")

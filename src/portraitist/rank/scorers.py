@@ -1,7 +1,7 @@
 """Every ranking score for a batch of generated images (thesis 2.4.2, plus face identity).
 
 The user's crops are the reference: their CLIP embeddings, LPIPS features and face descriptors
-are computed once (`References`); each generated image is then embedded once by CLIP, and that
+(dlib's, or the world judges' face-ID for rendered people) are computed once (`References`); each generated image is then embedded once by CLIP, and that
 embedding serves clip-image, clip-text and aesthetic alike.
 """
 
@@ -21,7 +21,7 @@ from PIL import Image
 from portraitist.models.clip import Clip, load_clip
 from portraitist.rank.aesthetic import AestheticHead, load_aesthetic
 from portraitist.rank.config import RankConfig
-from portraitist.rank.identity import FaceIdentity, identity_score
+from portraitist.rank.identity import IdentityModel, load_identity
 from portraitist.rank.perceptual import load_lpips, lpips_features, lpips_to_references, to_lpips_input
 
 Scores = dict[str, float | None]
@@ -32,7 +32,7 @@ class ScoringModels:
     clip: Clip
     aesthetic: AestheticHead
     lpips: lpips.LPIPS
-    faces: FaceIdentity
+    faces: IdentityModel
     lpips_size: int
     device: torch.device
 
@@ -55,7 +55,8 @@ def load_scoring_models(config: RankConfig) -> ScoringModels:
     clip = load_clip(config.clip_model, device)
     head = load_aesthetic(config.aesthetic_weights, clip.model.config.projection_dim).to(device)
     perceptual = load_lpips(config.lpips_net, config.lpips_backbone, device)
-    return ScoringModels(clip, head, perceptual, FaceIdentity(config.face_upsample), config.lpips_size, device)
+    faces = load_identity(config.identity_model, config.face_upsample, config.world_judges)
+    return ScoringModels(clip, head, perceptual, faces, config.lpips_size, device)
 
 
 def compute_references(models: ScoringModels, crops: Sequence[Image.Image]) -> References:
@@ -106,7 +107,7 @@ def score_batch(
             for i in range(len(images))
         ]
     with timed(seconds, "identity"):
-        identity = [identity_score(models.faces.descriptor(image), refs.faces) for image in images]
+        identity = [models.faces.score(models.faces.descriptor(image), refs.faces) for image in images]
     return [
         {
             "identity": identity[i],

@@ -3,9 +3,10 @@
 `--by` names scorers in order of importance. Each name contributes one sort key, earlier keys
 win and later ones break ties, with one exception: `identity` is a gate, not a score to
 maximise. Its key has three levels: the user (mean face distance to the user's crops within
-dlib's 0.6), then someone else's face, then no face at all. So among images that look like the
-user the next scorer decides, not "who looks most like the passport photo", and an image of
-someone else or without a face comes after every image of the user, whatever its other scores.
+the face model's threshold, dlib's 0.6), then someone else's face, then no face at all. So
+among images that look like the user the next scorer decides, not "who looks most like the
+passport photo", and an image of someone else or without a face comes after every image of
+the user, whatever its other scores.
 The identity value itself breaks the ties that remain. A missing score (None: no face, or a
 scorer that could not run) sorts last for its key.
 """
@@ -31,8 +32,9 @@ SCORERS: dict[str, ScorerInfo] = {
     for s in (
         ScorerInfo(
             "identity", True,
-            "1 - mean dlib face-descriptor distance from the image's largest face to the user's crops "
-            "(None: no face). A gate: passes when the distance is within the threshold.",
+            "1 - mean dlib face-descriptor distance from the image's largest face to the user's crops, or with "
+            "identity_model world the mean face-ID cosine (None: no face). A gate: passes when 1 - it is within "
+            "the threshold.",
         ),
         ScorerInfo("aesthetic", True, "LAION improved aesthetic predictor on the CLIP image embedding (about 1-10)."),
         ScorerInfo("clip-image", True, "Mean CLIP image-image cosine similarity to the user's crops."),

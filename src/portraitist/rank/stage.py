@@ -118,18 +118,21 @@ def rank(workspace: Workspace, config: RankConfig | None = None, progress: Progr
         scores.extend(score_batch(models, refs, images, prompts, seconds))
         progress(ProgressEvent(STAGE, len(scores), len(records), "scoring"))
 
-    order = rank_order(scores, config.by, config.identity_max_distance)
+    max_distance = config.identity_max_distance
+    if max_distance is None:
+        max_distance = models.faces.max_distance  # the face model's own threshold
+    order = rank_order(scores, config.by, max_distance)
     ranked = [
         RankedImage(
             file=records[i]["file"],
             scores=scores[i],
             rank=position + 1,
-            passes_identity=passes_gate(scores[i][GATE], config.identity_max_distance),
+            passes_identity=passes_gate(scores[i][GATE], max_distance),
         )
         for position, i in enumerate(order)
     ]
     copy_selection(workspace, ranked[: config.k])
-    write_scores(workspace, config, ranked)
+    write_scores(workspace, config, max_distance, ranked)
     result = RankResult(workspace, list(config.by), ranked, refs.count, len(refs.faces), seconds)
     progress(ProgressEvent(STAGE, len(records), len(records), f"{len(result.selected)} selected"))
     return result
@@ -146,12 +149,15 @@ def copy_selection(workspace: Workspace, best: list[RankedImage]) -> None:
         image.selected = workspace.relative(target)
 
 
-def write_scores(workspace: Workspace, config: RankConfig, ranked: list[RankedImage]) -> None:
+def write_scores(
+    workspace: Workspace, config: RankConfig, max_distance: float, ranked: list[RankedImage]
+) -> None:
     write_json_atomic(
         scores_path(workspace),
         {
             "order": list(config.by),
-            "identity_max_distance": config.identity_max_distance,
+            "identity_model": config.identity_model,
+            "identity_max_distance": max_distance,
             "images": [
                 {
                     "file": image.file,
