@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from portraitist.config import StageConfig
 from portraitist.errors import PortraitistError
@@ -40,12 +40,20 @@ DEFAULT_STYLES = ["photo", "oil-painting", "cinematic", "pencil-sketch"]
 class RunConfig(StageConfig):
     """One whole job: the shortcuts most users set, and each stage's full settings."""
 
-    base: str = Field(DEFAULT_BASE, description="Base model: diffusers folder, .safetensors file, hub id, or `tiny`.")
+    base: str = Field(
+        DEFAULT_BASE,
+        description="Base model: diffusers folder, .safetensors file, hub id, `tiny`, or `world` (docs/world.md).",
+    )
     vae: str | None = Field(None, description="Optional VAE override, e.g. stabilityai/sd-vae-ft-mse (thesis 2.4.2).")
     recipe: str | None = Field(None, description="Training recipe (default: staged, the thesis's).")
     steps: int | None = Field(None, ge=1, description="Training steps (default: the recipe's).")
     styles: list[str] = Field(default_factory=lambda: list(DEFAULT_STYLES), description="Style presets to generate.")
-    n: int = Field(32, ge=1, description="Images generated in all, shared among the styles.")
+    prompts: list[str] = Field(
+        default_factory=list,
+        description="Your own prompts, generated beside the styles; {me} stands for you, "
+        "e.g. 'a photo of {me} on a red background'.",
+    )
+    n: int = Field(32, ge=1, description="Images generated in all, shared among the styles and prompts.")
     k: int = Field(4, ge=1, description="Best images kept and upscaled.")
     scale: int | None = Field(None, description="Upscale factor, 2 or 4 (default 2).")
     seed: int = Field(0, description="Seed of every stage: same photos and seed, same portraits.")
@@ -71,10 +79,23 @@ class RunConfig(StageConfig):
             "upscale": self.upscale.model_copy(update=upscale),
         }
 
-    def images_per_style(self) -> list[tuple[str, int]]:
-        """Split n among the styles, the first ones taking the remainder."""
-        count, extra = divmod(self.n, len(self.styles))
-        return [(s, count + (i < extra)) for i, s in enumerate(self.styles) if count + (i < extra)]
+    @model_validator(mode="after")
+    def _something_to_generate(self) -> RunConfig:
+        if not self.styles and not self.prompts:
+            raise ValueError("give at least one style or prompt to generate")
+        return self
+
+    def generation_requests(self) -> list[tuple[str, dict[str, Any]]]:
+        """(step name, generate settings) per style, then per prompt: n split among them, the first
+        ones taking the remainder; request i is seeded seed + 1000 i."""
+        requests = [(f"generate:{s}", {"style": s, "prompt": None}) for s in self.styles]
+        requests += [(f"generate:prompt:{p}", {"style": None, "prompt": p}) for p in self.prompts]
+        count, extra = divmod(self.n, len(requests))
+        return [
+            (name, {**settings, "n": count + (i < extra), "seed": self.seed + 1000 * i})
+            for i, (name, settings) in enumerate(requests)
+            if count + (i < extra)
+        ]
 
 
 @dataclass(frozen=True)
@@ -111,8 +132,12 @@ def run_pipeline(
     photos: Sequence[Path] | None,
     config: RunConfig,
     progress: ProgressCallback = no_progress,
+    boxes: Path | None = None,
 ) -> RunResult:
-    """Run every stage not yet finished; an exception from `progress` stops the run there."""
+    """Run every stage not yet finished; an exception from `progress` stops the run there.
+
+    boxes: the photos' face boxes and masks for prepare (`prepare --boxes`, prepare/boxes.py).
+    """
     configs = config.stage_configs()
     done = read_done(workspace)
     seconds = read_seconds(workspace)
@@ -134,13 +159,12 @@ def run_pipeline(
             f"{workspace.root} has no prepared dataset yet: give the photos, "
             f"e.g. `portraitist run ~/Pictures/me/*.jpg --workspace {workspace.root} --base MODEL`."
         )
-    step("prepare", lambda: prepare(workspace, list(photos or []), configs["prepare"], progress))
+    step("prepare", lambda: prepare(workspace, list(photos or []), configs["prepare"], progress, boxes))
     trained: list[TrainResult] = []
     step("train", lambda: trained.append(train(workspace, configs["train"], config.base, progress)))
-    generate_config = configs["generate"]
-    for offset, (style, count) in enumerate(config.images_per_style()):
-        style_config = generate_config.model_copy(update={"style": style, "n": count, "seed": config.seed + 1000 * offset})
-        step(f"generate:{style}", lambda c=style_config: generate(workspace, c, progress))
+    for name, settings in config.generation_requests():
+        request = configs["generate"].model_copy(update=settings)
+        step(name, lambda c=request: generate(workspace, c, progress))
     step("rank", lambda: rank(workspace, configs["rank"], progress))
     step("upscale", lambda: upscale(workspace, configs["upscale"], progress))
     report = write_report(workspace)

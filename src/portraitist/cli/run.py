@@ -18,6 +18,7 @@ HELP = (
     "Examples:\n\n"
     "portraitist run ~/Pictures/me -w ./me --base ./sd15 --vae stabilityai/sd-vae-ft-mse\n\n"
     "portraitist run photos/*.jpg -w ./me --base tiny --styles photo,anime -n 8 -k 2   (offline try-out)\n\n"
+    "portraitist run ./me -w ./me-ws --prompt 'a photo of {me} on a red background' --prompt '{me} smiling'\n\n"
     "Every stage's settings can go in a TOML file with \\[prepare], \\[train], \\[generate], \\[rank] and "
     "\\[upscale] tables."
 )
@@ -32,6 +33,13 @@ def run_command(
     recipe: str | None = typer.Option(None, "--recipe", help="Training recipe (default staged)."),
     steps: int | None = typer.Option(None, "--steps", help="Training steps (default: the recipe's)."),
     styles: str | None = typer.Option(None, "--styles", help="Comma-separated style presets to generate."),
+    prompts: list[str] = typer.Option(
+        None, "--prompt", help="Your own prompt to generate ({me} stands for you); repeat for several. "
+        "With --prompt and no --styles, only the prompts are generated.",
+    ),
+    boxes: Path | None = typer.Option(
+        None, "--boxes", help="JSON file of the photos' face boxes and masks, for prepare (see `prepare --help`)."
+    ),
     n: int | None = typer.Option(None, "-n", help="Images to generate in all (default 32)."),
     k: int | None = typer.Option(None, "-k", help="Best images to keep and upscale (default 4)."),
     scale: int | None = typer.Option(None, "--scale", help="Upscale factor 2 or 4 (default 2)."),
@@ -44,10 +52,11 @@ def run_command(
 
     settings = load_config(
         RunConfig, config, "run", base=base, vae=vae, recipe=recipe, steps=steps, n=n, k=k, scale=scale, seed=seed,
-        styles=[s.strip() for s in styles.split(",") if s.strip()] if styles else None,
+        styles=[s.strip() for s in styles.split(",") if s.strip()] if styles else ([] if prompts else None),
+        prompts=prompts or None,
     )
     with progress_display() as progress:
-        result = run_pipeline(Workspace(workspace), photos or None, settings, progress)
+        result = run_pipeline(Workspace(workspace), photos or None, settings, progress, boxes)
     if result.skipped:
         console.print(f"Resumed: already done were {', '.join(result.skipped)}.")
     if result.training_resumed_from:
