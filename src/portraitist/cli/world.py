@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from portraitist.cli.app import app, console, progress_display
+from portraitist.cli.app import app, console, progress_display, quiet_libraries
 
 world_app = typer.Typer(
     help=(
@@ -75,4 +75,58 @@ def photos_command(
     render_photos(out, person, count, size=size, seed=seed)
     console.print(
         f"{count} photos of held-out person {person} in {out}/ (ground truth: {out / 'world_person.json'})"
+    )
+
+
+@world_app.command(
+    "pretrain",
+    help=(
+        "Pretrain the world's base model from random weights (issue 9; docs/world.md): renders a pool of "
+        "pretraining people once (DIR/pool/), trains the 32 px UNet and text encoder on it, and writes "
+        "DIR/base/ (the EMA weights, an ordinary model folder for --base), DIR/checkpoint.pt every few "
+        "minutes, a sample grid of held-out people in DIR/samples/, and speed, loss and the judges' scores "
+        "in DIR/log.jsonl. Stopped or out of budget, run it again with --resume: it goes on to the same "
+        "weights an unbroken run reaches.\n\n"
+        "Example: portraitist world pretrain --out runs/world --budget-minutes 120\n\n"
+        "then:    portraitist world pretrain --out runs/world --budget-minutes 120 --resume"
+    ),
+)
+def pretrain_command(
+    out: Path = typer.Option(..., "--out", help="Run folder (pool, checkpoint, base, samples, log)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+    budget_minutes: float | None = typer.Option(
+        None, "--budget-minutes", min=0.1, help="Stop cleanly after this many minutes of this run."
+    ),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Stop at this total step count instead."),
+    batch: int | None = typer.Option(None, "--batch", min=1, help="Images per step (default 128)."),
+    seed: int | None = typer.Option(None, "--seed", help="World seed, weights and data order (default 0)."),
+    identities: int | None = typer.Option(
+        None, "--identities", min=1, help="People in the pool (default 10000)."
+    ),
+    photos: int | None = typer.Option(None, "--photos", min=1, help="Photos per person (default 16)."),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="Torch CPU threads (default: all cores; 1 on a busy machine)."
+    ),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
+    config: Path | None = typer.Option(
+        None, "--config", help="TOML file with a \\[pretrain] table (any setting)."
+    ),
+) -> None:
+    from transformers.utils import logging as transformers_logging
+
+    from portraitist.config import load_config
+    from portraitist.world.pretrain import PretrainConfig, pretrain
+
+    settings = load_config(
+        PretrainConfig, config, "pretrain", budget_minutes=budget_minutes, steps=steps, batch=batch,
+        seed=seed, identities=identities, photos=photos, threads=threads, device=device,
+    )  # fmt: skip
+    quiet_libraries()
+    transformers_logging.disable_progress_bar()  # its save/load bars would cut through ours at checkpoints
+    with progress_display() as progress:
+        result = pretrain(out, settings, resume=resume, progress=progress)
+    console.print(
+        f"step {result.step}: {result.images} images in {result.seconds / 3600:.2f} h of training "
+        f"({result.images_per_second:.0f} images/s in this run); base model: {result.base} "
+        f"(--base {result.base}); samples: {out / 'samples'}/"
     )

@@ -2,6 +2,8 @@
 
 `spec` is one of:
   - a random preset built in code: `tiny`, `cpu-bench`, `sd15-random` (offline tests, benchmarks);
+  - `world`: the synthetic world's pretrained 32 px base, committed in src/portraitist/world/base/
+    (issue 9; its vae/ is a PixelCodec, a pixel rearrangement in the VAE's place);
   - a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/);
   - a single `.safetensors` / `.ckpt` checkpoint (AUTOMATIC1111 / ComfyUI style);
   - a hub id such as `stable-diffusion-v1-5/stable-diffusion-v1-5` (needs internet or the
@@ -23,9 +25,12 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from portraitist.errors import PortraitistError
 from portraitist.models import random_sd
+from portraitist.world.codec import PixelCodec
+from portraitist.world.model import BASE_DIR as WORLD_BASE_DIR
 
 DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_VAE = "stabilityai/sd-vae-ft-mse"
+WORLD = "world"
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 
 _HOW_TO_GET = (
@@ -42,7 +47,7 @@ class StableDiffusion:
     tokenizer: CLIPTokenizer
     text_encoder: CLIPTextModel
     unet: UNet2DConditionModel
-    vae: AutoencoderKL
+    vae: AutoencoderKL | PixelCodec
     scheduler: DDPMScheduler
     source: str
 
@@ -76,15 +81,44 @@ def _check_sd1_or_2(index: dict[str, Any], where: str) -> None:
         raise PortraitistError(f"{where} holds a {cls}, not a Stable Diffusion 1.x/2.x model. {_HOW_TO_GET}")
 
 
+def _pixel_codec_folder(root: Path) -> bool:
+    config = root / "vae" / "config.json"
+    return config.is_file() and json.loads(config.read_text()).get("_class_name") == PixelCodec.__name__
+
+
+def has_pixel_codec(spec: str) -> bool:
+    """Whether the base `spec` names keeps a PixelCodec in the VAE's place (`world`, or a folder like it)."""
+    return spec == WORLD or _pixel_codec_folder(Path(spec).expanduser())
+
+
+def _load_vae(root: str, local_only: bool) -> AutoencoderKL | PixelCodec:
+    """The folder's vae/: an AutoencoderKL, or the world's PixelCodec (config only, no weights)."""
+    if _pixel_codec_folder(Path(root)):
+        return PixelCodec.from_config(PixelCodec.load_config(str(Path(root) / "vae")))
+    return AutoencoderKL.from_pretrained(root, subfolder="vae", local_files_only=local_only)
+
+
 def _from_parts(root: str, local_only: bool) -> dict[str, Any]:
     kw: dict[str, Any] = dict(local_files_only=local_only)
     return dict(
         tokenizer=CLIPTokenizer.from_pretrained(root, subfolder="tokenizer", **kw),
         text_encoder=CLIPTextModel.from_pretrained(root, subfolder="text_encoder", **kw),
         unet=UNet2DConditionModel.from_pretrained(root, subfolder="unet", **kw),
-        vae=AutoencoderKL.from_pretrained(root, subfolder="vae", **kw),
+        vae=_load_vae(root, local_only),
         scheduler=DDPMScheduler.from_pretrained(root, subfolder="scheduler", **kw),
     )
+
+
+def world_base_dir() -> Path:
+    """The committed world base (`--base world`), or a PortraitistError saying how to make one."""
+    if not (WORLD_BASE_DIR / "model_index.json").is_file():
+        raise PortraitistError(
+            f"`--base world` needs the world's pretrained base in {WORLD_BASE_DIR}, and this checkout has "
+            "none. "
+            "Pretrain one with `portraitist world pretrain --out runs/world` and pass --base runs/world/base "
+            "(or copy that folder to the path above)."
+        )
+    return WORLD_BASE_DIR
 
 
 def _from_folder(path: Path) -> dict[str, Any]:
@@ -138,7 +172,7 @@ def load_vae(spec: str) -> AutoencoderKL:
 
 def load_base(spec: str = DEFAULT_BASE, *, vae: str | None = None, seed: int = 0) -> StableDiffusion:
     """Load a base model on the CPU at full precision; callers move and cast it."""
-    path = Path(spec).expanduser()
+    path = world_base_dir() if spec == WORLD else Path(spec).expanduser()
     try:
         if spec in random_sd.PRESETS:
             parts = random_sd.build_components(spec, seed)
@@ -159,7 +193,17 @@ def load_base(spec: str = DEFAULT_BASE, *, vae: str | None = None, seed: int = 0
         raise PortraitistError(f"Could not load the base model {spec!r} ({first_line}). {_HOW_TO_GET}") from exc
     model = StableDiffusion(source=spec, **parts)
     if vae:
-        model.vae = load_vae(vae)
+        override = load_vae(vae)
+        if override.config.latent_channels != model.vae.config.latent_channels:
+            raise PortraitistError(
+                f"The VAE {vae!r} makes {override.config.latent_channels}-channel latents, but {spec}'s UNet "
+                f"works on {model.vae.config.latent_channels}-channel ones; leave --vae out for this base."
+            )
+        model.vae = override
     for module in (model.text_encoder, model.unet, model.vae):
         module.requires_grad_(False).eval()
+        if module.dtype != torch.float32:
+            # weights stored in fp16 (the committed world base) come back at full precision; nn.Module.to,
+            # as diffusers' ModelMixin.to warns about fp32-only modules on every cast (diffusers 0.42)
+            torch.nn.Module.to(module, torch.float32)
     return model

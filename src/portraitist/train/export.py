@@ -22,7 +22,7 @@ from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 from safetensors.torch import load_file
 
 from portraitist.errors import PortraitistError
-from portraitist.models.loading import StableDiffusion
+from portraitist.models.loading import StableDiffusion, has_pixel_codec
 from portraitist.train.artifacts import (
     TokenRecord,
     load_trained,
@@ -213,6 +213,12 @@ def export(workspace: Workspace, fmt: Format, out: Path | None = None) -> list[P
     """Write the workspace's trained model in `fmt`; return the files and folders written."""
     if fmt not in FORMATS:
         raise PortraitistError(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    if fmt != "diffusers" and has_pixel_codec(read_model_info(workspace).base):
+        raise PortraitistError(
+            f"The model in {workspace.root} is built on the synthetic world's base (a pixel codec in the "
+            "VAE's place, 32 px), which AUTOMATIC1111, ComfyUI and kohya's tools cannot load, so "
+            f"{fmt} does not apply. Export it with --format diffusers (portraitist loads that folder with --base)."
+        )
     out = Path(out) if out else _default_out(workspace, fmt)
     if fmt == "kohya-lora":
         save_safetensors_atomic(kohya_lora_state_dict(workspace), out)

@@ -74,7 +74,8 @@ def check_base(model: StableDiffusion) -> None:
             f"{model.source} does not fit together: the UNet attends to {unet.cross_attention_dim}-wide text "
             f"embeddings but the text encoder makes {text_encoder.hidden_size}-wide ones. Use one SD 1.x/2.x model."
         )
-    if unet.in_channels != 4:
+    # the latents' channels: 4 for SD's VAE, 48 for the world's PixelCodec (issue 9)
+    if unet.in_channels != model.vae.config.latent_channels:
         raise PortraitistError(
             f"{model.source}'s UNet takes {unet.in_channels} input channels (an inpainting or depth model); "
             "train a plain text-to-image SD 1.x/2.x model."

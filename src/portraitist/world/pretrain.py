@@ -1,0 +1,545 @@
+"""Pretraining the world's base model (issue 9): from random weights to a 32 px portrait model.
+
+The data is a pool of renders made once (`pool/`, A's `render_dataset`: pretraining people only,
+never the held-out ones), so the renderer does not take the training's cores. Each step draws
+its images, mirror flips, caption phrases, noise and timesteps from generators seeded by
+(seed, step), as the fine-tuning loop does (train/loop.py), so the data order needs no state and
+an interrupted run resumed from its checkpoint reaches the same weights as one never stopped.
+
+Out folder:
+    pool/             the rendered images and labels (deterministic by --seed)
+    checkpoint.pt     weights, EMA weights, optimizer, step: written atomically every few minutes
+    base/             the EMA weights as an ordinary base model folder (fp16), what --base loads
+    samples/          step-NNNNNNN.png: fixed prompts of held-out people, fixed seeds
+    log.jsonl         training speed and loss; the judges' scores of each sample grid
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shlex
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from portraitist.config import StageConfig
+from portraitist.errors import PortraitistError
+from portraitist.generate.txt2img import txt2img
+from portraitist.models.loading import StableDiffusion
+from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
+from portraitist.train.cpu_attention import CpuAttnProcessor
+from portraitist.train.loop import batch_indices, step_generator
+from portraitist.train.precision import AUTOCAST_BF16, FP32, Precision, cpu_has_bf16
+from portraitist.train.stage import resolve_device
+from portraitist.world import model as world_model
+from portraitist.world.dataset import load_dataset, preview_grid, render_dataset
+from portraitist.world.render import (
+    IDENTITY_ATTRIBUTES,
+    SCENE_ATTRIBUTES,
+    caption,
+    describe,
+    held_out_person,
+    random_scene,
+    render_filtered,
+    visible_labels,
+)
+
+STAGE = "world pretrain"
+CHECKPOINT = "checkpoint.pt"
+SAMPLE_PROMPTS = 16  # held-out people 0..15, each in one fixed scene
+SAMPLE_SEEDS = 2
+REPORT_EVERY = 20  # steps between log.jsonl rows (speed and mean loss over those steps)
+
+
+class PretrainConfig(StageConfig):
+    """How to pretrain the world's base (`portraitist world pretrain`)."""
+
+    size: Literal["full", "tiny"] = Field(
+        "full", description="Model size: full (the committed base) or tiny (tests)."
+    )
+    seed: int = Field(
+        0, description="World seed (the pool's people and photos), weight init, data order, noise."
+    )
+    identities: int = Field(10_000, ge=1, description="Pretraining people in the rendered pool.")
+    photos: int = Field(16, ge=1, description="Photos (scenes) per person in the pool.")
+    batch: int = Field(128, ge=1, description="Images per step.")
+    lr: float = Field(
+        2e-4, gt=0, description="AdamW learning rate (after warm-up), UNet and text encoder alike."
+    )
+    warmup: int = Field(500, ge=0, description="Steps of linear learning-rate warm-up.")
+    ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of the weights; the saved base is the EMA.")
+    empty_captions: float = Field(
+        0.1, ge=0, le=1, description="Share of empty captions (classifier-free guidance)."
+    )
+    person_captions: float = Field(
+        0.1, ge=0, le=1, description="Share of captions that say 'a person' instead of describing them."
+    )
+    phrase_drop: float = Field(
+        0.3, ge=0, le=1, description="Probability of leaving out each optional caption phrase."
+    )
+    budget_minutes: float | None = Field(
+        None,
+        gt=0,
+        description="Stop cleanly (checkpoint, base, samples) after this many minutes of this run.",
+    )
+    steps: int | None = Field(
+        None, ge=1, description="Stop at this total step count (default: only the budget)."
+    )
+    checkpoint_minutes: float = Field(5.0, gt=0, description="Write checkpoint.pt and base/ this often.")
+    sample_minutes: float = Field(10.0, gt=0, description="Draw the sample grid (and judge it) this often.")
+    sample_steps: int = Field(20, ge=1, description="Euler steps of the sample grid.")
+    guidance: float = Field(4.0, ge=1, description="Classifier-free guidance of the sample grid.")
+    threads: int | None = Field(None, ge=1, description="Torch CPU threads (default: torch's, all cores).")
+    device: str = Field("auto", description="auto (CUDA if available, else CPU), cpu, cuda, ...")
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for a checkpoint to be resumed: everything that shapes the trajectory."""
+        return self.model_dump(
+            exclude={
+                "budget_minutes",
+                "steps",
+                "checkpoint_minutes",
+                "sample_minutes",
+                "sample_steps",
+                "guidance",
+                "threads",
+                "device",
+            },
+        )
+
+
+@dataclass
+class PretrainResult:
+    step: int
+    images: int  # images trained on, in all runs together
+    seconds: float  # training time, in all runs together
+    images_per_second: float  # in this run's training steps (not counting checkpoints and samples)
+    base: Path
+
+
+# ---- data -------------------------------------------------------------------------------------
+
+
+class Pool:
+    """The rendered images (N, 32, 32, 3 uint8) and each one's attribute words, as small arrays."""
+
+    def __init__(self, folder: Path):
+        images, labels = load_dataset(folder)
+        self.images = torch.from_numpy(np.array(images))  # into memory: a random batch a step
+        self.identity = [{name: row[name] for name in IDENTITY_ATTRIBUTES} for row in labels]
+        self.scene = [{name: row[name] for name in SCENE_ATTRIBUTES} for row in labels]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def ensure_pool(config: PretrainConfig, out: Path, progress: ProgressCallback) -> Path:
+    """Render the pool once; a pool made with other arguments is an error (it would change the run)."""
+    folder = out / "pool"
+    wanted = dict(
+        identities=config.identities,
+        photos=config.photos,
+        seed=config.seed,
+        size=world_model.RESOLUTION,
+        held_out=False,
+    )
+    if (folder / "world.json").is_file():
+        made = json.loads((folder / "world.json").read_text())
+        if made != wanted:
+            raise PortraitistError(
+                f"{folder} was rendered with {made}, not {wanted}; use the settings it was made with, "
+                "or a new --out."
+            )
+        return folder
+    render_dataset(
+        folder, config.identities, config.photos, config.seed, size=world_model.RESOLUTION, progress=progress
+    )
+    return folder
+
+
+def captions(pool: Pool, index: list[int], rng: np.random.Generator, config: PretrainConfig) -> list[str]:
+    """A caption per image: empty (for guidance), 'a person ...', or the person's with phrases dropped."""
+    out = []
+    for i in index:
+        kind = rng.random()
+        if kind < config.empty_captions:
+            out.append("")
+            continue
+        identity = None if kind < config.empty_captions + config.person_captions else pool.identity[i]
+        out.append(
+            describe(None, identity, pool.scene[i], lambda _: bool(rng.random() >= config.phrase_drop))
+        )
+    return out
+
+
+# ---- model state ------------------------------------------------------------------------------
+
+
+@dataclass
+class Trainer:
+    """The trained parts, their EMA copies and the optimizer: what a checkpoint holds."""
+
+    parts: dict[str, Any]  # build_components(): tokenizer, text_encoder, unet, vae, scheduler
+    ema: dict[str, torch.nn.Module]  # "unet", "text_encoder"
+    optimizer: torch.optim.Optimizer
+    step: int = 0
+    images: int = 0
+    seconds: float = 0.0
+
+    @property
+    def trained(self) -> dict[str, torch.nn.Module]:
+        return {"unet": self.parts["unet"], "text_encoder": self.parts["text_encoder"]}
+
+    @torch.no_grad()
+    def update_ema(self, decay: float) -> None:
+        # ramped up from 0 so the EMA is not dominated by the random initial weights (as diffusers' EMAModel)
+        d = min(decay, (1 + self.step) / (10 + self.step))
+        for name, module in self.trained.items():
+            ema_params = list(self.ema[name].parameters())
+            torch._foreach_lerp_(ema_params, [p.detach() for p in module.parameters()], 1 - d)
+
+    def state(self, fingerprint: dict[str, Any]) -> dict[str, Any]:
+        return dict(
+            step=self.step,
+            images=self.images,
+            seconds=self.seconds,
+            fingerprint=fingerprint,
+            weights={name: module.state_dict() for name, module in self.trained.items()},
+            ema={name: module.state_dict() for name, module in self.ema.items()},
+            optimizer=self.optimizer.state_dict(),
+        )
+
+    def load(self, state: dict[str, Any]) -> None:
+        for name, module in self.trained.items():
+            module.load_state_dict(state["weights"][name])
+            self.ema[name].load_state_dict(state["ema"][name])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.images, self.seconds = state["step"], state["images"], state["seconds"]
+
+    def ema_model(self) -> StableDiffusion:
+        """The EMA weights as a StableDiffusion, for sampling and saving."""
+        ema_parts = dict(self.parts, unet=self.ema["unet"], text_encoder=self.ema["text_encoder"])
+        return StableDiffusion(source=STAGE, **ema_parts)
+
+
+def new_trainer(config: PretrainConfig, device: torch.device) -> Trainer:
+    parts = world_model.build_components(config.size, config.seed)
+    for name in ("unet", "text_encoder"):
+        parts[name].to(device).train()
+    if device.type == "cpu":
+        # small attention problems: one matmul + softmax beats the CPU flash kernels, most of all backward
+        # (77 tokens: 0.91 instead of 1.13 CPU-seconds a step of 128); not saved with the weights
+        parts["unet"].set_attn_processor(CpuAttnProcessor())
+        parts["text_encoder"].set_attn_implementation("eager")
+    ema = {name: copy.deepcopy(parts[name]).requires_grad_(False).eval() for name in ("unet", "text_encoder")}
+    params = [p for name in ("unet", "text_encoder") for p in parts[name].parameters()]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01, fused=True)
+    return Trainer(parts, ema, optimizer)
+
+
+def save_checkpoint(trainer: Trainer, config: PretrainConfig, out: Path) -> None:
+    """checkpoint.pt via a temporary file and rename: a crash never leaves half a checkpoint."""
+    path = out / CHECKPOINT
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(trainer.state(config.fingerprint()), tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(trainer: Trainer, config: PretrainConfig, out: Path) -> None:
+    state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
+    saved, now = state["fingerprint"], config.fingerprint()
+    changed = {key: (saved.get(key), value) for key, value in now.items() if saved.get(key) != value}
+    if changed:
+        what = "; ".join(f"{key}: {old!r} then, {new!r} now" for key, (old, new) in changed.items())
+        raise PortraitistError(
+            f"{out / CHECKPOINT} was trained with other settings ({what}). Resume with the settings it was "
+            "made with, or pretrain into a new --out."
+        )
+    trainer.load(state)
+
+
+def save_base_folder(trainer: Trainer, config: PretrainConfig, out: Path) -> Path:
+    """base/: the EMA weights as an ordinary model folder, replaced whole (never half-written)."""
+    final, tmp, old = out / "base", out / ".base.tmp", out / ".base.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    ema = trainer.ema_model()
+    world_model.save_base(dict(trainer.parts, unet=ema.unet, text_encoder=ema.text_encoder), tmp)
+    # --steps remakes these weights exactly, however many --resume runs made them (data order, noise and
+    # captions follow from (seed, step)); the other settings are the defaults unless the JSON says otherwise
+    command = shlex.join(
+        ["portraitist", "world", "pretrain", "--out", "RUN", "--steps", str(trainer.step),
+         "--seed", str(config.seed), "--batch", str(config.batch),
+         "--identities", str(config.identities), "--photos", str(config.photos)]
+    )  # fmt: skip
+    readme = (
+        "# The world's base model (issue 9)\n\n"
+        "A 32 px text-to-image model of the synthetic world's people (docs/world.md), pretrained from random "
+        f"weights: step {trainer.step}, {trainer.images} images, {trainer.seconds / 3600:.2f} h of training. "
+        "The weights are the EMA, stored in fp16. The command that makes them:\n\n"
+        f"    {command}\n\n"
+        f"Its settings (a [pretrain] table of a --config TOML file may set any of them):\n\n"
+        f"    {json.dumps(config.fingerprint())}\n"
+    )
+    (tmp / "README.md").write_text(readme)
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+# ---- samples and judges -----------------------------------------------------------------------
+
+
+def sample_prompts(seed: int) -> tuple[list[str], list[dict[str, str]]]:
+    """Full captions of held-out people 0..15, each in one fixed scene, and the labels a judge can check."""
+    prompts, labels = [], []
+    for k in range(SAMPLE_PROMPTS):
+        who = held_out_person(k, seed)
+        scene = random_scene(np.random.default_rng([seed, k, 0x5A3]))
+        prompts.append(caption(who, scene))
+        labels.append(visible_labels({**who.attributes, **scene.attributes}))
+    return prompts, labels
+
+
+def reference_images(seed: int) -> np.ndarray:
+    """Real renders of the sample prompts: what the judges score on the truth, to compare samples with."""
+    images = []
+    for k in range(SAMPLE_PROMPTS):
+        scene = random_scene(np.random.default_rng([seed, k, 0x5A3]))
+        images.append(render_filtered(held_out_person(k, seed), scene, world_model.RESOLUTION).image)
+    return np.stack(images)
+
+
+def load_optional_judges() -> Any:
+    """Helper C's committed judges when they exist (portraitist.world.judges), else None."""
+    try:
+        from portraitist.world.judges import load_judges
+    except ImportError:
+        return None
+    try:
+        return load_judges()
+    except PortraitistError:
+        return None
+
+
+def judge_scores(judges: Any, images: np.ndarray, labels: list[dict[str, str]]) -> dict[str, Any]:
+    """Per attribute, the share of images whose judged word is the prompted one; the face gate's pass rate."""
+    agreement = judges.agreement(images, labels)
+    return dict(
+        attributes={name: round(v, 4) for name, v in agreement.items()},
+        mean_attribute=round(float(np.mean(list(agreement.values()))), 4),
+        face_rate=round(float(np.mean(judges.is_face(images))), 4),
+    )
+
+
+def write_samples(trainer: Trainer, config: PretrainConfig, out: Path, judges: Any) -> dict[str, Any]:
+    """The sample grid of the EMA model (SAMPLE_SEEDS rows of held-out prompts), judged when judges exist."""
+    prompts, labels = sample_prompts(config.seed)
+    model = trainer.ema_model()
+    images = txt2img(
+        model,
+        [p for p in prompts for _ in range(SAMPLE_SEEDS)],  # type: ignore[arg-type]  (one prompt per image)
+        "",
+        [config.seed + s for _ in prompts for s in range(SAMPLE_SEEDS)],
+        (world_model.RESOLUTION, world_model.RESOLUTION),
+        config.sample_steps,
+        config.guidance,
+    )
+    array = np.stack([np.asarray(image) for image in images])
+    path = out / "samples" / f"step-{trainer.step:07d}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    preview_grid(array, columns=SAMPLE_SEEDS * 4).save(path)
+    record: dict[str, Any] = dict(
+        kind="samples", step=trainer.step, images=trainer.images, file=str(path.relative_to(out))
+    )
+    if judges is not None:
+        record["judges"] = judge_scores(judges, array, [row for row in labels for _ in range(SAMPLE_SEEDS)])
+    return record
+
+
+# ---- the loop ---------------------------------------------------------------------------------
+
+
+class Log:
+    """log.jsonl: one JSON object per line, appended and flushed (it survives a kill)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def write(self, record: dict[str, Any]) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def v_target(
+    scheduler: Any, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    """Noised latents and the v-prediction target (Salimans & Ho 2022), as train/loop.py's Denoiser."""
+    alphas = scheduler.alphas_cumprod.to(latents.device)[t].view(-1, 1, 1, 1)
+    a, s = alphas.sqrt(), (1 - alphas).sqrt()
+    return a * latents + s * noise, a * noise - s * latents
+
+
+def choose_precision(device: torch.device) -> Precision:
+    """bf16 autocast where the hardware computes in bf16 (issue 9's study: AVX512-BF16 CPUs), else fp32."""
+    return AUTOCAST_BF16 if device.type == "cuda" or cpu_has_bf16() else FP32
+
+
+def train_step(trainer: Trainer, pool: Pool, config: PretrainConfig, device: torch.device) -> float:
+    """One optimizer step on batch `trainer.step`; everything random comes from (seed, step)."""
+    parts, step = trainer.parts, trainer.step
+    index = batch_indices(config.seed, step, config.batch, len(pool))
+    generator = step_generator(config.seed, step)
+    rng = np.random.default_rng([config.seed, step, 0xCA9])
+    pixels = pool.images[index].permute(0, 3, 1, 2).float() / 127.5 - 1
+    flip = torch.rand(len(index), generator=generator) < 0.5
+    pixels = torch.where(flip.view(-1, 1, 1, 1), pixels.flip(-1), pixels)
+    codec = parts["vae"]
+    latents = codec.encode(pixels).latent_dist.mean * codec.config.scaling_factor
+    noise = torch.randn(latents.shape, generator=generator)
+    t = torch.randint(0, parts["scheduler"].config.num_train_timesteps, (len(index),), generator=generator)
+    ids = parts["tokenizer"](
+        captions(pool, index.tolist(), rng, config),
+        padding="max_length",
+        max_length=77,
+        truncation=True,
+        return_tensors="pt",
+    )["input_ids"]
+    noisy, target = v_target(parts["scheduler"], latents, noise, t)
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
+    with choose_precision(device).context(device):
+        hidden = parts["text_encoder"](ids.to(device))[0]
+        prediction = parts["unet"](noisy.to(device), t.to(device), hidden).sample
+    loss = F.mse_loss(prediction.float(), target.to(device))
+    loss.backward()
+    params = [p for module in trainer.trained.values() for p in module.parameters()]
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    trainer.optimizer.step()
+    trainer.optimizer.zero_grad(set_to_none=True)
+    trainer.step += 1
+    trainer.images += len(index)
+    trainer.update_ema(config.ema_decay)
+    return float(loss.detach())
+
+
+def every(minutes: float, start: float) -> Iterator[bool]:
+    """True once each time `minutes` have passed since the last True."""
+    last = start
+    while True:
+        now = time.monotonic()
+        due = now - last >= minutes * 60
+        if due:
+            last = now
+        yield due
+
+
+def pretrain(
+    out: Path, config: PretrainConfig, resume: bool = False, progress: ProgressCallback | None = None
+) -> PretrainResult:
+    """Pretrain (or go on pretraining) the world's base in `out` until the budget or `steps` is reached."""
+    start = time.monotonic()
+    progress = progress or no_progress
+    if config.budget_minutes is None and config.steps is None:
+        raise PortraitistError("Give --budget-minutes (or --steps): pretraining otherwise never ends.")
+    out = Path(out)
+    has_checkpoint = (out / CHECKPOINT).is_file()
+    if resume and not has_checkpoint:
+        raise PortraitistError(
+            f"Nothing to resume: {out / CHECKPOINT} does not exist. Leave out --resume to start."
+        )
+    if has_checkpoint and not resume:
+        raise PortraitistError(
+            f"{out} holds a pretraining run; add --resume to continue it, or choose a new --out."
+        )
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    out.mkdir(parents=True, exist_ok=True)
+    pool = Pool(ensure_pool(config, out, progress))
+    trainer = new_trainer(config, device)
+    if resume:
+        load_checkpoint(trainer, config, out)
+    log, judges = Log(out / "log.jsonl"), load_optional_judges()
+    if judges is not None:  # the judges' scores on real renders of the sample prompts: the mark to reach
+        log.write(
+            dict(
+                kind="reference",
+                step=trainer.step,
+                judges=judge_scores(judges, reference_images(config.seed), sample_prompts(config.seed)[1]),
+            )
+        )
+    checkpoint_due, sample_due = every(config.checkpoint_minutes, start), every(config.sample_minutes, start)
+    run_seconds, run_images = 0.0, 0
+    losses: list[float] = []
+    step_seconds: list[
+        float
+    ] = []  # training steps only: checkpoints and samples do not lower the speed shown
+    metrics: dict[str, float] = {}
+
+    def finished() -> bool:
+        over_budget = (
+            config.budget_minutes is not None and time.monotonic() - start >= config.budget_minutes * 60
+        )
+        return over_budget or (config.steps is not None and trainer.step >= config.steps)
+
+    def report(final: bool = False) -> None:
+        nonlocal metrics
+        if losses:
+            metrics = {
+                "img/s": config.batch * len(losses) / sum(step_seconds),
+                "loss": float(np.mean(losses)),
+            }
+            log.write(
+                dict(
+                    kind="train",
+                    step=trainer.step,
+                    images=trainer.images,
+                    loss=round(metrics["loss"], 5),
+                    images_per_second=round(metrics["img/s"], 1),
+                    seconds=round(trainer.seconds, 1),
+                    load_average=round(os.getloadavg()[0], 2),
+                )
+            )
+            losses.clear()
+            step_seconds.clear()
+        progress(ProgressEvent(STAGE, trainer.step, config.steps, "done" if final else "", metrics))
+
+    while not finished():
+        clock = time.perf_counter()
+        losses.append(train_step(trainer, pool, config, device))
+        step_seconds.append(time.perf_counter() - clock)
+        trainer.seconds += step_seconds[-1]
+        run_seconds += step_seconds[-1]
+        run_images += config.batch
+        if trainer.step % REPORT_EVERY == 0:
+            report()
+        if next(checkpoint_due):
+            save_checkpoint(trainer, config, out)
+            save_base_folder(trainer, config, out)
+        if next(sample_due):
+            log.write(write_samples(trainer, config, out, judges))
+    report(final=True)
+    save_checkpoint(trainer, config, out)
+    base = save_base_folder(trainer, config, out)
+    log.write(write_samples(trainer, config, out, judges))
+    rate = run_images / run_seconds if run_seconds else 0.0
+    return PretrainResult(trainer.step, trainer.images, trainer.seconds, rate, base)
