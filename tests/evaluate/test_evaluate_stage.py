@@ -8,8 +8,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from portraitist.errors import PortraitistError
-from portraitist.evaluate import stage
-from portraitist.evaluate.metrics import METRICS
+from portraitist.evaluate import metrics
+from portraitist.evaluate.metrics import PHOTO_METRICS
 from portraitist.evaluate.records import read_records
 from portraitist.evaluate.settings import differences
 from portraitist.evaluate.stage import evaluate
@@ -30,7 +30,7 @@ def test_every_recipe_is_measured_at_the_requested_steps(evaluated):
     assert [(r.recipe, r.step) for r in records] == [(recipe, step) for recipe in RECIPES for step in (2, 4)]
     assert result.measured == 8
     for record in records:
-        assert set(record.metrics) == {m.name for m in METRICS}
+        assert set(record.metrics) == {m.name for m in PHOTO_METRICS}
         assert record.metrics["face_share"] is not None and 0 <= record.metrics["face_share"] <= 1
         assert -1 <= record.metrics["image_alignment"] <= 1
         assert record.metrics["lpips"] > 0  # 64 px noise is far from the photos
@@ -86,7 +86,7 @@ def test_an_interrupted_evaluation_resumes_without_measuring_finished_checkpoint
     evaluated, prepared, monkeypatch
 ):
     config = offline_config(recipes=["staged"])
-    real = stage.checkpoint_metrics
+    real = metrics.checkpoint_metrics
     calls: list[int] = []
 
     def dies_on_the_second_checkpoint(*args, **kwargs):
@@ -95,7 +95,7 @@ def test_an_interrupted_evaluation_resumes_without_measuring_finished_checkpoint
             raise Crash
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(stage, "checkpoint_metrics", dies_on_the_second_checkpoint)
+    monkeypatch.setattr(metrics, "checkpoint_metrics", dies_on_the_second_checkpoint)
     with pytest.raises(Crash):
         evaluate(prepared, config, "tiny")
     before = read_records(metrics_path(prepared))
@@ -105,7 +105,7 @@ def test_an_interrupted_evaluation_resumes_without_measuring_finished_checkpoint
     assert [p.name for p in checkpoint.list_checkpoints(sub)] == ["step-0000002", "step-0000004"]
     written = {f: prepared.path(f).stat().st_mtime_ns for f in before[0].images}
 
-    monkeypatch.setattr(stage, "checkpoint_metrics", real)
+    monkeypatch.setattr(metrics, "checkpoint_metrics", real)
     result = evaluate(prepared, config, "tiny")
     records = read_records(metrics_path(prepared))
     assert result.measured == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -10,10 +11,14 @@ from rich.table import Table
 from portraitist.cli.app import app, console, progress_display, quiet_libraries
 from portraitist.config import load_config
 from portraitist.errors import PortraitistError
+from portraitist.evaluate.config import EvaluateConfig, WorldSettings
 from portraitist.evaluate.records import CheckpointRecord, evaluation_overhead
 from portraitist.models.loading import DEFAULT_BASE
 from portraitist.train.recipes import RECIPES
 from portraitist.workspace import Workspace
+
+if TYPE_CHECKING:
+    from portraitist.evaluate.world import WorldResult
 
 HELP = f"""Compare training recipes on your own photos, as the thesis compared its staged recipe with Textual Inversion and DreamBooth (2.3, Fig. 11).
 
@@ -30,6 +35,8 @@ WS/eval/metrics.jsonl gets one line per recipe and checkpoint; WS/eval/report.ht
 
 `--compare WS1 WS2 ...` merges several workspaces' evaluations (several people) into one report with the mean and spread per recipe.
 
+`--world` runs the comparison in the synthetic world (issue 9), where likeness is known exactly: every recipe on --people held-out people x --seeds seeds, on the world base (`--base world`), measured by the world's judges (face-ID similarity behind the face gate, the person's attributes, the scene prompts followed), merged into curves with 95% bands in OUT/report.html. `--sweep` first gives every recipe the same learning-rate (and split) tuning on other held-out people and compares the chosen settings.
+
 Examples:
 
 portraitist evaluate -w ./me --base ./stable-diffusion-v1-5
@@ -38,13 +45,15 @@ portraitist evaluate -w ./me --base ./sd15 --recipes staged,dreambooth --steps 8
 
 portraitist evaluate --compare ./alice ./bob ./carol --out ./comparison
 
+portraitist evaluate --world --out ./world-eval --steps 200 --every 25 --sweep
+
 The prompts, image count, sampling steps, training settings (\\[evaluate.train]) and metric models (\\[evaluate.scoring]) go in a TOML file's \\[evaluate] table: see docs/evaluate.md.
 """
 
 
 def _summary(records: list[CheckpointRecord]) -> Table:
     """Each recipe's last checkpoint, one column per recipe (narrow enough for a terminal)."""
-    from portraitist.evaluate.metrics import METRICS
+    from portraitist.evaluate.metrics import metrics_in
 
     recipes = list(dict.fromkeys(r.recipe for r in records))
     own = {recipe: [r for r in records if r.recipe == recipe] for recipe in recipes}
@@ -54,7 +63,7 @@ def _summary(records: list[CheckpointRecord]) -> Table:
     for recipe in recipes:
         table.add_column(recipe, justify="right")
     table.add_row("step", *(str(last[r].step) for r in recipes))
-    for metric in METRICS:
+    for metric in metrics_in(r.metrics for r in records):
         values = [last[r].metrics.get(metric.name) for r in recipes]
         label = f"{metric.label} {'↑' if metric.higher_is_better else '↓'}"
         table.add_row(label, *("-" if v is None else f"{v:.3f}" for v in values))
@@ -73,10 +82,11 @@ def evaluate_command(
     workspace: Path | None = typer.Option(
         None, "--workspace", "-w", help="The job folder that `prepare` wrote."
     ),
-    base: str = typer.Option(
-        DEFAULT_BASE,
+    base: str | None = typer.Option(
+        None,
         "--base",
-        help="Base model: diffusers folder, .safetensors file, hub id, or `tiny` offline.",
+        help=f"Base model: diffusers folder, .safetensors file, hub id, or `tiny` offline (default "
+        f"{DEFAULT_BASE}; with --world: world).",
     ),
     recipes: str | None = typer.Option(
         None, "--recipes", help=f"Comma-separated recipes to compare (default {','.join(RECIPES)})."
@@ -102,15 +112,55 @@ def evaluate_command(
     compare: bool = typer.Option(
         False, "--compare", help="Merge the evaluations of the workspaces given as arguments."
     ),
-    out: Path = typer.Option(
-        Path("eval-compare"), "--out", help="With --compare: the folder for the merged report."
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="With --compare: the folder for the merged report (default eval-compare); with --world: the "
+        "folder for everything (default eval-world).",
+    ),
+    world: bool = typer.Option(
+        False, "--world", help="Compare the recipes in the synthetic world (issue 9; docs/evaluate.md)."
+    ),
+    people: int | None = typer.Option(
+        None, "--people", help="--world: held-out people compared (default 5)."
+    ),
+    seeds: int | None = typer.Option(None, "--seeds", help="--world: training seeds per person (default 3)."),
+    sweep: bool = typer.Option(
+        False,
+        "--sweep",
+        help="--world: tune every recipe's learning rates (and split) alike first, on other people.",
+    ),
+    judges: str | None = typer.Option(
+        None, "--judges", help="--world: folder of the judges (default: the committed ones)."
     ),
 ) -> None:
     quiet_libraries()
+    if world:
+        _world(
+            workspace,
+            workspaces,
+            out,
+            base,
+            config,
+            recipes,
+            every,
+            steps,
+            seed,
+            restart,
+            people,
+            seeds,
+            sweep,
+            judges,
+        )
+        return
+    if people is not None or seeds is not None or sweep or judges is not None:
+        raise PortraitistError("--people, --seeds, --sweep and --judges go with --world.")
     if compare:
         from portraitist.evaluate.report import write_comparison_report
 
-        report = write_comparison_report([Workspace(w) for w in workspaces or []], out)
+        report = write_comparison_report(
+            [Workspace(w) for w in workspaces or []], out or Path("eval-compare")
+        )
         console.print(f"Merged {len(workspaces)} evaluations: {report}")
         return
     if workspaces:
@@ -119,7 +169,6 @@ def evaluate_command(
         raise PortraitistError(
             "Give --workspace WS (a prepared workspace), or --compare WS1 WS2 ... to merge evaluations."
         )
-    from portraitist.evaluate.config import EvaluateConfig
     from portraitist.evaluate.stage import evaluate  # torch, diffusers and the metric models load only now
 
     settings = load_config(
@@ -137,7 +186,7 @@ def evaluate_command(
             update={"scoring": settings.scoring.model_copy(update={"clip_model": clip_model})}
         )
     with progress_display() as progress:
-        result = evaluate(Workspace(workspace), settings, base, progress)
+        result = evaluate(Workspace(workspace), settings, base or DEFAULT_BASE, progress)
     console.print(_summary(result.records))
     if result.overhead is not None:
         console.print(
@@ -145,3 +194,92 @@ def evaluate_command(
             f"({result.measured} checkpoints measured now, {len(result.records) - result.measured} earlier)."
         )
     console.print(f"Metrics: {result.report.parent / 'metrics.jsonl'}\nReport:  {result.report}")
+
+
+def _world(
+    workspace: Path | None,
+    workspaces: list[Path] | None,
+    out: Path | None,
+    base: str | None,
+    config: Path | None,
+    recipes: str | None,
+    every: int | None,
+    steps: int | None,
+    seed: int | None,
+    restart: bool | None,
+    people: int | None,
+    seeds: int | None,
+    sweep: bool,
+    judges: str | None,
+) -> None:
+    """`evaluate --world [--sweep]`: the comparison in the synthetic world, then its summary."""
+    if workspace is not None or workspaces:
+        raise PortraitistError(
+            "--world renders its own people into --out DIR; it takes no --workspace or workspaces."
+        )
+    if seed is not None:
+        raise PortraitistError(
+            "--world trains with seeds 0..N-1: give their number with --seeds N instead of --seed."
+        )
+    settings = load_config(
+        EvaluateConfig, config, "evaluate", recipes=recipes, every=every, steps=steps, restart=restart
+    )
+    changes = {k: v for k, v in dict(people=people, seeds=seeds, judges=judges).items() if v is not None}
+    try:
+        world_settings = WorldSettings.model_validate({**settings.world.model_dump(), **changes})
+    except ValueError as exc:
+        raise PortraitistError(f"Invalid --world settings: {exc}") from exc
+    settings = settings.model_copy(update={"world": world_settings})
+    from portraitist.evaluate.world import evaluate_world  # torch, diffusers and the judges load only now
+
+    folder = out or Path("eval-world")
+    with progress_display() as progress:
+        if sweep:
+            from portraitist.evaluate.sweep import sweep as tune
+
+            chosen = tune(folder, settings, base or "world", progress)
+            settings = settings.model_copy(update={"recipe_stages": chosen})
+        result = evaluate_world(folder, settings, base or "world", progress)
+    console.print(_world_last(result))
+    console.print(_world_summary(result))
+    console.print(f"Report:  {result.report}\nNumbers: {result.report.parent / 'summary.json'}")
+
+
+def _world_summary(result: WorldResult) -> Table:
+    """Who leads on each metric at each measured step: '*' marks a lead whose 95% interval excludes zero."""
+    from portraitist.evaluate.metrics import WORLD_METRICS
+
+    table = Table(
+        title=f"who leads, over {len(result.runs)} evaluations (* clear: 95% interval of the margin > 0)"
+    )
+    table.add_column("step", justify="right")
+    for metric in WORLD_METRICS:
+        table.add_column(metric.label)
+    by_step: dict[int, dict[str, str]] = {}
+    for lead in result.leads:
+        margin = "" if lead.margin is None else f" +{lead.margin:.3f}{'*' if lead.clear else ''}"
+        by_step.setdefault(lead.step, {})[lead.metric.name] = f"{lead.leader}{margin}"
+    for step, cells in sorted(by_step.items()):
+        table.add_row(str(step), *(cells.get(m.name, "-") for m in WORLD_METRICS))
+    return table
+
+
+def _world_last(result: WorldResult) -> Table:
+    """Each recipe's last checkpoint: mean ± 95% interval over the evaluations, one column per recipe."""
+    from portraitist.evaluate.metrics import WORLD_METRICS
+    from portraitist.evaluate.summary import build_curves
+
+    curves = build_curves([run.records for run in result.runs], WORLD_METRICS, "ci95")
+    table = Table(title="each recipe's last checkpoint: mean ± 95% interval")
+    table.add_column("")
+    for recipe in curves:
+        table.add_column(recipe, justify="right")
+    table.add_row("step", *(str(c.steps[-1]) for c in curves.values()))
+    for metric in WORLD_METRICS:
+        cells = []
+        for curve in curves.values():
+            mean, band = curve.mean[metric.name][-1], curve.spread[metric.name][-1]
+            cells.append("-" if mean is None else f"{mean:.3f}" + ("" if band is None else f" ± {band:.3f}"))
+        table.add_row(metric.label, *cells)
+    table.add_row("training s", *(f"{c.seconds[-1]:.0f}" for c in curves.values()))
+    return table

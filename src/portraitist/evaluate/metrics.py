@@ -1,5 +1,13 @@
-"""The comparison's metrics for one checkpoint (thesis 1.3), from the ranking's models (rank/scorers.py).
+"""What a checkpoint is measured with: a pluggable metric set, and the photo metrics of thesis 1.3.
 
+The evaluate loop (stage.py) asks a `MetricSet` for its evaluation images, has the model under
+training draw them, and hands them back to be scored; it never knows which metrics it records.
+Two sets exist: `PhotoMetrics` here, for a user's photos with the ranking's models
+(rank/scorers.py), and `WorldMetrics` (world_metrics.py), read by the synthetic world's judges.
+Every metric's definition (name, label, direction) is in CATALOGUE, so plots and reports draw
+any records from disk.
+
+The photo metrics:
 - Image Alignment: mean cosine similarity of CLIP image embeddings over every (subject image,
   crop) pair.
 - Text Alignment: mean CLIP similarity of each edit image to its prompt with the subject removed.
@@ -12,16 +20,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from PIL import Image
 
+from portraitist.evaluate.config import EvaluateConfig
+from portraitist.evaluate.prompts import EvalImage, evaluation_set
+from portraitist.rank.config import RankConfig
 from portraitist.rank.identity import identity_score
 from portraitist.rank.perceptual import lpips_features, lpips_to_references, to_lpips_input
-from portraitist.rank.scorers import References, ScoringModels
+from portraitist.rank.scorers import References, ScoringModels, compute_references, load_scoring_models
+from portraitist.rank.stage import user_crops
+from portraitist.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -31,7 +45,7 @@ class Metric:
     higher_is_better: bool
 
 
-METRICS = (
+PHOTO_METRICS = (
     Metric("image_alignment", "Image Alignment (CLIP)", True),
     Metric("text_alignment", "Text Alignment (CLIP)", True),
     Metric("lpips", "LPIPS to your photos", False),
@@ -39,8 +53,44 @@ METRICS = (
     Metric("face_share", "Images with a face", True),
     Metric("aesthetic", "Aesthetic (LAION)", True),
 )
+# The world's (issue 9), read by its judges: world_metrics.py defines them.
+WORLD_METRICS = (
+    Metric("face_id", "Identity (face-ID, gated)", True),
+    Metric("face_gate", "Images that pass the face gate", True),
+    Metric("attribute_match", "Identity attributes kept", True),
+    Metric("scene_match", "Scene prompts followed", True),
+)
+CATALOGUE = PHOTO_METRICS + WORLD_METRICS
 
 Values = dict[str, float | None]
+
+
+def metrics_in(measured: Iterable[Mapping[str, object]]) -> tuple[Metric, ...]:
+    """The catalogue's metrics that appear in any of the measured value dicts, in catalogue order."""
+    names = {name for values in measured for name in values}
+    return tuple(metric for metric in CATALOGUE if metric.name in names)
+
+
+class MetricSet(Protocol):
+    """What the evaluate loop measures a checkpoint with (photos or the world's judges)."""
+
+    metrics: tuple[Metric, ...]
+
+    def evaluation_set(self, config: EvaluateConfig) -> list[EvalImage]:
+        """The images every checkpoint draws: the same prompts and seeds at every step."""
+        ...
+
+    def settings(self) -> dict[str, Any]:
+        """What its numbers depend on beyond the config (settings.json's "measures")."""
+        ...
+
+    def load(self, workspace: Workspace) -> None:
+        """Load its models and the references it compares with, once, before training starts."""
+        ...
+
+    def score(self, images: Sequence[EvalImage], pictures: Sequence[Image.Image]) -> Values:
+        """Every metric of one checkpoint from its evaluation images (`pictures[i]` drawn for `images[i]`)."""
+        ...
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -103,3 +153,35 @@ def checkpoint_metrics(
         "face_share": face_share,
         "aesthetic": aesthetic(models, embeddings),
     }
+
+
+class PhotoMetrics:
+    """Thesis 1.3's metrics against the user's crops, with the ranking's models (`[evaluate.scoring]`)."""
+
+    metrics = PHOTO_METRICS
+
+    def __init__(self, scoring: RankConfig):
+        self.scoring = scoring
+        self.loaded: tuple[ScoringModels, References] | None = None
+
+    def evaluation_set(self, config: EvaluateConfig) -> list[EvalImage]:
+        return evaluation_set(config)
+
+    def settings(self) -> dict[str, Any]:
+        return {"kind": "photos"}  # the metric models' settings are the config's `scoring`
+
+    def load(self, workspace: Workspace) -> None:
+        if self.loaded is None:
+            models = load_scoring_models(self.scoring)
+            self.loaded = models, compute_references(models, user_crops(workspace, workspace.read_manifest()))
+
+    def score(self, images: Sequence[EvalImage], pictures: Sequence[Image.Image]) -> Values:
+        if self.loaded is None:
+            raise RuntimeError("PhotoMetrics.load must run before score")
+        kinds = [image.kind for image in images]
+        return checkpoint_metrics(
+            *self.loaded,
+            [p for p, kind in zip(pictures, kinds) if kind == "subject"],
+            [p for p, kind in zip(pictures, kinds) if kind == "edit"],
+            [image.clip_text for image in images if image.kind == "edit"],
+        )

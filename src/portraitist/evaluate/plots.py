@@ -1,19 +1,23 @@
 """The comparison as figures (thesis Fig. 11): one panel per metric, one line per recipe, against
-training steps or training seconds; a band of one standard deviation when several workspaces
-are merged."""
+training steps or training seconds; a band (summary.py: a standard deviation, or a 95% interval
+of the mean) when several evaluations are merged."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from portraitist.evaluate.metrics import METRICS
+from portraitist.evaluate.metrics import Metric
 from portraitist.evaluate.summary import Curve
 
 X_LABELS = {"steps": "training step", "seconds": "training seconds"}
 
 
-def plot_curves(curves: dict[str, Curve], x: Literal["steps", "seconds"], out: Path) -> Path:
+def plot_curves(
+    curves: dict[str, Curve], x: Literal["steps", "seconds"], out: Path, metrics: Sequence[Metric]
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,8 +25,12 @@ def plot_curves(curves: dict[str, Curve], x: Literal["steps", "seconds"], out: P
     from matplotlib.ticker import MaxNLocator
 
     colours = plt.get_cmap("tab10")
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), dpi=100)
-    for ax, metric in zip(axes.flat, METRICS):
+    columns = 3 if len(metrics) > 4 else 2
+    rows = math.ceil(len(metrics) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 3.5 * rows), dpi=100, squeeze=False)
+    for ax in axes.flat[len(metrics) :]:
+        ax.set_visible(False)
+    for ax, metric in zip(axes.flat, metrics):
         drawn = False
         for index, curve in enumerate(curves.values()):
             points = [

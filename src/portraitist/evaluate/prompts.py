@@ -3,7 +3,8 @@ every recipe, so only training differs between them (thesis 2.3, Fig. 10-12)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 from portraitist.evaluate.config import EvaluateConfig
@@ -17,6 +18,7 @@ class EvalImage:
     template: str  # the prompt with {me}
     seed: int
     kind: Literal["subject", "edit"]
+    expect: dict[str, str] = field(default_factory=dict)  # scene words a judge must read (the world's edits)
 
     @property
     def clip_text(self) -> str:
@@ -27,18 +29,16 @@ class EvalImage:
         return prompt_without_subject(self.template, [ME])
 
 
-def evaluation_set(config: EvaluateConfig) -> list[EvalImage]:
-    """config.subject_images of the subject prompt, then one image per edit prompt; image i has seed + i."""
-    subject = [(f"subject-{i}", config.subject_prompt, "subject") for i in range(config.subject_images)]
-    edits = [(f"edit-{i}", prompt, "edit") for i, prompt in enumerate(config.edit_prompts)]
+def evaluation_set(
+    config: EvaluateConfig, edits: Sequence[tuple[str, dict[str, str]]] | None = None
+) -> list[EvalImage]:
+    """config.subject_images of the subject prompt, then one image per edit prompt; image i has seed + i.
+
+    `edits`: (prompt, the scene words it must show) instead of config.edit_prompts (the world's checks)."""
+    edits = edits if edits is not None else [(prompt, {}) for prompt in config.edit_prompts]
+    subject = [(f"subject-{i}", config.subject_prompt, "subject", {}) for i in range(config.subject_images)]
+    edited = [(f"edit-{i}", prompt, "edit", expect) for i, (prompt, expect) in enumerate(edits)]
     return [
-        EvalImage(name, text, config.seed + i, kind) for i, (name, text, kind) in enumerate(subject + edits)
+        EvalImage(name, text, config.seed + i, kind, dict(expect))
+        for i, (name, text, kind, expect) in enumerate(subject + edited)
     ]
-
-
-def by_prompt(images: list[EvalImage]) -> list[list[EvalImage]]:
-    """Images grouped by prompt, in order: one sampler call (one batch) per prompt."""
-    groups: dict[str, list[EvalImage]] = {}
-    for image in images:
-        groups.setdefault(image.template, []).append(image)
-    return list(groups.values())

@@ -6,11 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from portraitist.errors import PortraitistError
 from portraitist.evaluate.config import EvaluateConfig
+from portraitist.evaluate.prompts import EvalImage
 from portraitist.evaluate.records import eval_dir
 from portraitist.workspace import Workspace, write_json_atomic
 
@@ -22,20 +25,29 @@ IGNORED_TRAIN_SETTINGS = (
 )  # fmt: skip
 
 
-def fingerprint(workspace: Workspace, config: EvaluateConfig, base: str) -> dict[str, Any]:
+def fingerprint(
+    workspace: Workspace,
+    config: EvaluateConfig,
+    base: str,
+    measures: dict[str, Any],
+    images: Sequence[EvalImage],
+) -> dict[str, Any]:
     """The settings that move the numbers (not: which recipes, devices, checkpoint cadence, batch
-    sizes), the base model and the dataset."""
+    sizes), the base model, the dataset, the metric set's own settings and the evaluation images
+    (which the report's grids are headed with)."""
     settings = config.model_dump(
         mode="json",
         exclude={
             "recipes": True,
             "restart": True,
+            "world": True,  # the --world driver's: what reaches the numbers is in `measures`
             "train": set(IGNORED_TRAIN_SETTINGS),
             "scoring": {"device", "batch_size", "by", "k", "identity_max_distance"},
         },
     )
     dataset = hashlib.sha256(workspace.manifest_path.read_bytes()).hexdigest()
-    return dict(settings, base=base, dataset=dataset)
+    drawn = [{k: v for k, v in asdict(image).items() if k != "seed"} for image in images]  # seeds: `seed` + i
+    return dict(settings, base=base, dataset=dataset, measures=measures, images=drawn)
 
 
 def read_settings(workspace: Workspace) -> dict[str, Any]:

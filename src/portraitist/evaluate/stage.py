@@ -3,7 +3,8 @@ measured every N steps (thesis 2.3, Fig. 11).
 
 Measuring happens inside the one training run, through train's validation hook: at each
 checkpoint the model under training samples the fixed evaluation set with generate's sampler,
-and the ranking's models score it. Nothing is trained or sampled twice, and a run of N steps
+and a metric set scores it (metrics.py: the ranking's models for a user's photos; the world's
+judges for `--world`, world_metrics.py). Nothing is trained or sampled twice, and a run of N steps
 is the same run with or without the evaluation (its RNG draws are per step).
 
     WS/eval/settings.json     what the numbers depend on (settings.py)
@@ -22,14 +23,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
 
 from portraitist.errors import PortraitistError
 from portraitist.evaluate.config import EvaluateConfig
-from portraitist.evaluate.metrics import checkpoint_metrics
-from portraitist.evaluate.prompts import EvalImage, by_prompt, evaluation_set
+from portraitist.evaluate.metrics import MetricSet, PhotoMetrics
+from portraitist.evaluate.prompts import EvalImage
 from portraitist.evaluate.records import (
     METRICS_FILE,
     CheckpointRecord,
@@ -44,8 +46,6 @@ from portraitist.generate.prompts import expand
 from portraitist.generate.txt2img import txt2img
 from portraitist.models.loading import StableDiffusion
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
-from portraitist.rank.scorers import References, ScoringModels, compute_references, load_scoring_models
-from portraitist.rank.stage import user_crops
 from portraitist.train import checkpoint
 from portraitist.train.recipes import get_recipe
 from portraitist.train.stage import TrainingState, train
@@ -58,7 +58,7 @@ STAGE = "evaluate"
 class EvaluateResult:
     records: list[CheckpointRecord]  # every recipe x checkpoint measured so far, this call's and earlier ones
     measured: int  # checkpoints this call measured (the others were in metrics.jsonl)
-    report: Path
+    report: Path | None  # None when the caller writes its own (the world's merged report)
     overhead: float | None  # evaluation seconds per training second
 
 
@@ -126,16 +126,12 @@ def _sampling(model: StableDiffusion) -> Iterator[None]:
 def generate_set(
     model: StableDiffusion, subject: str, images: list[EvalImage], config: EvaluateConfig
 ) -> list[Image.Image]:
-    """The evaluation set from the model as it is: one sampler call per prompt, seeds fixed."""
+    """The evaluation set from the model as it is: one sampler call, one prompt and seed per image."""
     size = (model.resolution, model.resolution)
-    made: dict[str, Image.Image] = {}
+    prompts = [expand(image.template, subject) for image in images]
+    seeds = [image.seed for image in images]
     with _sampling(model):
-        for group in by_prompt(images):
-            prompt = expand(group[0].template, subject)
-            seeds = [image.seed for image in group]
-            pictures = txt2img(model, prompt, "", seeds, size, config.sampling_steps, config.guidance)
-            made.update(zip((image.name for image in group), pictures))
-    return [made[image.name] for image in images]
+        return txt2img(model, prompts, "", seeds, size, config.sampling_steps, config.guidance)
 
 
 @dataclass
@@ -148,7 +144,8 @@ class _Evaluation:
     plan: dict[str, list[int]]  # recipe -> steps to measure
     records: list[CheckpointRecord]
     progress: ProgressCallback
-    scorers: tuple[ScoringModels, References] | None = None
+    measures: MetricSet
+    loaded: bool = False
     measured: int = 0
 
     @property
@@ -163,21 +160,19 @@ class _Evaluation:
         finished = sum(len(set(steps) & set(self.done(recipe))) for recipe, steps in self.plan.items())
         self.progress(ProgressEvent(STAGE, finished, total, message))
 
-    def models(self) -> tuple[ScoringModels, References]:
-        """The metric models and the user's crops as they see them, loaded once, when first needed."""
-        if self.scorers is None:
+    def models(self) -> None:
+        """The metric models and their references, loaded once, when first needed."""
+        if not self.loaded:
             self.report("loading the metric models")
-            models = load_scoring_models(self.config.scoring)
-            crops = user_crops(self.workspace, self.workspace.read_manifest())
-            self.scorers = models, compute_references(models, crops)
-        return self.scorers
+            self.measures.load(self.workspace)
+            self.loaded = True
 
     def measure(
         self, recipe: str, sub: Workspace, images: list[EvalImage], state: TrainingState, since: float
     ) -> CheckpointRecord:
         """Sample the evaluation set from the model under training, save it, score it; `since` is
         when the recipe's evaluation began on the perf_counter clock (earlier runs' time included)."""
-        models, refs = self.models()
+        self.models()
         clock = time.perf_counter()
         pictures = generate_set(state.model, state.subject, images, self.config)
         folder = sub.root / "images" / f"step{state.step:06d}"
@@ -187,14 +182,7 @@ class _Evaluation:
             picture.save(folder / f"{image.name}.png")
             files.append(self.workspace.relative(folder / f"{image.name}.png"))
         sampled = time.perf_counter()
-        kinds = [image.kind for image in images]
-        values = checkpoint_metrics(
-            models,
-            refs,
-            [p for p, kind in zip(pictures, kinds) if kind == "subject"],
-            [p for p, kind in zip(pictures, kinds) if kind == "edit"],
-            [image.clip_text for image in images if image.kind == "edit"],
-        )
+        values = self.measures.score(images, pictures)
         return CheckpointRecord(
             recipe=recipe,
             step=state.step,
@@ -208,6 +196,11 @@ class _Evaluation:
             images=files,
         )
 
+    def tuned(self, recipe: str) -> dict[str, Any]:
+        """Training settings of a recipe with `recipe_stages`: those stages, rates included, as they are."""
+        stages = self.config.recipe_stages.get(recipe)
+        return {"stages": stages, "learning_rates": {}} if stages else {}
+
     def run_recipe(self, recipe: str) -> None:
         sub = _recipe_workspace(self.workspace, recipe)
         missing = [step for step in self.plan[recipe] if step not in self.done(recipe)]
@@ -216,7 +209,7 @@ class _Evaluation:
             return
         self.models()  # loaded before training, so its time is not counted as the first checkpoint's
         _drop_checkpoints_from(sub, missing[0])
-        images = evaluation_set(self.config)
+        images = self.measures.evaluation_set(self.config)
         since = time.perf_counter() - max((r.wall_seconds for r in self.done(recipe).values()), default=0.0)
 
         def measure(state: TrainingState) -> None:
@@ -230,6 +223,7 @@ class _Evaluation:
         train_config = self.config.train.model_copy(
             update=dict(
                 recipe=recipe,
+                **self.tuned(recipe),
                 steps=self.plan[recipe][-1],
                 seed=self.config.seed,
                 validate_every=self.config.every,
@@ -243,21 +237,29 @@ class _Evaluation:
 
 
 def evaluate(
-    workspace: Workspace, config: EvaluateConfig, base: str, progress: ProgressCallback = no_progress
+    workspace: Workspace,
+    config: EvaluateConfig,
+    base: str,
+    progress: ProgressCallback = no_progress,
+    measures: MetricSet | None = None,
+    report: bool = True,
 ) -> EvaluateResult:
-    """Train and measure every recipe of config.recipes (resuming what WS/eval/ holds); write the report."""
+    """Train and measure every recipe of config.recipes (resuming what WS/eval/ holds) with
+    `measures` (default: the photo metrics of config.scoring); write WS/eval/report.html if `report`."""
     workspace.read_manifest()  # a clear error before anything else when `prepare` has not run
+    measures = measures or PhotoMetrics(config.scoring)
     base = _resolve_base(base)
     folder = eval_dir(workspace)
     if config.restart:
         shutil.rmtree(folder, ignore_errors=True)
     plan = {recipe: checkpoint_steps(config, recipe) for recipe in config.recipes}
     records = read_records(folder / METRICS_FILE)
-    check_settings(folder, fingerprint(workspace, config, base), measured=bool(records))
-    run = _Evaluation(workspace, config, base, plan, records, progress)
+    settings = fingerprint(workspace, config, base, measures.settings(), measures.evaluation_set(config))
+    check_settings(folder, settings, measured=bool(records))
+    run = _Evaluation(workspace, config, base, plan, records, progress, measures)
     run.report("starting")
     for recipe in config.recipes:
         run.run_recipe(recipe)
-    report = write_evaluation_report(workspace)
+    written = write_evaluation_report(workspace) if report else None
     run.report("done")
-    return EvaluateResult(run.records, run.measured, report, evaluation_overhead(run.records))
+    return EvaluateResult(run.records, run.measured, written, evaluation_overhead(run.records))
