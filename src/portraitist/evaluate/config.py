@@ -40,6 +40,12 @@ class WorldSettings(StageConfig):
         description="Scene words each text-alignment image must show, one image each, e.g. {background = "
         '"red"} prompts "a photo of {me}, on a red background".',
     )
+    threads: int = Field(
+        1,
+        ge=1,
+        description="Torch threads: the world's small model gains little from a second, and on a busy "
+        "CPU loses much (docs/evaluate.md).",
+    )
     judges: str | None = Field(
         None, description="Folder of the judges (`world judges --out`); default: the committed ones."
     )

@@ -81,16 +81,20 @@ def _resolve_base(base: str) -> str:
     return str(path.resolve()) if base.strip() and path.exists() else base
 
 
-def _recipe_workspace(workspace: Workspace, recipe: str) -> Workspace:
-    """WS/eval/<recipe>/ with a copy of WS/dataset/ (copied whole, then renamed into place)."""
-    sub = Workspace(eval_dir(workspace) / recipe)
-    if not sub.manifest_path.exists():
-        partial = sub.root / ".dataset-copy"
+def copy_dataset(source: Workspace, root: Path) -> Workspace:
+    """A workspace at `root` holding a copy of source's dataset/ (copied whole, then renamed into
+    place); a copy of another dataset is replaced, so the settings check sees the change."""
+    workspace = Workspace(root)
+    current = workspace.manifest_path.exists() and (
+        workspace.manifest_path.read_bytes() == source.manifest_path.read_bytes()
+    )
+    if not current:
+        partial = workspace.root / ".dataset-copy"
         shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(workspace.dataset_dir, partial)
-        shutil.rmtree(sub.dataset_dir, ignore_errors=True)
-        os.replace(partial, sub.dataset_dir)
-    return sub
+        shutil.copytree(source.dataset_dir, partial)
+        shutil.rmtree(workspace.dataset_dir, ignore_errors=True)
+        os.replace(partial, workspace.dataset_dir)
+    return workspace
 
 
 def _drop_checkpoints_from(sub: Workspace, step: int) -> None:
@@ -202,7 +206,7 @@ class _Evaluation:
         return {"stages": stages, "learning_rates": {}} if stages else {}
 
     def run_recipe(self, recipe: str) -> None:
-        sub = _recipe_workspace(self.workspace, recipe)
+        sub = copy_dataset(self.workspace, eval_dir(self.workspace) / recipe)
         missing = [step for step in self.plan[recipe] if step not in self.done(recipe)]
         if not missing:
             checkpoint.clear(sub)

@@ -28,12 +28,12 @@ import numpy as np
 
 from portraitist.errors import PortraitistError
 from portraitist.evaluate.config import EvaluateConfig, WorldSettings
-from portraitist.evaluate.stage import evaluate, recipe_steps
+from portraitist.evaluate.stage import copy_dataset, evaluate, recipe_steps
 from portraitist.evaluate.world import (
     check_steps,
     judges_for,
     prepare_person,
-    run_workspace,
+    torch_threads,
     untuned_recipe,
     weights_id,
     world_metrics,
@@ -125,10 +125,16 @@ def sweep(
     out: Path, config: EvaluateConfig, base: str, progress: ProgressCallback = no_progress
 ) -> dict[str, list[Stage]]:
     """Tune every recipe of config.recipes (module docstring); returns and writes each one's chosen stages."""
-    world = config.world
     check_people(config)
     check_steps(config)
-    out = out.expanduser().resolve()
+    with torch_threads(config.world.threads):
+        return _sweep(out.expanduser().resolve(), config, base, progress)
+
+
+def _sweep(
+    out: Path, config: EvaluateConfig, base: str, progress: ProgressCallback
+) -> dict[str, list[Stage]]:
+    world = config.world
     folder = out / "sweep"
     judges, judges_path = judges_for(world)
     people = {k: prepare_person(out, k, world, progress) for k in world.sweep_people}
@@ -149,7 +155,7 @@ def sweep(
         scores: dict[int, float | None] = {}
         for k, prepared in people.items():
             progress(ProgressEvent(STAGE, done, total, f"{trial.recipe} {trial.name}, person {k}"))
-            workspace = run_workspace(folder, prepared, f"runs/{trial.recipe}/{trial.name}/p{k:03d}")
+            workspace = copy_dataset(prepared, folder / "runs" / trial.recipe / trial.name / f"p{k:03d}")
             result = evaluate(workspace, trial_config, base, progress, measures[k], report=False)
             scores[k] = max(result.records, key=lambda r: r.step).metrics.get(SELECT_BY)
             done += 1

@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
 from portraitist.evaluate.config import EvaluateConfig, WorldSettings
 from portraitist.evaluate.metrics import WORLD_METRICS, Values
 from portraitist.evaluate.records import CheckpointRecord
 from portraitist.evaluate.report import REPORT_NAME, crop_hrefs, write_merged_report
-from portraitist.evaluate.stage import evaluate, recipe_steps
+from portraitist.evaluate.stage import copy_dataset, evaluate, recipe_steps
 from portraitist.evaluate.summary import Lead, build_curves, leads
 from portraitist.evaluate.world_metrics import WorldMetrics, reference_renders
 from portraitist.models.loading import WORLD, world_base_dir
@@ -96,28 +98,15 @@ def prepare_person(out: Path, k: int, world: WorldSettings, progress: ProgressCa
 
 
 def world_prepare_config(person: Person) -> PrepareConfig:
-    """`prepare` on world photos (with the renderer's boxes and masks, given to `prepare`): crops
-    twice the face box wide, about the whole photo, framed as the base's pretraining renders are;
-    64 px (training resizes them to the model's 32), so faces far smaller than a photo's 64 px
-    minimum are enough; the person's own word ("man", "woman") as the class word, as a user
-    would say it."""
-    return PrepareConfig(class_word=person.attributes["sex"], resolution=64, margin=0.5, min_face_size=16)
-
-
-def run_workspace(out: Path, prepared: Workspace, name: str) -> Workspace:
-    """OUT/<name>/ holding a copy of the prepared dataset (copied whole, then renamed into place);
-    a copy of an older dataset is replaced, and the evaluation's settings check then sees it."""
-    workspace = Workspace(out / name)
-    current = workspace.manifest_path.exists() and (
-        workspace.manifest_path.read_bytes() == prepared.manifest_path.read_bytes()
+    """`prepare` on world photos (with the renderer's boxes and masks, given to `prepare`), as the
+    world demo prepares them (cli/demo.py): 0.6 face boxes each side frame head and shoulders as
+    the base's pretraining renders are, 128 px crops (the judges' box filter divides it; training
+    resizes them to the model's 32), so faces far under a photo's 64 px minimum are enough;
+    "a photo of <me> man" captions, the world's own caption style; the person's own word ("man",
+    "woman") as the class word, as a user would say it."""
+    return PrepareConfig(
+        class_word=person.attributes["sex"], resolution=128, margin=0.6, context="photo_of", min_face_size=16
     )
-    if not current:
-        partial = workspace.root / ".dataset-copy"
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(prepared.dataset_dir, partial)
-        shutil.rmtree(workspace.dataset_dir, ignore_errors=True)
-        os.replace(partial, workspace.dataset_dir)
-    return workspace
 
 
 def judges_for(world: WorldSettings) -> tuple[Judges, Path | None]:
@@ -157,6 +146,23 @@ def evaluate_world(
     world = config.world
     check_steps(config)
     out = out.expanduser().resolve()
+    with torch_threads(world.threads):
+        return _evaluate_world(out, config, base, progress)
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Torch's thread count for the world's small model, restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _evaluate_world(out: Path, config: EvaluateConfig, base: str, progress: ProgressCallback) -> WorldResult:
+    world = config.world
     judges, judges_path = judges_for(world)
     base_weights = weights_id(base)
     total = world.people * world.seeds
@@ -168,7 +174,7 @@ def evaluate_world(
         measures = world_metrics(k, world, judges, judges_path, base_weights)
         for seed in range(world.seeds):
             progress(ProgressEvent(STAGE, len(runs), total, f"person {k}, seed {seed}"))
-            workspace = run_workspace(out, prepared, f"runs/p{k:03d}-s{seed}")
+            workspace = copy_dataset(prepared, out / "runs" / f"p{k:03d}-s{seed}")
             result = evaluate(
                 workspace, config.model_copy(update={"seed": seed}), base, progress, measures, report=False
             )
