@@ -1,4 +1,4 @@
-"""`portraitist prepare` and `portraitist demo` as a user runs them."""
+"""`portraitist prepare` as a user runs it (the demo: tests/pipeline/test_pipeline_world_demo.py)."""
 
 from __future__ import annotations
 
@@ -53,18 +53,3 @@ def test_bad_settings_are_a_clear_error(tmp_path: Path, folder: Path) -> None:
     assert isinstance(result.exception, PortraitistError)
     assert "context" in str(result.exception)
 
-
-def test_the_demo_runs_every_stage_on_sample_photos(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["demo", "--workspace", str(tmp_path / "demo")])
-    assert result.exit_code == 0, result.output
-    ws = Workspace(tmp_path / "demo")
-    manifest = ws.read_manifest()
-    reasons = {Path(p.source).name: p.reason for p in manifest.photos if p.status == "rejected"}
-    assert reasons["two_people.jpg"] == "multiple_people" and reasons["no_person.jpg"] == "no_person"
-    assert len(manifest.kept) >= 3
-    assert (ws.model_dir / "model.json").exists()
-    assert len(list((ws.outputs_dir / "images").glob("*.png"))) == 4  # two styles, two images each
-    assert len(list((ws.outputs_dir / "selected").glob("*.png"))) == 2
-    assert (ws.outputs_dir / "report.html").exists()
-    said = result.stderr.replace("\n", "")
-    assert str(ws.root) in said and "demo finished" in said
