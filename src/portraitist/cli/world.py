@@ -130,3 +130,71 @@ def pretrain_command(
         f"({result.images_per_second:.0f} images/s in this run); base model: {result.base} "
         f"(--base {result.base}); samples: {out / 'samples'}/"
     )
+
+
+@world_app.command(
+    "judges",
+    help=(
+        "Train the world's judges on renders of pretraining people and save them in DIR: the attribute "
+        "classifier (every attribute readable at 32 px), the face-ID embedding and the is-a-face gate "
+        "(judges.safetensors, and judges.json with the metrics and the command that made them). Prints, on "
+        "held-out people the training never saw: accuracy per attribute, face-ID verification AUC, and the "
+        "gate's pass rates for faces and for noise, blur and other non-faces.\n\n"
+        "Example: portraitist world judges --out src/portraitist/world/judges --minutes 10"
+    ),
+)
+def judges_command(
+    out: Path = typer.Option(..., "--out", help="Folder to write (created if missing)."),
+    minutes: float = typer.Option(
+        10.0,
+        "--minutes",
+        min=0.1,
+        help="Training time, rendering included; also sizes the data (200 people a minute).",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed for the training scenes, batches and weights."),
+    steps: int | None = typer.Option(
+        None,
+        "--steps",
+        min=3,
+        help="Train this many steps in all, not by the clock (--minutes still sizes the data).",
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="Torch threads (default: the cores the load average leaves idle)."
+    ),
+) -> None:
+    from rich.table import Table
+
+    from portraitist.world.judges import train_judges
+
+    with progress_display() as progress:
+        result = train_judges(out, minutes, seed, progress, threads=threads, steps=steps)
+    metrics, training = result["metrics"], result["training"]
+    held_out = f"{metrics['held_out_images']} renders of {metrics['held_out_people']} held-out people"
+    table = Table(title=f"attribute accuracy ({held_out})")
+    for column in ("attribute", "clean", "blurred/noisy", "majority word"):
+        table.add_column(column, justify="left" if column == "attribute" else "right")
+    for name, accuracy in metrics["attribute_accuracy"].items():
+        table.add_row(
+            name,
+            f"{accuracy:.3f}",
+            f"{metrics['attribute_accuracy_degraded'][name]:.3f}",
+            f"{metrics['attribute_majority_baseline'][name]:.3f}",
+        )
+    console.print(table)
+    console.print(
+        f"face-ID verification AUC {metrics['verification_auc']:.3f}; mean cosine: same person "
+        f"{metrics['cosine_same_person']:.3f}, other people {metrics['cosine_other_people']:.3f}, "
+        f"noise to a person {metrics['cosine_noise_to_person']:.3f} (ungated)"
+    )
+    gate = Table(title="face gate pass rate")
+    gate.add_column("images")
+    gate.add_column("passed", justify="right")
+    for kind, rate in metrics["gate_pass_rate"].items():
+        gate.add_row(kind, f"{rate:.3f}")
+    console.print(gate)
+    taken = ", ".join(f"{name} {count}" for name, count in training["steps"].items())
+    console.print(
+        f"{training['people']} people x {training['photos_per_person']} photos rendered in "
+        f"{training['render_seconds']:.0f} s, trained in {training['train_seconds']:.0f} s on "
+        f"{training['threads']} thread(s) (steps of {training['batch']}: {taken}); saved in {out}/"
+    )
