@@ -29,8 +29,11 @@ from portraitist.world.judges import (
 
 
 @pytest.fixture(autouse=True)
-def one_thread() -> None:
+def one_thread():
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -55,23 +58,24 @@ def test_short_training_beats_chance_on_held_out_people(tmp_path: Path) -> None:
     assert "verification AUC" in result.output
     metrics = json.loads((out / INFO_FILE).read_text())["metrics"]
     accuracy, baseline = metrics["attribute_accuracy"], metrics["attribute_majority_baseline"]
-    # Colours of large regions are learnt first; every attribute must beat guessing its commonest word.
+    # Colours of large regions are learnt first; the small attributes still beat, on average,
+    # guessing their commonest word by a wide margin.
     assert accuracy["background"] > 0.8 and accuracy["shirt"] > 0.8  # chance: 1/8
     assert np.mean([accuracy[name] - baseline[name] for name in accuracy]) > 0.15
     assert metrics["verification_auc"] > 0.8  # chance: 0.5
     gate = metrics["gate_pass_rate"]
     assert gate["faces"] > 0.8
     assert gate["noise"] < 0.1 and gate["flat"] < 0.1 and gate["blur"] < 0.3
-    # What it saved is what load_judges reads.
-    assert load_judges(out).is_face(np.zeros((2, 32, 32, 3), np.uint8)).shape == (2,)
+    # --steps is the whole training, split among the three networks, and load_judges reads it back.
+    assert sum(load_judges(out).info["training"]["steps"].values()) == 200
 
 
 def test_committed_judges_read_the_renderers_labels(judges: Judges, held_out) -> None:
     images, labels, _ = held_out
     agreement = judges.agreement(images, labels)
     assert set(agreement) == set(world.VISIBLE_AT_32)
-    assert agreement["background"] >= 0.9 and agreement["shirt"] >= 0.9
-    assert agreement["skin"] >= 0.8 and agreement["hair_colour"] >= 0.8
+    assert agreement["background"] >= 0.95 and agreement["shirt"] >= 0.95
+    assert min(agreement.values()) >= 0.85  # every attribute read at 32 px, the small ones too
 
 
 def test_committed_face_id_tells_held_out_people_apart(judges: Judges, held_out) -> None:

@@ -48,7 +48,8 @@ NEGATIVE_KINDS: tuple[str, ...] = ("noise", "blobs", "flat", "background", "blur
 RENDER_SHARE = 0.3
 # Share of the training time (after rendering) each network gets; the gate learns fastest.
 TIME_SHARES = {"attributes": 0.35, "identity": 0.45, "gate": 0.20}
-# A renderer photo at 128 px is 4 px per judge pixel; generated images carry about this much blur/noise.
+# How far a face may be degraded and stay a face (a generated image is never as clean as a render),
+# and how far past that a blurred face counts as a non-face; between the two nothing is trained.
 MILD_BLUR = 0.8  # largest Gaussian sigma (judge pixels) a face keeps through augmentation
 STRONG_BLUR = (1.6, 3.0)  # sigma range that turns a face into a "blur" negative
 NOISE_STD = 0.05  # largest added noise (0-1 units) on an augmented face
