@@ -1,4 +1,5 @@
-"""A prepared workspace, and one evaluation of every recipe, shared by the evaluate tests."""
+"""A prepared workspace, and one evaluation of every recipe, shared by the evaluate tests; a tiny
+world base and tiny judges for the --world tests."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 from evalkit import offline_config, one_torch_thread
 
 from portraitist.evaluate.stage import EvaluateResult, evaluate
@@ -15,6 +17,8 @@ from portraitist.prepare.config import PrepareConfig
 from portraitist.prepare.stage import prepare
 from portraitist.progress import ProgressEvent
 from portraitist.workspace import Workspace
+from portraitist.world.judges import Judges, JudgeShapes, save_judges, visible_vocabulary
+from portraitist.world.model import build_world_base
 
 
 @dataclass
@@ -54,3 +58,21 @@ def evaluated(prepared_photos: Path, tmp_path_factory: pytest.TempPathFactory) -
     with one_torch_thread():
         result = evaluate(workspace, offline_config(), "tiny", events.append)
     return Evaluated(workspace, result, events)
+
+
+@pytest.fixture(scope="session")
+def world_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The world base's classes (PixelCodec, two-level UNet, 3-layer CLIP) at test sizes, random weights."""
+    return build_world_base(tmp_path_factory.mktemp("world-base") / "base", size="tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_judges(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The judges' three networks at a small width with random weights: what a --world run needs,
+    not what its numbers mean (tests of the numbers use the committed judges)."""
+    with one_torch_thread():
+        torch.manual_seed(0)
+        shapes = JudgeShapes(vocabulary=visible_vocabulary(), width=8, embedding=16, gate_width=8)
+        folder = tmp_path_factory.mktemp("judges")
+        save_judges(Judges(shapes, shapes.build()), folder)
+    return folder

@@ -30,6 +30,23 @@ def offline_config(**changes: object) -> EvaluateConfig:
     return EvaluateConfig.model_validate(settings)
 
 
+# A small world comparison (--world): one image of the subject prompt per checkpoint, one Euler
+# step, four small photos per person; fp32, so the numbers do not depend on the CPU's bf16 support.
+# Each test appends its own [evaluate.world] keys.
+WORLD_TOML = """
+[evaluate]
+subject_images = 1
+sampling_steps = 1
+[evaluate.train]
+precision = "fp32"
+flip = false
+[evaluate.world]
+photos = 4
+photo_size = 128
+references = 4
+"""
+
+
 @contextmanager
 def one_torch_thread() -> Iterator[None]:
     """The tiny models gain nothing from a second thread, and on a busy machine threads that wait

@@ -250,7 +250,8 @@ def _world_summary(result: WorldResult) -> Table:
     from portraitist.evaluate.metrics import WORLD_METRICS
 
     table = Table(
-        title=f"who leads, over {len(result.runs)} evaluations (* clear: 95% interval of the margin > 0)"
+        title=f"who leads, over {len(result.runs)} evaluation{'s' if len(result.runs) != 1 else ''} "
+        "(* clear: 95% interval of the margin > 0)"
     )
     table.add_column("step", justify="right")
     for metric in WORLD_METRICS:
