@@ -78,12 +78,15 @@ def test_sweep_then_compare_with_the_chosen_settings(tmp_path, world_base, tiny_
     ]  # fmt: skip
     assert trials[2]["split"] == 0.5 and trials[5]["split"] is None
     assert trials[5]["factor"] in (pytest.approx(10.0), pytest.approx(1000.0))  # half a step from the best
-    assert all(set(t["face_id"]) == {"100"} for t in trials)  # tuned on person 100 only
+    assert all(set(t["final"]) == {"100"} for t in trials)  # tuned on person 100 only
 
     chosen = json.loads((out / "sweep" / "chosen.json").read_text())
     for recipe in ("staged", "textual-inversion"):
         own = [t for t in trials if t["recipe"] == recipe]
-        assert chosen[recipe] == max(own, key=lambda t: t["mean"])["stages"]
+        ranked = max(
+            own, key=lambda t: tuple(t["mean"][m] for m in ("face_id", "attribute_match", "scene_match"))
+        )
+        assert chosen[recipe] == ranked["stages"]
     # the comparison trained with those stages, and says so
     settings = read_settings(Workspace(out / "runs" / "p000-s0"))
     assert settings["recipe_stages"] == chosen

@@ -3,7 +3,8 @@
 
 Fair means the same for every recipe: the same number of trials, each the full number of steps,
 on the same held-out people (never among the compared ones), with the same seed, chosen by the
-same number (the final face_id, mean over those people):
+same numbers (the final face_id, mean over those people; ties broken by the attribute and
+scene matches):
 
 - round 1: the recipe's learning rates, every part's, times each of `sweep_factors` (ratios
   between its parts kept, e.g. the staged recipe's new tokens 25x its networks');
@@ -14,13 +15,14 @@ same number (the final face_id, mean over those people):
 The best of both rounds becomes the recipe's `recipe_stages` in the comparison.
 
     OUT/sweep/runs/<recipe>/<trial>/p100/   one evaluation per trial and person, measured at the end
-    OUT/sweep/trials.jsonl                   every trial's final metrics, per person and mean
+    OUT/sweep/trials.jsonl                   every trial's final metrics, per person and their means
     OUT/sweep/chosen.json                    each recipe's chosen stages
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,7 @@ import numpy as np
 
 from portraitist.errors import PortraitistError
 from portraitist.evaluate.config import EvaluateConfig, WorldSettings
+from portraitist.evaluate.metrics import Values
 from portraitist.evaluate.stage import copy_dataset, evaluate, recipe_steps
 from portraitist.evaluate.world import (
     check_steps,
@@ -43,7 +46,9 @@ from portraitist.train.recipes import Recipe, Stage
 from portraitist.workspace import write_bytes_atomic, write_json_atomic
 
 STAGE = "sweep"
-SELECT_BY = "face_id"
+# Trials are ranked by the first metric, the others break ties (an undertrained base, or too few
+# steps, gives every trial face_id 0: no image passes the face gate).
+SELECT_BY = ("face_id", "attribute_match", "scene_match")
 TRIALS_FILE = "trials.jsonl"
 CHOSEN_FILE = "chosen.json"
 
@@ -101,13 +106,16 @@ def round_two(recipe: Recipe, best: Trial, world: WorldSettings) -> list[Trial]:
 class TrialResult:
     trial: Trial
     stages: list[Stage]
-    scores: dict[int, float | None]  # held-out person -> final face_id
+    finals: dict[int, Values]  # held-out person -> the metrics at the trial's last step
+
+    def mean(self, metric: str) -> float | None:
+        values = [v for finals in self.finals.values() if (v := finals.get(metric)) is not None]
+        return float(np.mean(values)) if len(values) == len(self.finals) else None
 
     @property
-    def score(self) -> float:
-        """Mean over the people; a trial with no value (no image measured) ranks last."""
-        values = [v for v in self.scores.values() if v is not None]
-        return float(np.mean(values)) if len(values) == len(self.scores) else float("-inf")
+    def score(self) -> tuple[float, ...]:
+        """SELECT_BY's means over the people, for ranking; an undefined one ranks last."""
+        return tuple(-math.inf if (m := self.mean(name)) is None else m for name in SELECT_BY)
 
 
 def check_people(config: EvaluateConfig) -> None:
@@ -152,14 +160,14 @@ def _sweep(
         trial_config = config.model_copy(
             update=dict(recipes=[trial.recipe], recipe_stages={trial.recipe: stages}, every=steps, seed=0)
         )
-        scores: dict[int, float | None] = {}
+        finals: dict[int, Values] = {}
         for k, prepared in people.items():
             progress(ProgressEvent(STAGE, done, total, f"{trial.recipe} {trial.name}, person {k}"))
             workspace = copy_dataset(prepared, folder / "runs" / trial.recipe / trial.name / f"p{k:03d}")
             result = evaluate(workspace, trial_config, base, progress, measures[k], report=False)
-            scores[k] = max(result.records, key=lambda r: r.step).metrics.get(SELECT_BY)
+            finals[k] = max(result.records, key=lambda r: r.step).metrics
             done += 1
-        found = TrialResult(trial, stages, scores)
+        found = TrialResult(trial, stages, finals)
         results.append(found)
         write_trials(folder, results)
         return found
@@ -187,8 +195,8 @@ def write_trials(folder: Path, results: list[TrialResult]) -> None:
                 "round": r.trial.round,
                 "factor": r.trial.factor,
                 "split": r.trial.split,
-                SELECT_BY: {str(k): v for k, v in r.scores.items()},
-                "mean": None if r.score == float("-inf") else r.score,
+                "final": {str(k): finals for k, finals in r.finals.items()},
+                "mean": {name: r.mean(name) for name in SELECT_BY},
                 "stages": [stage.model_dump(mode="json") for stage in r.stages],
             }
         )
