@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 DEFAULT_WORKSPACE = Path("portraitist-demo")
 PHOTOS = 8
+TRAIN_STEPS = 400
+IMAGES = 16  # generated in all, shared among the prompts
+SAMPLING_STEPS = 30
 PHOTO_SIZE = 256  # as a user's photos are larger than the model's images; prepare crops them down
 CROP_SIZE = 128  # the renderer's drawing size: the judges' 32 px box filter divides it
 # The world's head box spans the head oval (mediapipe's starts at the brows): 0.6 face boxes
@@ -47,7 +50,8 @@ EXPLAINS = (
     ("prepare", "face crops, person masks and captions from the given boxes (prepare --boxes)"),
     ("train", "the thesis's staged recipe on the world's base model (pretrained here, 32 px)"),
     ("generate", "Euler sampling of prompts in scenes the photos do not all show"),
-    ("rank", "identity gate (the world judges' face gate and face-ID), then aesthetic; the best kept"),
+    ("rank", "by likeness: the world judges' face gate and face-ID; the 4 most alike kept (CLIP, LPIPS and "
+     "aesthetic run on random stand-ins here: shown, meaningless)"),
     ("upscale", "Real-ESRGAN x4 (the compact model): 32 px to 128 px"),
     ("report", "outputs/report.html: every stage's results on one page"),
 )
@@ -60,7 +64,7 @@ def demo_prompts() -> list[str]:
 
 
 def demo_config(
-    base: str, class_word: str, steps: int = 400, n: int = 16, k: int = 4, sampling_steps: int = 30
+    base: str, class_word: str, steps: int = TRAIN_STEPS, n: int = IMAGES, k: int = 4
 ) -> RunConfig:
     """The whole run in the world: given boxes, world judges for identity, offline stand-ins for
     the CLIP-based scorers (a tiny random CLIP: their values mean nothing here).
@@ -81,9 +85,13 @@ def demo_config(
         k=k,
         scale=4,
         prepare=PrepareConfig(resolution=CROP_SIZE, margin=MARGIN, context="photo_of", class_word=class_word),
-        generate=GenerateConfig(steps=sampling_steps, batch_size=n),
+        generate=GenerateConfig(steps=SAMPLING_STEPS, batch_size=n),
         rank=RankConfig(
-            identity_model="world", clip_model="tiny", aesthetic_weights="random", lpips_backbone="random"
+            by=["identity"],  # the other scorers' models are random stand-ins offline
+            identity_model="world",
+            clip_model="tiny",
+            aesthetic_weights="random",
+            lpips_backbone="random",
         ),
         upscale=UpscaleConfig(model="realesr-animevideov3"),
     )
@@ -121,8 +129,8 @@ def demo_command(
     workspace: Path = typer.Option(DEFAULT_WORKSPACE, "--workspace", "-w", help="Folder for the demo's photos and results."),
     base: str = typer.Option("world", "--base", help="The world's base model: `world` (committed) or a folder."),
     person: int = typer.Option(0, "--person", min=0, help="Which held-out person of the world to personalise."),
-    steps: int = typer.Option(400, "--steps", min=1, help="Training steps."),
-    n: int = typer.Option(16, "-n", min=1, help="Images to generate, shared among the prompts."),
+    steps: int = typer.Option(TRAIN_STEPS, "--steps", min=1, help="Training steps."),
+    n: int = typer.Option(IMAGES, "-n", min=1, help="Images to generate, shared among the prompts."),
 ) -> None:
     quiet_libraries()
     import torch
