@@ -32,14 +32,6 @@ from portraitist.world.render import held_out_person, person, random_scene, rend
 TINY = dict(size="tiny", identities=3, photos=4, batch=4, warmup=2, sample_steps=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_world_base(tmp_path_factory.mktemp("world") / "base", size="tiny")
