@@ -150,7 +150,10 @@ def demo_command(
         result = run_pipeline(ws, photos, config, progress, boxes)
     console.print(summary_table(ws.read_manifest()))
     console.rule("[bold]demo finished")
-    seconds = ", ".join(f"{name} {value:.0f} s" for name, value in result.seconds.items())
+    stages: dict[str, float] = {}
+    for name, value in result.seconds.items():  # the generate steps (one per prompt) as one stage
+        stages[name.split(":")[0]] = stages.get(name.split(":")[0], 0.0) + value
+    seconds = ", ".join(f"{name} {value:.0f} s" for name, value in stages.items())
     console.print(
         f"What this shows: a base model pretrained in this repository on a synthetic world of rendered people "
         f"(docs/world.md) learnt held-out person {person} from {len(photos)} photos, and drew them in new scenes; "
