@@ -64,6 +64,9 @@ def test_the_demo_runs_every_stage_on_a_world_person(tmp_path: Path, tiny_world:
     assert "on a striped blue background" in report
     said = result.stderr.replace("\n", "")
     assert "synthetic world" in said and "demo finished" in said and str(ws.root) in said
+    # what the judges measured, said as counts over the generated images
+    assert "of 4 generated images are recognised as that person" in said
+    assert "of 4 show the scene their prompt asked for" in said
 
 
 def test_the_demo_says_how_to_get_a_missing_world_base(tmp_path: Path, monkeypatch) -> None:

@@ -107,6 +107,23 @@ def write_demo_photos(folder: Path, person: int) -> tuple[list[Path], Path, str]
     return [folder / photo["file"] for photo in truth["photos"]], boxes, truth["attributes"]["sex"]
 
 
+def scene_followed(ws: Workspace) -> tuple[int, int]:
+    """(generated images whose scene is the one their prompt asked for, as the world judges read
+    it: every asked word of background, pattern, shirt and expression; all generated images)."""
+    from PIL import Image
+
+    from portraitist.world.judges import load_judges
+    from portraitist.world.render import scene_prompt
+
+    manifest = ws.read_manifest()
+    subject = f"{manifest.instance_token} {manifest.class_token}"
+    asked = {scene_prompt(subject, **scene): scene for scene in SCENES}
+    records = [json.loads(line) for line in (ws.outputs_dir / "generations.jsonl").read_text().splitlines() if line]
+    said = load_judges().attributes([Image.open(ws.path(r["file"])) for r in records])
+    followed = sum(all(seen.get(k) == v for k, v in asked[r["prompt"]].items()) for r, seen in zip(records, said))
+    return followed, len(records)
+
+
 def check_base(base: str) -> None:
     """A missing world base is said before any work starts."""
     from portraitist.models.loading import WORLD, world_base_dir
@@ -154,17 +171,25 @@ def demo_command(
     for name, value in result.seconds.items():  # the generate steps (one per prompt) as one stage
         stages[name.split(":")[0]] = stages.get(name.split(":")[0], 0.0) + value
     seconds = ", ".join(f"{name} {value:.0f} s" for name, value in stages.items())
-    console.print(
-        f"What this shows: a base model pretrained in this repository on a synthetic world of rendered people "
-        f"(docs/world.md) learnt held-out person {person} from {len(photos)} photos, and drew them in new scenes; "
-        "the world's judges ranked the results by likeness. The pictures are 32 px cartoons upscaled x4, not "
-        "photos: with a real model (--base ./sd15) `portraitist run` does the same on your own photos."
-    )
     scores = json.loads((ws.outputs_dir / "scores.json").read_text())["images"]
     alike = sum(image["passes_identity"] for image in scores)
+    followed, made = scene_followed(ws)
     console.print(
-        f"{alike} of {len(scores)} generated images pass the identity gate: a face, whose face-ID cosine to the "
-        "photos is above halfway between the world judges' typical same-person and different-person cosines."
+        f"What this shows: every stage of portraitist on a base model pretrained in this repository on a "
+        f"synthetic world of rendered people (docs/world.md; how far its pretraining got: the README in "
+        f"src/portraitist/world/base/), personalised to held-out person {person} from {len(photos)} photos. The "
+        "world's judges measure what a real run can only eyeball:"
+    )
+    console.print(
+        f"  {alike} of {made} generated images are recognised as that person (a face, whose face-ID cosine to "
+        "the photos is above halfway between the judges' typical same-person and different-person cosines);"
+    )
+    console.print(
+        f"  {followed} of {made} show the scene their prompt asked for (background, pattern, shirt, expression)."
+    )
+    console.print(
+        "The pictures are 32 px cartoons upscaled x4, not photos; with a real model (--base ./sd15), "
+        "`portraitist run` does the same on your own photos."
     )
     console.print(f"Seconds: {seconds}")
     console.print(f"{len(result.selected)} portraits in {ws.outputs_dir / 'selected'}")
