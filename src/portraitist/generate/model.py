@@ -12,7 +12,7 @@ import torch
 from portraitist.errors import PortraitistError
 from portraitist.generate.attention import SamplingCpuAttnProcessor
 from portraitist.generate.config import Precision
-from portraitist.models.loading import StableDiffusion, load_base, load_vae
+from portraitist.models.loading import StableDiffusion, cast, load_base, load_vae
 from portraitist.train.artifacts import load_trained
 from portraitist.train.precision import cpu_has_bf16
 from portraitist.workspace import Workspace
@@ -62,9 +62,7 @@ def place(model: StableDiffusion, device: torch.device, dtype: torch.dtype) -> S
     for module, wanted in ((model.unet, dtype), (model.vae, dtype), (model.text_encoder, text_dtype)):
         module.to(device)
         if module.dtype != wanted:
-            # nn.Module.to: diffusers' ModelMixin.to warns about fp32-only modules on every cast,
-            # even when the model has none (diffusers 0.42)
-            torch.nn.Module.to(module, wanted)
+            cast(module, dtype=wanted)
     if device.type == "cpu" and dtype == torch.bfloat16:
         model.unet.set_attn_processor(SamplingCpuAttnProcessor())
     if device.type == "cuda":

@@ -66,8 +66,14 @@ class StableDiffusion:
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> StableDiffusion:
         for module in (self.text_encoder, self.unet, self.vae):
-            module.to(device=device, dtype=dtype)
+            cast(module, device, dtype)
         return self
+
+
+def cast(module: torch.nn.Module, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
+    """Move and cast with torch's own `Module.to`: diffusers' `ModelMixin.to` (0.42) warns about
+    modules to keep in float32 on every cast, even for models that have none (all of SD 1.x's)."""
+    torch.nn.Module.to(module, device=device, dtype=dtype)
 
 
 def _check_sd1_or_2(index: dict[str, Any], where: str) -> None:

@@ -12,7 +12,7 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 from torch import nn
 
-from portraitist.models.loading import StableDiffusion
+from portraitist.models.loading import StableDiffusion, cast
 from portraitist.train import lora
 from portraitist.train.cpu_attention import CpuAttnProcessor
 from portraitist.train.master_adamw import FlatPart
@@ -77,8 +77,8 @@ class Trainee:
                 self.values.update(zip(named, self.flat[part].master_views))
             else:
                 self.values.update(named)
-        model.unet.to(dtype=precision.weights)
-        model.text_encoder.to(dtype=precision.weights)
+        cast(model.unet, dtype=precision.weights)
+        cast(model.text_encoder, dtype=precision.weights)
         self.trained: set[str] = set()  # names a stage has trained so far (what checkpoints keep)
 
     def _named(self, part: Part) -> dict[str, nn.Parameter]:
