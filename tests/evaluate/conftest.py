@@ -63,7 +63,7 @@ def evaluated(prepared_photos: Path, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="session")
 def world_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The world base's classes (PixelCodec, two-level UNet, 3-layer CLIP) at test sizes, random weights."""
-    return build_world_base(tmp_path_factory.mktemp("world-base") / "base", size="tiny")
+    return build_world_base(tmp_path_factory.mktemp("world-base") / "base", architecture="tiny")
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ def one_thread() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_world_base(tmp_path_factory.mktemp("bases") / "world", size="tiny")
+    return build_world_base(tmp_path_factory.mktemp("bases") / "world", architecture="tiny")
 
 
 def test_the_demo_runs_every_stage_on_a_world_person(tmp_path: Path, tiny_world: Path) -> None:

@@ -24,17 +24,17 @@ from portraitist.train.export import export
 from portraitist.train.stage import train
 from portraitist.workspace import DatasetManifest, PhotoRecord, TokenInit, Workspace
 from portraitist.world.codec import PixelCodec
-from portraitist.world.model import BASE_DIR, build_world_base
+from portraitist.world.model import BASE_DIR, build_codec, build_components, build_world_base
 from portraitist.world.pretrain import CHECKPOINT, PretrainConfig, pretrain
 from portraitist.world.render import held_out_person, person, random_scene, render_filtered
 
 # the smallest run that still has several people, flips, empty captions and warm-up in it
-TINY = dict(size="tiny", identities=3, photos=4, batch=4, warmup=2, sample_steps=2)
+TINY = dict(architecture="tiny", identities=3, photos=4, batch=4, warmup=2, sample_steps=2)
 
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_world_base(tmp_path_factory.mktemp("world") / "base", size="tiny")
+    return build_world_base(tmp_path_factory.mktemp("world") / "base", architecture="tiny")
 
 
 def renders(n: int) -> np.ndarray:
@@ -42,20 +42,32 @@ def renders(n: int) -> np.ndarray:
     return np.stack([render_filtered(person(i), random_scene(rng), 32).image for i in range(n)])
 
 
-def test_codec_is_lossless_space_to_depth_with_a_vaes_surface() -> None:
-    codec = PixelCodec()
+@pytest.mark.parametrize(("architecture", "shape"), [("patch2", (12, 16, 16)), ("patch4", (48, 8, 8))])
+def test_codec_is_lossless_space_to_depth_with_a_vaes_surface(architecture: str, shape: tuple) -> None:
+    codec = build_codec(architecture)
     pixels = torch.from_numpy(renders(8)).permute(0, 3, 1, 2).float() / 127.5 - 1
     dist = codec.encode(pixels).latent_dist
-    assert dist.mean.shape == (8, 48, 8, 8)
+    assert dist.mean.shape == (8, *shape)
     assert torch.equal(dist.sample(), dist.mean) and torch.equal(dist.mode(), dist.mean)
     assert float(dist.std.abs().max()) == 0.0
     assert torch.equal(codec.decode(dist.mean).sample, pixels)
-    # what our code derives from a VAE's config: 4x smaller latents, about unit variance once scaled
-    assert 2 ** (len(codec.config.block_out_channels) - 1) == 4
+    # what our code derives from a VAE's config: the latent side, about unit variance once scaled
+    assert 32 // 2 ** (len(codec.config.block_out_channels) - 1) == shape[1]
     assert 0.85 < float((dist.mean * codec.config.scaling_factor).std()) < 1.15
-    assert (
-        codec.to(torch.bfloat16).dtype == torch.bfloat16
-    )  # callers read .dtype/.device of a weightless codec
+    # callers read .dtype/.device, which a weightless codec must still answer
+    assert codec.to(torch.bfloat16).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("architecture", ["patch2", "patch4"])
+def test_full_architectures_are_small_32px_models(architecture: str) -> None:
+    parts = build_components(architecture)
+    unet, codec = parts["unet"], parts["vae"]
+    assert unet.config.sample_size * 2 ** (len(codec.config.block_out_channels) - 1) == 32
+    assert unet.config.in_channels == codec.config.latent_channels
+    assert 4e6 < sum(p.numel() for p in unet.parameters()) < 6e6
+    # the text encoder: CLIP's vocabulary at width 128, 3 layers
+    assert parts["text_encoder"].get_input_embeddings().weight.shape == (49408, 128)
+    assert parts["text_encoder"].config.num_hidden_layers == 3
 
 
 def test_world_base_folder_loads_as_a_32px_sd_model_in_fp32(tiny_base: Path) -> None:
@@ -63,8 +75,8 @@ def test_world_base_folder_loads_as_a_32px_sd_model_in_fp32(tiny_base: Path) -> 
         assert f.get_tensor(next(iter(f.keys()))).dtype == torch.float16  # stored small
     model = load_base(str(tiny_base))
     assert isinstance(model.vae, PixelCodec)
-    assert model.resolution == 32 and model.vae_scale_factor == 4
-    assert model.unet.config.in_channels == model.vae.config.latent_channels == 48
+    assert model.resolution == 32 and model.vae_scale_factor == 2
+    assert model.unet.config.in_channels == model.vae.config.latent_channels == 12
     assert model.prediction_type == "v_prediction"
     assert {m.dtype for m in (model.unet, model.text_encoder, model.vae)} == {torch.float32}
     assert len(model.tokenizer) == 49408
@@ -137,7 +149,7 @@ def test_resume_refuses_other_settings_and_a_missing_run(tmp_path: Path) -> None
 
 
 def test_cli_pretrain_writes_a_base_folder(tmp_path: Path) -> None:
-    (tmp_path / "tiny.toml").write_text('[pretrain]\nsize = "tiny"\nsample_steps = 2\n')
+    (tmp_path / "tiny.toml").write_text('[pretrain]\narchitecture = "tiny"\nsample_steps = 2\n')
     args = [
         "world",
         "pretrain",

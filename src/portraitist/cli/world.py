@@ -98,6 +98,9 @@ def pretrain_command(
         None, "--budget-minutes", min=0.1, help="Stop cleanly after this many minutes of this run."
     ),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Stop at this total step count instead."),
+    architecture: str | None = typer.Option(
+        None, "--architecture", help="patch2 (16x16x12 latents, default) or patch4 (8x8x48, issue 9's study)."
+    ),
     batch: int | None = typer.Option(None, "--batch", min=1, help="Images per step (default 128)."),
     seed: int | None = typer.Option(None, "--seed", help="World seed, weights and data order (default 0)."),
     identities: int | None = typer.Option(
@@ -120,6 +123,7 @@ def pretrain_command(
     settings = load_config(
         PretrainConfig, config, "pretrain", budget_minutes=budget_minutes, steps=steps, batch=batch,
         seed=seed, identities=identities, photos=photos, threads=threads, device=device,
+        architecture=architecture,
     )  # fmt: skip
     quiet_libraries()
     transformers_logging.disable_progress_bar()  # its save/load bars would cut through ours at checkpoints

@@ -1,11 +1,12 @@
 """The world's stand-in for the VAE: a lossless space-to-depth rearrangement of the pixels.
 
 Issue 9: an AutoencoderKL was too slow to train on this CPU, and at 32 px there is nothing to
-compress, so the UNet diffuses the image itself, rearranged from 32x32x3 to 8x8x48
-(`pixel_unshuffle` by 4) so that it has the shape of a latent. The class answers the surface
-our train and generate code read of a VAE: `encode(x).latent_dist` (a Gaussian of zero
-variance), `decode(z).sample`, `config.scaling_factor`, and `config.block_out_channels`, whose
-length gives the scale factor (2 ** (3 - 1) = 4) that the code derives as for SD's VAE.
+compress, so the UNet diffuses the image itself, rearranged from 32x32x3 to 16x16x12
+(`pixel_unshuffle` by 2) or 8x8x48 (by 4) so that it has the shape of a latent. The class
+answers the surface our train and generate code read of a VAE: `encode(x).latent_dist` (a
+Gaussian of zero variance), `decode(z).sample`, `config.scaling_factor`, and
+`config.block_out_channels`, whose length gives the scale factor (2 ** (2 - 1) = 2 or
+2 ** (3 - 1) = 4) that the code derives as for SD's VAE.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ class PixelCodec(ModelMixin, ConfigMixin):
     def __init__(
         self,
         in_channels: int = 3,
-        latent_channels: int = 48,
-        block_out_channels: tuple[int, ...] = (48, 48, 48),
+        latent_channels: int = 12,
+        block_out_channels: tuple[int, ...] = (12, 12),
         sample_size: int = 32,
         scaling_factor: float = SCALING_FACTOR,
     ):
@@ -54,7 +55,7 @@ class PixelCodec(ModelMixin, ConfigMixin):
     def encode(
         self, x: torch.Tensor, return_dict: bool = True
     ) -> AutoencoderKLOutput | tuple[DiagonalGaussianDistribution]:
-        """(N, 3, H, W) in [-1, 1] -> a zero-variance Gaussian over (N, 48, H/4, W/4), unscaled as a VAE's."""
+        """(N, 3, H, W) in [-1, 1] -> a zero-variance Gaussian over (N, 3f², H/f, W/f), unscaled."""
         mean = F.pixel_unshuffle(x, self.factor)
         # parameters = [mean, log-variance]; deterministic makes std exactly 0, so sampling is the mean
         dist = DiagonalGaussianDistribution(
@@ -65,6 +66,6 @@ class PixelCodec(ModelMixin, ConfigMixin):
     def decode(
         self, z: torch.Tensor, return_dict: bool = True, generator: torch.Generator | None = None
     ) -> DecoderOutput | tuple[torch.Tensor]:
-        """(N, 48, h, w) -> (N, 3, 4h, 4w); `generator` (diffusers' pipelines pass one) is not needed."""
+        """(N, 3f², h, w) -> (N, 3, fh, fw); `generator` (diffusers' pipelines pass one) is not needed."""
         sample = F.pixel_shuffle(z, self.factor)
         return DecoderOutput(sample=sample) if return_dict else (sample,)

@@ -64,8 +64,9 @@ REPORT_EVERY = 20  # steps between log.jsonl rows (speed and mean loss over thos
 class PretrainConfig(StageConfig):
     """How to pretrain the world's base (`portraitist world pretrain`)."""
 
-    size: Literal["full", "tiny"] = Field(
-        "full", description="Model size: full (the committed base) or tiny (tests)."
+    architecture: Literal["patch2", "patch4", "tiny"] = Field(
+        "patch2",
+        description="patch2: 16x16x12 latents (the default); patch4: 8x8x48 (issue 9's study); tiny: tests.",
     )
     seed: int = Field(
         0, description="World seed (the pool's people and photos), weight init, data order, noise."
@@ -233,7 +234,7 @@ class Trainer:
 
 
 def new_trainer(config: PretrainConfig, device: torch.device) -> Trainer:
-    parts = world_model.build_components(config.size, config.seed)
+    parts = world_model.build_components(config.architecture, config.seed)
     for name in ("unet", "text_encoder"):
         parts[name].to(device).train()
     if device.type == "cpu":
@@ -261,9 +262,16 @@ def save_checkpoint(trainer: Trainer, config: PretrainConfig, out: Path) -> None
         raise
 
 
+# runs made before the architecture setting named it by size; their "full" is today's patch4
+_SIZE_TO_ARCHITECTURE = {"full": "patch4"}
+
+
 def load_checkpoint(trainer: Trainer, config: PretrainConfig, out: Path) -> None:
     state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
-    saved, now = state["fingerprint"], config.fingerprint()
+    saved, now = dict(state["fingerprint"]), config.fingerprint()
+    if "size" in saved:
+        size = saved.pop("size")
+        saved["architecture"] = _SIZE_TO_ARCHITECTURE.get(size, f"size {size}")
     changed = {key: (saved.get(key), value) for key, value in now.items() if saved.get(key) != value}
     if changed:
         what = "; ".join(f"{key}: {old!r} then, {new!r} now" for key, (old, new) in changed.items())
