@@ -288,11 +288,11 @@ def save_base_folder(trainer: Trainer, config: PretrainConfig, out: Path) -> Pat
     shutil.rmtree(tmp, ignore_errors=True)
     ema = trainer.ema_model()
     world_model.save_base(dict(trainer.parts, unet=ema.unet, text_encoder=ema.text_encoder), tmp)
-    # --steps remakes these weights exactly, however many --resume runs made them (data order, noise and
-    # captions follow from (seed, step)); the other settings are the defaults unless the JSON says otherwise
+    # --steps remakes these weights however many --resume runs made them (data order, noise and captions
+    # follow from (seed, step); bit for bit on the same CPU and thread count); other settings as in the JSON
     command = shlex.join(
         ["portraitist", "world", "pretrain", "--out", "RUN", "--steps", str(trainer.step),
-         "--seed", str(config.seed), "--batch", str(config.batch),
+         "--architecture", config.architecture, "--seed", str(config.seed), "--batch", str(config.batch),
          "--identities", str(config.identities), "--photos", str(config.photos)]
     )  # fmt: skip
     readme = (
