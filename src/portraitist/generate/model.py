@@ -12,7 +12,7 @@ import torch
 from portraitist.errors import PortraitistError
 from portraitist.generate.attention import SamplingCpuAttnProcessor
 from portraitist.generate.config import Precision
-from portraitist.models.loading import StableDiffusion, cast, load_base, load_vae
+from portraitist.models.loading import StableDiffusion, cast, load_base, replace_vae
 from portraitist.train.artifacts import load_trained
 from portraitist.train.precision import cpu_has_bf16
 from portraitist.workspace import Workspace
@@ -47,7 +47,7 @@ def load_model(
             )
         model = load_trained(workspace)
         if vae:
-            model.vae = load_vae(vae).requires_grad_(False).eval()
+            replace_vae(model, vae)
     elif base is not None:
         model = load_base(base, vae=vae)
     else:

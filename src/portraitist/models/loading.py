@@ -199,17 +199,22 @@ def load_base(spec: str = DEFAULT_BASE, *, vae: str | None = None, seed: int = 0
         raise PortraitistError(f"Could not load the base model {spec!r} ({first_line}). {_HOW_TO_GET}") from exc
     model = StableDiffusion(source=spec, **parts)
     if vae:
-        override = load_vae(vae)
-        if override.config.latent_channels != model.vae.config.latent_channels:
-            raise PortraitistError(
-                f"The VAE {vae!r} makes {override.config.latent_channels}-channel latents, but {spec}'s UNet "
-                f"works on {model.vae.config.latent_channels}-channel ones; leave --vae out for this base."
-            )
-        model.vae = override
+        replace_vae(model, vae)
     for module in (model.text_encoder, model.unet, model.vae):
         module.requires_grad_(False).eval()
         if module.dtype != torch.float32:
-            # weights stored in fp16 (the committed world base) come back at full precision; nn.Module.to,
-            # as diffusers' ModelMixin.to warns about fp32-only modules on every cast (diffusers 0.42)
-            torch.nn.Module.to(module, torch.float32)
+            # weights stored in fp16 (the committed world base) come back at full precision
+            cast(module, dtype=torch.float32)
     return model
+
+
+def replace_vae(model: StableDiffusion, spec: str) -> None:
+    """Swap in the VAE `spec` names (thesis 2.4.2: sd-vae-ft-mse), frozen; refused when its latents
+    are not the ones the model's UNet works on (e.g. an SD VAE for the world's pixel codec)."""
+    override = load_vae(spec)
+    if override.config.latent_channels != model.vae.config.latent_channels:
+        raise PortraitistError(
+            f"The VAE {spec!r} makes {override.config.latent_channels}-channel latents, but {model.source}'s UNet "
+            f"works on {model.vae.config.latent_channels}-channel ones; leave --vae out for this base."
+        )
+    model.vae = override.requires_grad_(False).eval()
