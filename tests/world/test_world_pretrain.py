@@ -148,6 +148,36 @@ def test_resume_refuses_other_settings_and_a_missing_run(tmp_path: Path) -> None
         pretrain(tmp_path / "other", PretrainConfig(**TINY))
 
 
+def test_init_from_carries_a_base_on_in_a_new_run_folder(tmp_path: Path) -> None:
+    first = pretrain(tmp_path / "first", PretrainConfig(steps=2, **TINY))
+    # no steps left to take: the new run's base is exactly the base it started from
+    same = pretrain(tmp_path / "same", PretrainConfig(steps=2, init_from=str(first.base), **TINY))
+    assert same.step == 2
+    before, after = load_base(str(first.base)), load_base(str(same.base))
+    for part in ("unet", "text_encoder"):
+        a, b = getattr(before, part).state_dict(), getattr(after, part).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+    on = pretrain(tmp_path / "on", PretrainConfig(steps=4, init_from=str(first.base), **TINY))
+    assert (on.step, on.images) == (4, 16)
+    record = json.loads((on.base / "pretrain.json").read_text())
+    assert record["step"] == 4 and len(record["made_by"]) == 2
+    assert "--init-from BASE --steps 4" in record["made_by"][1]
+    assert record["made_by"][1] in (on.base / "README.md").read_text()
+    moved = load_base(str(on.base)).unet.conv_in.weight
+    assert not torch.equal(moved, before.unet.conv_in.weight)
+
+    with pytest.raises(PortraitistError, match="a tiny base"):
+        pretrain(
+            tmp_path / "other",
+            PretrainConfig(steps=3, init_from=str(first.base), **{**TINY, "architecture": "patch2"}),
+        )
+    with pytest.raises(PortraitistError, match="no pretrain.json"):
+        pretrain(tmp_path / "bare", PretrainConfig(steps=3, init_from=str(tmp_path), **TINY))
+    with pytest.raises(PortraitistError, match="give one of them"):
+        pretrain(tmp_path / "on", PretrainConfig(steps=5, init_from=str(first.base), **TINY), resume=True)
+
+
 def test_cli_pretrain_writes_a_base_folder(tmp_path: Path) -> None:
     (tmp_path / "tiny.toml").write_text('[pretrain]\narchitecture = "tiny"\nsample_steps = 2\n')
     args = [

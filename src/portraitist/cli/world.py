@@ -88,12 +88,20 @@ def photos_command(
         "in DIR/log.jsonl. Stopped or out of budget, run it again with --resume: it goes on to the same "
         "weights an unbroken run reaches.\n\n"
         "Example: portraitist world pretrain --out runs/world --budget-minutes 120\n\n"
-        "then:    portraitist world pretrain --out runs/world --budget-minutes 120 --resume"
+        "then:    portraitist world pretrain --out runs/world --budget-minutes 120 --resume\n\n"
+        "or, from the committed base in a new run folder:\n\n"
+        "         portraitist world pretrain --out runs/world2 --init-from world --budget-minutes 120"
     ),
 )
 def pretrain_command(
     out: Path = typer.Option(..., "--out", help="Run folder (pool, checkpoint, base, samples, log)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+    init_from: str | None = typer.Option(
+        None,
+        "--init-from",
+        help="Start from a base that pretrain made (a folder, or `world`: the committed one) and carry on its "
+        "steps: how to go on in a later session, when the run folder's checkpoint is gone.",
+    ),
     budget_minutes: float | None = typer.Option(
         None, "--budget-minutes", min=0.1, help="Stop cleanly after this many minutes of this run."
     ),
@@ -123,7 +131,7 @@ def pretrain_command(
     settings = load_config(
         PretrainConfig, config, "pretrain", budget_minutes=budget_minutes, steps=steps, batch=batch,
         seed=seed, identities=identities, photos=photos, threads=threads, device=device,
-        architecture=architecture,
+        architecture=architecture, init_from=init_from,
     )  # fmt: skip
     quiet_libraries()
     transformers_logging.disable_progress_bar()  # its save/load bars would cut through ours at checkpoints

@@ -9,7 +9,9 @@ an interrupted run resumed from its checkpoint reaches the same weights as one n
 Out folder:
     pool/             the rendered images and labels (deterministic by --seed)
     checkpoint.pt     weights, EMA weights, optimizer, step: written atomically every few minutes
-    base/             the EMA weights as an ordinary base model folder (fp16), what --base loads
+    base/             the EMA weights as an ordinary base model folder (fp16), what --base loads,
+                      with pretrain.json (steps, images, the commands that made it), so that
+                      --init-from can carry on from it in a later session without the checkpoint
     samples/          step-NNNNNNN.png: fixed prompts of held-out people, fixed seeds
     log.jsonl         training speed and loss; the judges' scores of each sample grid
 """
@@ -35,7 +37,7 @@ from pydantic import Field
 from portraitist.config import StageConfig
 from portraitist.errors import PortraitistError
 from portraitist.generate.txt2img import txt2img
-from portraitist.models.loading import StableDiffusion
+from portraitist.models.loading import StableDiffusion, world_base_dir
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train.cpu_attention import CpuAttnProcessor
 from portraitist.train.loop import batch_indices, step_generator
@@ -56,6 +58,7 @@ from portraitist.world.render import (
 
 STAGE = "world pretrain"
 CHECKPOINT = "checkpoint.pt"
+BASE_RECORD = "pretrain.json"  # in base/: what --init-from carries on from
 SAMPLE_PROMPTS = 16  # held-out people 0..15, each in one fixed scene
 SAMPLE_SEEDS = 2
 REPORT_EVERY = 20  # steps between log.jsonl rows (speed and mean loss over those steps)
@@ -101,6 +104,12 @@ class PretrainConfig(StageConfig):
     sample_steps: int = Field(20, ge=1, description="Euler steps of the sample grid.")
     guidance: float = Field(4.0, ge=1, description="Classifier-free guidance of the sample grid.")
     threads: int | None = Field(None, ge=1, description="Torch CPU threads (default: torch's, all cores).")
+    init_from: str | None = Field(
+        None,
+        description="Start from a pretrained base folder's weights (`world`: the committed base) instead of "
+        "random ones, carrying on its step count and data order; the optimizer starts afresh with a new "
+        "warm-up. How runs continue across sessions when the checkpoint is gone.",
+    )
     device: str = Field("auto", description="auto (CUDA if available, else CPU), cpu, cuda, ...")
 
     def fingerprint(self) -> dict[str, Any]:
@@ -115,6 +124,7 @@ class PretrainConfig(StageConfig):
                 "guidance",
                 "threads",
                 "device",
+                "init_from",  # a starting point, not a setting: the checkpoint holds the weights it gave
             },
         )
 
@@ -196,6 +206,8 @@ class Trainer:
     step: int = 0
     images: int = 0
     seconds: float = 0.0
+    warmup_from: int = 0  # the step this run's optimizer started at (0, or the --init-from base's step)
+    made_by: tuple[str, ...] = ()  # the commands that made the weights before this run (--init-from's)
 
     @property
     def trained(self) -> dict[str, torch.nn.Module]:
@@ -214,6 +226,8 @@ class Trainer:
             step=self.step,
             images=self.images,
             seconds=self.seconds,
+            warmup_from=self.warmup_from,
+            made_by=list(self.made_by),
             fingerprint=fingerprint,
             weights={name: module.state_dict() for name, module in self.trained.items()},
             ema={name: module.state_dict() for name, module in self.ema.items()},
@@ -226,6 +240,7 @@ class Trainer:
             self.ema[name].load_state_dict(state["ema"][name])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.images, self.seconds = state["step"], state["images"], state["seconds"]
+        self.warmup_from, self.made_by = state["warmup_from"], tuple(state["made_by"])
 
     def ema_model(self) -> StableDiffusion:
         """The EMA weights as a StableDiffusion, for sampling and saving."""
@@ -288,20 +303,23 @@ def save_base_folder(trainer: Trainer, config: PretrainConfig, out: Path) -> Pat
     shutil.rmtree(tmp, ignore_errors=True)
     ema = trainer.ema_model()
     world_model.save_base(dict(trainer.parts, unet=ema.unet, text_encoder=ema.text_encoder), tmp)
-    # --steps remakes these weights however many --resume runs made them (data order, noise and captions
-    # follow from (seed, step); bit for bit on the same CPU and thread count); other settings as in the JSON
-    command = shlex.join(
-        ["portraitist", "world", "pretrain", "--out", "RUN", "--steps", str(trainer.step),
-         "--architecture", config.architecture, "--seed", str(config.seed), "--batch", str(config.batch),
-         "--identities", str(config.identities), "--photos", str(config.photos)]
-    )  # fmt: skip
+    commands = [*trainer.made_by, run_command(trainer, config)]
+    record = dict(
+        step=trainer.step,
+        images=trainer.images,
+        seconds=round(trainer.seconds, 1),
+        settings=config.fingerprint(),
+        made_by=commands,
+    )
+    (tmp / BASE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    steps = "the command" if len(commands) == 1 else "the commands, in order,"
     readme = (
         "# The world's base model (issue 9)\n\n"
         "A 32 px text-to-image model of the synthetic world's people (docs/world.md), pretrained from random "
         f"weights: step {trainer.step}, {trainer.images} images, {trainer.seconds / 3600:.2f} h of training. "
-        "The weights are the EMA, stored in fp16. The command that makes them:\n\n"
-        f"    {command}\n\n"
-        f"Its settings (a [pretrain] table of a --config TOML file may set any of them):\n\n"
+        f"The weights are the EMA, stored in fp16. {steps.capitalize()} that make them:\n\n"
+        + "".join(f"    {command}\n" for command in commands)
+        + "\nIts settings (a [pretrain] table of a --config TOML file may set any of them):\n\n"
         f"    {json.dumps(config.fingerprint())}\n"
     )
     (tmp / "README.md").write_text(readme)
@@ -311,6 +329,49 @@ def save_base_folder(trainer: Trainer, config: PretrainConfig, out: Path) -> Pat
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def run_command(trainer: Trainer, config: PretrainConfig) -> str:
+    """The command that makes this run's weights (from random ones, or from its --init-from base).
+
+    --steps remakes them however many --resume runs made them: data order, noise and captions follow
+    from (seed, step), bit for bit on the same CPU and thread count; other settings as in pretrain.json.
+    """
+    start = ["--init-from", "BASE"] if trainer.made_by else []  # BASE: the weights the previous command made
+    return shlex.join(
+        ["portraitist", "world", "pretrain", "--out", "RUN", *start, "--steps", str(trainer.step),
+         "--architecture", config.architecture, "--seed", str(config.seed), "--batch", str(config.batch),
+         "--identities", str(config.identities), "--photos", str(config.photos)]
+    )  # fmt: skip
+
+
+def init_from_base(trainer: Trainer, config: PretrainConfig, name: str) -> None:
+    """Load a pretrained base's weights into the model and its EMA, and carry on its counts."""
+    folder = world_base_dir() if name == "world" else Path(name)
+    record_path = folder / BASE_RECORD
+    if not record_path.is_file():
+        raise PortraitistError(
+            f"--init-from {name}: {folder} is not a base made by `portraitist world pretrain` (no {BASE_RECORD})."
+        )
+    record = json.loads(record_path.read_text())
+    made = record["settings"]["architecture"]
+    if made != config.architecture:
+        raise PortraitistError(
+            f"--init-from {name} is a {made} base; pretrain it on with --architecture {made}."
+        )
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    loaded = {
+        "unet": UNet2DConditionModel.from_pretrained(folder / "unet"),
+        "text_encoder": CLIPTextModel.from_pretrained(folder / "text_encoder"),
+    }
+    for part, module in loaded.items():
+        state = {key: value.float() for key, value in module.state_dict().items()}
+        trainer.parts[part].load_state_dict(state)
+        trainer.ema[part].load_state_dict(state)
+    trainer.step, trainer.images, trainer.seconds = record["step"], record["images"], record["seconds"]
+    trainer.warmup_from, trainer.made_by = trainer.step, tuple(record["made_by"])
 
 
 # ---- samples and judges -----------------------------------------------------------------------
@@ -433,7 +494,7 @@ def train_step(trainer: Trainer, pool: Pool, config: PretrainConfig, device: tor
     )["input_ids"]
     noisy, target = v_target(parts["scheduler"], latents, noise, t)
     for group in trainer.optimizer.param_groups:
-        group["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
+        group["lr"] = config.lr * min(1.0, (step - trainer.warmup_from + 1) / max(1, config.warmup))
     with choose_precision(device).context(device):
         hidden = parts["text_encoder"](ids.to(device))[0]
         prediction = parts["unet"](noisy.to(device), t.to(device), hidden).sample
@@ -478,6 +539,8 @@ def pretrain(
         raise PortraitistError(
             f"{out} holds a pretraining run; add --resume to continue it, or choose a new --out."
         )
+    if resume and config.init_from:
+        raise PortraitistError("--init-from starts a run and --resume continues one: give one of them.")
     if config.threads:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
@@ -486,6 +549,8 @@ def pretrain(
     trainer = new_trainer(config, device)
     if resume:
         load_checkpoint(trainer, config, out)
+    elif config.init_from:
+        init_from_base(trainer, config, config.init_from)
     log, judges = Log(out / "log.jsonl"), load_optional_judges()
     if judges is not None:  # the judges' scores on real renders of the sample prompts: the mark to reach
         log.write(
