@@ -15,6 +15,7 @@ from typing import Any
 
 import jinja2
 import numpy as np
+from PIL import Image
 
 from portraitist import __version__
 from portraitist.models.random_sd import PRESETS as RANDOM_PRESETS
@@ -22,6 +23,16 @@ from portraitist.workspace import Workspace, write_bytes_atomic
 
 REPORT_NAME = "report.html"
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
+THUMB = 160  # px: the report's grid cell width
+
+
+def _smaller_than_thumb(path: Path) -> bool:
+    """Images the grid enlarges (the world's 32 px ones): shown with visible pixels, not smoothed."""
+    try:
+        with Image.open(path) as image:
+            return image.width < THUMB
+    except OSError:  # missing or unreadable: the browser shows it broken either way
+        return False
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -81,7 +92,12 @@ def write_report(workspace: Workspace, title: str | None = None) -> Path:
 
     manifest = workspace.read_manifest() if workspace.manifest_path.exists() else None
     kept = [
-        dict(source=Path(p.source).name, caption=p.caption or "", href=href(workspace.path(p.image)))
+        dict(
+            source=Path(p.source).name,
+            caption=p.caption or "",
+            href=href(workspace.path(p.image)),
+            small=_smaller_than_thumb(workspace.path(p.image)),
+        )
         for p in (manifest.kept if manifest else [])
         if p.image
     ]
@@ -97,6 +113,7 @@ def write_report(workspace: Workspace, title: str | None = None) -> Path:
         generations.append(
             dict(
                 href=href(workspace.path(g["file"])),
+                small=_smaller_than_thumb(workspace.path(g["file"])),
                 prompt=g.get("prompt", ""),
                 seed=g.get("seed"),
                 scores=[(name, _score_text(v)) for name, v in scored.items()],
@@ -105,7 +122,7 @@ def write_report(workspace: Workspace, title: str | None = None) -> Path:
 
     selected_dir = workspace.outputs_dir / "selected"
     selected = [
-        dict(href=href(p), caption=p.name)
+        dict(href=href(p), caption=p.name, small=_smaller_than_thumb(p))
         for p in sorted(selected_dir.iterdir() if selected_dir.exists() else [])
         if p.suffix.lower() in _IMAGE_SUFFIXES
     ]
@@ -125,7 +142,7 @@ def write_report(workspace: Workspace, title: str | None = None) -> Path:
         rejected=rejected,
         training_plot=href(plot) if plot else None,
         generations=generations,
-        thumb=160,
+        thumb=THUMB,
         written=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         version=__version__,
     )

@@ -62,6 +62,9 @@ def test_the_demo_runs_every_stage_on_a_world_person(tmp_path: Path, tiny_world:
     assert len(selected) == 4 and all(Image.open(p).size == (128, 128) for p in selected)  # x4 upscaled
     report = (ws.outputs_dir / "report.html").read_text()
     assert "on a striped blue background" in report
+    # 32 px generations and 128 px portraits are enlarged in the grid: shown as pixels, not smoothed
+    assert report.count('class="pixels" alt="generation') == 4
+    assert report.count('class="pixels" alt="selected') == 4
     said = result.stderr.replace("\n", "")
     assert "synthetic world" in said and "demo finished" in said and str(ws.root) in said
     # what the judges measured, said as counts over the generated images
