@@ -38,10 +38,15 @@ def test_jobs_are_validated_against_the_pipeline_and_the_server_caps(
         ({"recipe": "nonsense"}, "recipe"),
         ({"k": 0}, "greater than or equal"),
         ({"steps": 10**6}, "steps must be at most"),
+        ({"styles": []}, "at least one style or prompt"),
+        ({"prompts": ["a red background"]}, "must say {me} where you appear"),
+        ({"prompts": ["{me}"] * 9}, "at most 8 items"),
     ]:
         response = client.post("/v1/jobs", headers=headers, json={**TINY_JOB, **bad})
         assert response.status_code == 422, bad
         assert says in json.dumps(response.json()["detail"]), response.json()
+    prompts_only = {**TINY_JOB, "styles": [], "prompts": ["a photo of {me} on a red background"]}
+    assert client.post("/v1/jobs", headers=headers, json=prompts_only).status_code == 201
     options = client.get("/v1/options").json()
     assert "tiny" in options["bases"] and "photo" in [s["name"] for s in options["styles"]]
 

@@ -39,6 +39,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from portraitist.errors import PortraitistError
+from portraitist.generate.prompts import ME
 from portraitist.generate.styles import STYLES, get_style
 from portraitist.pipeline import RunConfig
 from portraitist.service import jobs
@@ -170,7 +171,8 @@ def _check_run_config(svc: Service, config: dict[str, Any]) -> None:
             get_style(style)
     except (ValidationError, PortraitistError) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"Invalid job: {exc}") from exc
-    problems = [] if run.styles else ["styles must name at least one style"]
+    problems = [] if run.styles or run.prompts else ["give at least one style or prompt"]
+    problems += [f"the prompt {p!r} must say {ME} where you appear" for p in run.prompts if ME not in p]
     if run.base not in svc.settings.allowed_bases:
         problems.append(f"base must be one of {', '.join(svc.settings.allowed_bases)}")
     if run.n > svc.settings.max_images:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from portraitist.service.models import Job, JobEvent, Photo
 
@@ -60,6 +60,11 @@ class OptionsOut(BaseModel):
     max_photo_bytes: int = Field(description="Largest photo file.")
 
 
+# a job's own prompts: a few sentences each, a few per job (each costs n / (styles + prompts) images)
+MAX_PROMPTS = 8
+MAX_PROMPT_CHARS = 300
+
+
 class JobRequest(BaseModel):
     """What to make; a field left out takes the pipeline's default (see `portraitist run --help`)."""
 
@@ -71,7 +76,17 @@ class JobRequest(BaseModel):
     recipe: str | None = Field(
         None, description="Training recipe: staged (the thesis's), dreambooth, textual_inversion, lora."
     )
-    styles: list[str] | None = Field(None, description="Style names from GET /v1/options.")
+    styles: list[str] | None = Field(
+        None, description="Style names from GET /v1/options; [] with prompts for your own prompts only."
+    )
+    prompts: list[Annotated[str, StringConstraints(min_length=1, max_length=MAX_PROMPT_CHARS)]] | None = (
+        Field(
+            None,
+            max_length=MAX_PROMPTS,
+            description="Your own prompts, generated beside the styles; {me} marks you, "
+            "e.g. 'a photo of {me} on a red background'.",
+        )
+    )
     n: int | None = Field(None, ge=1, description="Images to generate.")
     k: int | None = Field(None, ge=1, description="Best images to keep (k <= n).")
     scale: int | None = Field(None, ge=1, le=4, description="Upscaling factor of the kept images.")
