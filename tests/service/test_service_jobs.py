@@ -7,12 +7,15 @@ import time
 import pytest
 from sqlalchemy import select, update
 
+from portraitist.errors import MachineError, PortraitistError
 from portraitist.service import jobs
 from portraitist.service.db import Database
 from portraitist.service.models import Job, JobEvent, User
 from portraitist.service.queue import JobQueue
 from portraitist.service.reaper import reap_once
 from portraitist.service.settings import Settings
+from portraitist.service.storage import Storage
+from portraitist.service.worker import JobRunner
 
 
 @pytest.fixture
@@ -154,3 +157,35 @@ def test_every_change_is_an_event_in_order(db: Database) -> None:
         ("running", "train", 3),
         ("succeeded", "train", 3),
     ]
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "attempt"),
+    [
+        (MachineError("The GPU ran out of memory."), "queued", 2),  # the machine's trouble: another attempt
+        (PortraitistError("Too few usable photos."), "failed", 1),  # the request's: retrying cannot help
+    ],
+)
+def test_a_worker_out_of_memory_or_disk_retries_the_job_a_user_error_fails_it(
+    db: Database,
+    settings: Settings,
+    queue: JobQueue,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    status: str,
+    attempt: int,
+) -> None:
+    job_id = _job(db)
+    runner = JobRunner(
+        settings, db, Storage(settings.storage_url, settings.storage_options), queue, "worker-a"
+    )
+
+    def run_out(*_: object) -> None:
+        raise error
+
+    monkeypatch.setattr(runner, "_run", run_out)
+    runner(job_id, 1)
+    row = _row(db, job_id)
+    assert (row.status, row.attempt) == (status, attempt)
+    assert str(error) in (row.error if status == "failed" else row.message)
+    assert ((job_id, 2) in queue.pending()) == (status == "queued")

@@ -23,7 +23,7 @@ from pathlib import Path
 from huey.consumer import Consumer
 from sqlalchemy import select
 
-from portraitist.errors import PortraitistError
+from portraitist.errors import MachineError, PortraitistError
 from portraitist.pipeline import RunConfig, run_pipeline
 from portraitist.progress import ProgressEvent
 from portraitist.service import jobs
@@ -149,18 +149,25 @@ class JobRunner:
             except JobStopped as stopped:
                 log.info("job %s attempt %d stopped: %s", job_id, attempt, stopped)
                 self._clean_after_stop(job)
+            except MachineError as exc:
+                # out of GPU memory or disk: this machine's trouble, not the request's; the checkpoint is kept
+                log.warning("job %s attempt %d: %s", job_id, attempt, exc)
+                self._retry(job_id, attempt, f"the worker ran out: {exc}")
             except PortraitistError as exc:
                 # the user's inputs cannot work (too few usable photos, a bad setting): no retry
                 if jobs.fail(self.db, job_id, attempt, str(exc)):
                     self.storage.delete_prefix(workspace_prefix(job.user_id, job_id))
             except Exception as exc:
                 log.exception("job %s attempt %d crashed", job_id, attempt)
-                reason = f"it crashed: {type(exc).__name__}: {exc}"
-                next_attempt = jobs.requeue(self.db, job_id, attempt, reason, self.settings.max_attempts)
-                if next_attempt is not None:
-                    self.queue.enqueue(job_id, next_attempt)
-                else:
-                    log.error("job %s: %s", job_id, traceback.format_exc(limit=5))
+                self._retry(job_id, attempt, f"it crashed: {type(exc).__name__}: {exc}")
+
+    def _retry(self, job_id: str, attempt: int, reason: str) -> None:
+        """Hand the job to its next attempt (any worker), or fail it once max_attempts are used."""
+        next_attempt = jobs.requeue(self.db, job_id, attempt, reason, self.settings.max_attempts)
+        if next_attempt is not None:
+            self.queue.enqueue(job_id, next_attempt)
+        else:
+            log.error("job %s: %s", job_id, traceback.format_exc(limit=5))
 
     def _run(self, job: Job, lease: Lease, tmp: Path) -> None:
         workspace = Workspace(tmp / "workspace")

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from portraitist.errors import PortraitistError
+from portraitist.errors import MachineError, PortraitistError
 from portraitist.models.loading import StableDiffusion, load_base
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train import attention_loss, checkpoint
@@ -233,7 +233,7 @@ def train(
     try:
         done = loop.run(plan, Hooks(on_step, on_checkpoint, on_validate), start, resume_optimizer, seconds)
     except torch.cuda.OutOfMemoryError as exc:
-        raise PortraitistError(
+        raise MachineError(
             f"The GPU ran out of memory ({str(exc).splitlines()[0]}). Add --low-memory (gradient checkpointing, "
             "8-bit AdamW), lower --batch-size, or use the lora recipe; the last checkpoint is kept, and the same "
             "command resumes from it."
@@ -241,7 +241,7 @@ def train(
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise
-        raise PortraitistError(
+        raise MachineError(
             f"The disk is full ({exc.filename or workspace.model_dir}). Free some space and run the same command "
             "again: it resumes from the last complete checkpoint, which is intact."
         ) from exc
