@@ -15,6 +15,27 @@ from portraitist.cli import generate, swap  # noqa: E402,F401
 from portraitist.cli import bench, demo, evaluate, run, serve  # noqa: E402,F401
 from portraitist.cli import world  # noqa: E402,F401
 
+# `portraitist --help` shows the commands in panels, in the order a new user meets them
+# (typer would list them in the order the modules above happen to register them).
+PANELS: dict[str, list[str]] = {
+    "Start here": ["demo", "run"],
+    "One stage at a time": ["prepare", "train", "generate", "rank", "upscale", "swap", "export"],
+    "Measure": ["evaluate", "bench", "world"],
+    "Serve many users": ["serve", "worker", "bot"],
+}
+
+
+def _arrange() -> None:
+    order = [name for names in PANELS.values() for name in names]
+    panel = {name: title for title, names in PANELS.items() for name in names}
+    for infos in (app.registered_commands, app.registered_groups):
+        for info in infos:
+            info.rich_help_panel = panel[info.name]  # a new command must be given a panel here
+        infos.sort(key=lambda info: order.index(info.name))
+
+
+_arrange()
+
 
 def main() -> None:
     """Entry point: user errors print as one red message and exit 1, without a traceback."""
