@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from portraitist.cli import app
 from portraitist.errors import PortraitistError
-from portraitist.world.dataset import load_dataset, load_masks, render_dataset
+from portraitist.world.dataset import PEOPLE_PER_CHUNK, load_dataset, load_masks, render_dataset
 from portraitist.world.render import (
     COLOURS,
     HAIR,
@@ -256,6 +256,15 @@ def test_dataset_round_trip_is_deterministic(tmp_path: Path) -> None:
     assert json.loads((a / "world.json").read_text())["seed"] == 4
     with pytest.raises(PortraitistError, match="world render"):
         load_dataset(tmp_path)
+
+
+def test_worker_processes_render_the_same_files(tmp_path: Path) -> None:
+    people = PEOPLE_PER_CHUNK + 1  # two chunks, one per process
+    one = render_dataset(tmp_path / "one", identities=people, photos=1, seed=2, workers=1)
+    two = render_dataset(tmp_path / "two", identities=people, photos=1, seed=2, workers=2)
+    for name in ("images.npy", "masks.npy", "labels.jsonl"):
+        assert (one / name).read_bytes() == (two / name).read_bytes()
+    assert [row["person"] for row in load_dataset(two)[1]] == list(range(people))
 
 
 def test_cli_render_and_photos(tmp_path: Path) -> None:

@@ -39,12 +39,17 @@ def render_command(
     held_out: bool = typer.Option(
         False, "--held-out", help="Held-out people (never seen by pretraining) instead of pretraining people."
     ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="Processes drawing (default: one per core); the files are the same."
+    ),
 ) -> None:
     from portraitist.world.dataset import render_dataset
 
     start = time.perf_counter()
     with progress_display() as progress:
-        render_dataset(out, identities, photos, seed, size=size, held_out=held_out, progress=progress)
+        render_dataset(
+            out, identities, photos, seed, size=size, held_out=held_out, progress=progress, workers=workers
+        )
     seconds = time.perf_counter() - start
     count = identities * photos
     kind = "held-out" if held_out else "pretraining"

@@ -9,7 +9,10 @@ give the same files.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +51,14 @@ def render_dataset(
     size: int = 32,
     held_out: bool = False,
     progress: ProgressCallback | None = None,
+    workers: int | None = None,
 ) -> Path:
     """Render `identities` people x `photos` photos each into `out`; returns `out`.
 
     Pretraining people are indices 0..identities-1; `held_out` takes held-out people instead
-    (HELD_OUT_START + 0..identities-1), which pretraining never sees.
+    (HELD_OUT_START + 0..identities-1), which pretraining never sees. `workers` processes
+    (default: one per core) draw disjoint runs of people; each person's photos depend on
+    (seed, person) only, so the files are the same for any number of workers.
     """
     if identities < 1 or photos < 1:
         raise PortraitistError("Give at least one identity and one photo per identity.")
@@ -62,38 +68,33 @@ def render_dataset(
     out.mkdir(parents=True, exist_ok=True)
     count = identities * photos
     # Written in place through memory maps (a million 32 px images are 3 GB), renamed when complete.
-    images = np.lib.format.open_memmap(
-        partial_path(out / "images.npy"), mode="w+", dtype=np.uint8, shape=(count, size, size, 3)
-    )
-    masks = np.lib.format.open_memmap(
-        partial_path(out / "masks.npy"), mode="w+", dtype=bool, shape=(count, size, size)
-    )
-    rows = []
-    for i in range(identities):
-        who = held_out_person(i, seed) if held_out else person(i, seed)
-        rng = scene_rng(who, seed)
-        for j in range(photos):
-            scene = random_scene(rng)
-            drawn = render_filtered(who, scene, size)
-            k = i * photos + j
-            images[k] = drawn.image
-            masks[k] = drawn.person_mask
-            rows.append(
-                {
-                    "image": k,
-                    "person": who.index,
-                    "photo": j,
-                    **drawn.labels,
-                    "face_box": list(drawn.face_box),
-                    "caption": caption(who, scene),
-                    "pose": dict(zip(POSE_NAMES, scene.pose, strict=True)),
-                }
-            )
-        progress(ProgressEvent("world render", i + 1, identities))
-    for array, name in ((images, "images.npy"), (masks, "masks.npy")):
-        array.flush()
+    for name, dtype, shape in (
+        ("images.npy", np.uint8, (count, size, size, 3)),
+        ("masks.npy", bool, (count, size, size)),
+    ):
+        np.lib.format.open_memmap(partial_path(out / name), mode="w+", dtype=dtype, shape=shape).flush()
+    chunks = [
+        _Chunk(out, first, min(first + PEOPLE_PER_CHUNK, identities), photos, seed, size, held_out)
+        for first in range(0, identities, PEOPLE_PER_CHUNK)
+    ]
+    workers = min(workers or os.cpu_count() or 1, len(chunks))
+    rows: list[dict] = []
+    done = 0
+    if workers == 1:
+        results = map(_render_chunk, chunks)
+    else:  # spawned, not forked: the caller may hold torch's threads, which a fork can deadlock
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        results = pool.map(_render_chunk, chunks)  # in order, so rows stay in image order
+    try:
+        for chunk, chunk_rows in zip(chunks, results, strict=True):
+            rows += chunk_rows
+            done += chunk.stop - chunk.start
+            progress(ProgressEvent("world render", done, identities))
+    finally:
+        if workers > 1:
+            pool.shutdown(cancel_futures=True)
+    for name in ("images.npy", "masks.npy"):
         os.replace(partial_path(out / name), out / name)
-    del images, masks
     write_bytes_atomic(out / "labels.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
     write_json_atomic(
         out / "world.json",
@@ -107,6 +108,52 @@ def render_dataset(
     )
     preview_grid(np.load(out / "images.npy", mmap_mode="r")[:PREVIEW_COUNT]).save(out / "preview.png")
     return out
+
+
+PEOPLE_PER_CHUNK = 50  # a worker's unit: small enough for a smooth progress bar and even shares
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """People start..stop-1 of a data set being rendered into `out`'s partial memory maps."""
+
+    out: Path
+    start: int
+    stop: int
+    photos: int
+    seed: int
+    size: int
+    held_out: bool
+
+
+def _render_chunk(chunk: _Chunk) -> list[dict]:
+    """Draw a chunk's people into the data set's memory maps; their label rows."""
+    images = np.load(partial_path(chunk.out / "images.npy"), mmap_mode="r+")
+    masks = np.load(partial_path(chunk.out / "masks.npy"), mmap_mode="r+")
+    rows = []
+    for i in range(chunk.start, chunk.stop):
+        who = held_out_person(i, chunk.seed) if chunk.held_out else person(i, chunk.seed)
+        rng = scene_rng(who, chunk.seed)
+        for j in range(chunk.photos):
+            scene = random_scene(rng)
+            drawn = render_filtered(who, scene, chunk.size)
+            k = i * chunk.photos + j
+            images[k] = drawn.image
+            masks[k] = drawn.person_mask
+            rows.append(
+                {
+                    "image": k,
+                    "person": who.index,
+                    "photo": j,
+                    **drawn.labels,
+                    "face_box": list(drawn.face_box),
+                    "caption": caption(who, scene),
+                    "pose": dict(zip(POSE_NAMES, scene.pose, strict=True)),
+                }
+            )
+    images.flush()
+    masks.flush()
+    return rows
 
 
 def partial_path(path: Path) -> Path:
