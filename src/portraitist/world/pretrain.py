@@ -377,10 +377,10 @@ def init_from_base(trainer: Trainer, config: PretrainConfig, name: str) -> None:
 # ---- samples and judges -----------------------------------------------------------------------
 
 
-def sample_prompts(seed: int) -> tuple[list[str], list[dict[str, str]]]:
-    """Full captions of held-out people 0..15, each in one fixed scene, and the labels a judge can check."""
+def sample_prompts(seed: int, count: int = SAMPLE_PROMPTS) -> tuple[list[str], list[dict[str, str]]]:
+    """Full captions of held-out people 0..count-1, each in one fixed scene, and the labels a judge can check."""
     prompts, labels = [], []
-    for k in range(SAMPLE_PROMPTS):
+    for k in range(count):
         who = held_out_person(k, seed)
         scene = random_scene(np.random.default_rng([seed, k, 0x5A3]))
         prompts.append(caption(who, scene))
@@ -388,10 +388,10 @@ def sample_prompts(seed: int) -> tuple[list[str], list[dict[str, str]]]:
     return prompts, labels
 
 
-def reference_images(seed: int) -> np.ndarray:
+def reference_images(seed: int, count: int = SAMPLE_PROMPTS) -> np.ndarray:
     """Real renders of the sample prompts: what the judges score on the truth, to compare samples with."""
     images = []
-    for k in range(SAMPLE_PROMPTS):
+    for k in range(count):
         scene = random_scene(np.random.default_rng([seed, k, 0x5A3]))
         images.append(render_filtered(held_out_person(k, seed), scene, world_model.RESOLUTION).image)
     return np.stack(images)
