@@ -35,7 +35,9 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_demo_runs_every_stage_on_a_world_person(tmp_path: Path, tiny_world: Path) -> None:
     root = tmp_path / "demo"
-    result = runner.invoke(app, ["demo", "-w", str(root), "--base", str(tiny_world), "--steps", "4", "-n", "4"])
+    result = runner.invoke(
+        app, ["demo", "-w", str(root), "--base", str(tiny_world), "--steps", "4", "-n", "4"]
+    )
     assert result.exit_code == 0, result.output
     ws = Workspace(root)
 
@@ -45,7 +47,9 @@ def test_the_demo_runs_every_stage_on_a_world_person(tmp_path: Path, tiny_world:
     assert [p.face_box for p in manifest.kept] == [photo["face_box"] for photo in truth["photos"]]
     assert manifest.class_token == truth["attributes"]["sex"]
 
-    generations = [json.loads(line) for line in (ws.outputs_dir / "generations.jsonl").read_text().splitlines()]
+    generations = [
+        json.loads(line) for line in (ws.outputs_dir / "generations.jsonl").read_text().splitlines()
+    ]
     prompts = {g["prompt"] for g in generations}
     subject = f"<me> {manifest.class_token}"
     assert prompts == {
@@ -84,7 +88,9 @@ def test_prompts_share_the_images_with_the_styles() -> None:
     config = RunConfig(styles=["photo"], prompts=["{me} on a red background", "{me} smiling"], n=5, seed=7)
     requests = config.generation_requests()
     assert [name for name, _ in requests] == [
-        "generate:photo", "generate:prompt:{me} on a red background", "generate:prompt:{me} smiling",
+        "generate:photo",
+        "generate:prompt:{me} on a red background",
+        "generate:prompt:{me} smiling",
     ]
     assert [(s["style"], s["prompt"], s["n"], s["seed"]) for _, s in requests] == [
         ("photo", None, 2, 7),
@@ -96,3 +102,16 @@ def test_prompts_share_the_images_with_the_styles() -> None:
     ]
     with pytest.raises(ValidationError, match="at least one style or prompt"):
         RunConfig(styles=[], prompts=[])
+
+
+@pytest.mark.skipif(
+    not (loading.WORLD_BASE_DIR / "model_index.json").is_file(),
+    reason="the pretrained world base is not committed",
+)
+def test_the_demo_on_the_committed_base_draws_the_person(tmp_path: Path) -> None:
+    """The whole demo as a user runs it: most of its images are recognised as the held-out person."""
+    result = runner.invoke(app, ["demo", "-w", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    scores = json.loads((tmp_path / "demo" / "outputs" / "scores.json").read_text())["images"]
+    assert len(scores) == 16
+    assert sum(image["passes_identity"] for image in scores) >= 12

@@ -32,7 +32,12 @@ CROP_SIZE = 128  # the renderer's drawing size: the judges' 32 px box filter div
 # The world's head box spans the head oval (mediapipe's starts at the brows): 0.6 face boxes
 # each side frame head and shoulders as the base model's 32 px pictures are.
 MARGIN = 0.6
-# The world's model is small (8x8x48 latents, batch 1): a second torch thread mostly waits for
+# The staged recipe's own rates are SD 1.5's (2e-6 for the networks); the world's 5M-parameter base,
+# pretrained at 5e-4, barely moves at them: 0 of 16 images recognised as the person after 400 steps.
+# x100, the factor `evaluate --world --sweep` chose for staged (docs/world-eval/sweep-chosen.json):
+# 16 of 16 (measured on the base at step 4000 of its pretraining).
+WORLD_LEARNING_RATES = {"tokens": 5e-3, "text_encoder": 2e-4, "unet": 2e-4}
+# The world's model is small (16x16x12 latents, batch 1): a second torch thread mostly waits for
 # the first, and on a shared, busy CPU it waits for a core. Measured on this 2-core machine under
 # load: 116-171 ms per training step on one thread, 730-790 ms on two.
 THREADS = 1
@@ -46,12 +51,18 @@ SCENES: tuple[dict[str, str], ...] = (
 
 # What each stage does in the demo, shown before it runs.
 EXPLAINS = (
-    ("photos", "a held-out person of the synthetic world, rendered in 8 scenes at 256 px, with ground-truth boxes"),
+    (
+        "photos",
+        "a held-out person of the synthetic world, rendered in 8 scenes at 256 px, with ground-truth boxes",
+    ),
     ("prepare", "face crops, person masks and captions from the given boxes (prepare --boxes)"),
     ("train", "the thesis's staged recipe on the world's base model (pretrained here, 32 px)"),
     ("generate", "Euler sampling of prompts in scenes the photos do not all show"),
-    ("rank", "by likeness: the world judges' face gate and face-ID; the 4 most alike kept (CLIP, LPIPS and "
-     "aesthetic run on random stand-ins here: shown, meaningless)"),
+    (
+        "rank",
+        "by likeness: the world judges' face gate and face-ID; the 4 most alike kept (CLIP, LPIPS and "
+        "aesthetic run on random stand-ins here: shown, meaningless)",
+    ),
     ("upscale", "Real-ESRGAN x4 (the compact model): 32 px to 128 px"),
     ("report", "outputs/report.html: every stage's results on one page"),
 )
@@ -74,6 +85,7 @@ def demo_config(
     from portraitist.pipeline import RunConfig
     from portraitist.prepare.config import PrepareConfig
     from portraitist.rank.config import RankConfig
+    from portraitist.train.config import TrainConfig
     from portraitist.upscale.config import UpscaleConfig
 
     return RunConfig(
@@ -85,6 +97,7 @@ def demo_config(
         k=k,
         scale=4,
         prepare=PrepareConfig(resolution=CROP_SIZE, margin=MARGIN, context="photo_of", class_word=class_word),
+        train=TrainConfig(learning_rates=WORLD_LEARNING_RATES),
         generate=GenerateConfig(steps=SAMPLING_STEPS, batch_size=n),
         rank=RankConfig(
             by=["identity"],  # the other scorers' models are random stand-ins offline
@@ -118,9 +131,13 @@ def scene_followed(ws: Workspace) -> tuple[int, int]:
     manifest = ws.read_manifest()
     subject = f"{manifest.instance_token} {manifest.class_token}"
     asked = {scene_prompt(subject, **scene): scene for scene in SCENES}
-    records = [json.loads(line) for line in (ws.outputs_dir / "generations.jsonl").read_text().splitlines() if line]
+    records = [
+        json.loads(line) for line in (ws.outputs_dir / "generations.jsonl").read_text().splitlines() if line
+    ]
     said = load_judges().attributes([Image.open(ws.path(r["file"])) for r in records])
-    followed = sum(all(seen.get(k) == v for k, v in asked[r["prompt"]].items()) for r, seen in zip(records, said))
+    followed = sum(
+        all(seen.get(k) == v for k, v in asked[r["prompt"]].items()) for r, seen in zip(records, said)
+    )
     return followed, len(records)
 
 
@@ -143,9 +160,15 @@ def check_base(base: str) -> None:
     ),
 )
 def demo_command(
-    workspace: Path = typer.Option(DEFAULT_WORKSPACE, "--workspace", "-w", help="Folder for the demo's photos and results."),
-    base: str = typer.Option("world", "--base", help="The world's base model: `world` (committed) or a folder."),
-    person: int = typer.Option(0, "--person", min=0, help="Which held-out person of the world to personalise."),
+    workspace: Path = typer.Option(
+        DEFAULT_WORKSPACE, "--workspace", "-w", help="Folder for the demo's photos and results."
+    ),
+    base: str = typer.Option(
+        "world", "--base", help="The world's base model: `world` (committed) or a folder."
+    ),
+    person: int = typer.Option(
+        0, "--person", min=0, help="Which held-out person of the world to personalise."
+    ),
     steps: int = typer.Option(TRAIN_STEPS, "--steps", min=1, help="Training steps."),
     n: int = typer.Option(IMAGES, "-n", min=1, help="Images to generate, shared among the prompts."),
 ) -> None:
