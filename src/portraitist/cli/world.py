@@ -115,6 +115,9 @@ def pretrain_command(
         None, "--architecture", help="patch2 (16x16x12 latents, default) or patch4 (8x8x48, issue 9's study)."
     ),
     batch: int | None = typer.Option(None, "--batch", min=1, help="Images per step (default 128)."),
+    lr: float | None = typer.Option(
+        None, "--lr", min=0, help="AdamW learning rate after warm-up (default 2e-4)."
+    ),
     seed: int | None = typer.Option(None, "--seed", help="World seed, weights and data order (default 0)."),
     identities: int | None = typer.Option(
         None, "--identities", min=1, help="People in the pool (default 10000)."
@@ -136,7 +139,7 @@ def pretrain_command(
     settings = load_config(
         PretrainConfig, config, "pretrain", budget_minutes=budget_minutes, steps=steps, batch=batch,
         seed=seed, identities=identities, photos=photos, threads=threads, device=device,
-        architecture=architecture, init_from=init_from,
+        architecture=architecture, init_from=init_from, lr=lr,
     )  # fmt: skip
     quiet_libraries()
     transformers_logging.disable_progress_bar()  # its save/load bars would cut through ours at checkpoints

@@ -341,7 +341,7 @@ def run_command(trainer: Trainer, config: PretrainConfig) -> str:
     return shlex.join(
         ["portraitist", "world", "pretrain", "--out", "RUN", *start, "--steps", str(trainer.step),
          "--architecture", config.architecture, "--seed", str(config.seed), "--batch", str(config.batch),
-         "--identities", str(config.identities), "--photos", str(config.photos)]
+         "--lr", f"{config.lr:g}", "--identities", str(config.identities), "--photos", str(config.photos)]
     )  # fmt: skip
 
 
