@@ -19,17 +19,7 @@ CASES=${CASES:-512x512:1,512x512:8,512x912:8}
 OUT=${OUT:-benchmarks/results}
 mkdir -p "$OUT"
 
-# gpu_site.sh's packages (built for the device's Python 3.12) and CLIP vocabulary, as gpu_train.sh
-if [ -d .gpu-site/wheels ] && "$PY" -c 'import sys; raise SystemExit(sys.version_info[:2] != (3, 12))'; then
-    SITE=/tmp/portraitist-gpu-site
-    rm -rf "$SITE" && mkdir -p "$SITE"
-    for wheel in .gpu-site/wheels/*.whl; do "$PY" -m zipfile -e "$wheel" "$SITE"; done
-    export PYTHONPATH="$SITE:$PWD/src" PORTRAITIST_CACHE="$PWD/.gpu-site/cache"
-else
-    export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+source benchmarks/gpu_env.sh
 
 timeout 480 "$PY" benchmarks/bench_generate.py --preset "$PRESET" --cases "$CASES" --calls 3 --warmup 1 \
     --variants ours,ours-no-graphs --results "$OUT" --label gpu_generate.sh 2>&1 \

@@ -20,22 +20,9 @@ STEPS_LOWMEM=${STEPS_LOWMEM:-16}
 OUT=${OUT:-benchmarks/results}
 mkdir -p "$OUT"
 
-if [ -d .gpu-site/wheels ]; then
-    SITE=/tmp/portraitist-gpu-site
-    rm -rf "$SITE" && mkdir -p "$SITE"
-    for wheel in .gpu-site/wheels/*.whl; do "$PY" -m zipfile -e "$wheel" "$SITE"; done
-    export PYTHONPATH="$SITE:$PWD/src"
-    export PORTRAITIST_CACHE="$PWD/.gpu-site/cache"
-else
-    export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
-
+source benchmarks/gpu_env.sh
 MEMORY=()
-if command -v nvidia-smi >/dev/null; then
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-    MEMORY=(--gpu-memory)
-fi
+command -v nvidia-smi >/dev/null && MEMORY=(--gpu-memory)
 "$PY" -c 'import torch, diffusers, transformers, accelerate; print("torch", torch.__version__, "cuda", torch.version.cuda, "diffusers", diffusers.__version__, "transformers", transformers.__version__, "accelerate", accelerate.__version__)' || exit 1
 
 BENCH=("$PY" benchmarks/bench_train.py --preset "$PRESET" --runner module "${MEMORY[@]}" --results "$OUT")

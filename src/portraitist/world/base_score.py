@@ -66,11 +66,11 @@ def score_base(
     judges = judges or load_judges()
     model = load_base(base)
     prompts, labels = sample_prompts(seed, count)
+    size = (world_model.RESOLUTION, world_model.RESOLUTION)
     images = []
     for start in range(0, count, batch):
         chunk = prompts[start : start + batch]
         seeds = [seed + start + i for i in range(len(chunk))]
-        size = (world_model.RESOLUTION, world_model.RESOLUTION)
         drawn = txt2img(model, chunk, "", seeds, size, steps, guidance)  # type: ignore[arg-type]
         images += [np.asarray(image) for image in drawn]
         progress(ProgressEvent(STAGE, len(images), count))

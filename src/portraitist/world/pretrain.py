@@ -37,7 +37,7 @@ from pydantic import Field
 from portraitist.config import StageConfig
 from portraitist.errors import PortraitistError
 from portraitist.generate.txt2img import txt2img
-from portraitist.models.loading import StableDiffusion, world_base_dir
+from portraitist.models.loading import WORLD, StableDiffusion, world_base_dir
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train.cpu_attention import CpuAttnProcessor
 from portraitist.train.loop import batch_indices, step_generator
@@ -347,7 +347,7 @@ def run_command(trainer: Trainer, config: PretrainConfig) -> str:
 
 def init_from_base(trainer: Trainer, config: PretrainConfig, name: str) -> None:
     """Load a pretrained base's weights into the model and its EMA, and carry on its counts."""
-    folder = world_base_dir() if name == "world" else Path(name)
+    folder = world_base_dir() if name == WORLD else Path(name)
     record_path = folder / BASE_RECORD
     if not record_path.is_file():
         raise PortraitistError(
