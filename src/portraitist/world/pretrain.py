@@ -312,12 +312,12 @@ def save_base_folder(trainer: Trainer, config: PretrainConfig, out: Path) -> Pat
         made_by=commands,
     )
     (tmp / BASE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-    steps = "the command" if len(commands) == 1 else "the commands, in order,"
+    steps = "The command that makes" if len(commands) == 1 else "The commands, in order, that make"
     readme = (
         "# The world's base model (issue 9)\n\n"
         "A 32 px text-to-image model of the synthetic world's people (docs/world.md), pretrained from random "
         f"weights: step {trainer.step}, {trainer.images} images, {trainer.seconds / 3600:.2f} h of training. "
-        f"The weights are the EMA, stored in fp16. {steps.capitalize()} that make them:\n\n"
+        f"The weights are the EMA, stored in fp16. {steps} them:\n\n"
         + "".join(f"    {command}\n" for command in commands)
         + "\nIts settings (a [pretrain] table of a --config TOML file may set any of them):\n\n"
         f"    {json.dumps(config.fingerprint())}\n"
