@@ -277,16 +277,9 @@ def save_checkpoint(trainer: Trainer, config: PretrainConfig, out: Path) -> None
         raise
 
 
-# runs made before the architecture setting named it by size; their "full" is today's patch4
-_SIZE_TO_ARCHITECTURE = {"full": "patch4"}
-
-
 def load_checkpoint(trainer: Trainer, config: PretrainConfig, out: Path) -> None:
     state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
-    saved, now = dict(state["fingerprint"]), config.fingerprint()
-    if "size" in saved:
-        size = saved.pop("size")
-        saved["architecture"] = _SIZE_TO_ARCHITECTURE.get(size, f"size {size}")
+    saved, now = state["fingerprint"], config.fingerprint()
     changed = {key: (saved.get(key), value) for key, value in now.items() if saved.get(key) != value}
     if changed:
         what = "; ".join(f"{key}: {old!r} then, {new!r} now" for key, (old, new) in changed.items())
