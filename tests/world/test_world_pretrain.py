@@ -162,7 +162,7 @@ def test_init_from_carries_a_base_on_in_a_new_run_folder(tmp_path: Path) -> None
     assert (on.step, on.images) == (4, 16)
     record = json.loads((on.base / "pretrain.json").read_text())
     assert record["step"] == 4 and len(record["made_by"]) == 2
-    assert "--init-from BASE --steps 4" in record["made_by"][1] and "--lr 0.0002" in record["made_by"][1]
+    assert "--init-from BASE --steps 4" in record["made_by"][1] and "--lr 0.0005" in record["made_by"][1]
     assert record["made_by"][1] in (on.base / "README.md").read_text()
     moved = load_base(str(on.base)).unet.conv_in.weight
     assert not torch.equal(moved, before.unet.conv_in.weight)

@@ -116,7 +116,7 @@ def pretrain_command(
     ),
     batch: int | None = typer.Option(None, "--batch", min=1, help="Images per step (default 128)."),
     lr: float | None = typer.Option(
-        None, "--lr", min=0, help="AdamW learning rate after warm-up (default 2e-4)."
+        None, "--lr", min=0, help="AdamW learning rate after warm-up (default 5e-4, the committed base's)."
     ),
     seed: int | None = typer.Option(None, "--seed", help="World seed, weights and data order (default 0)."),
     identities: int | None = typer.Option(

@@ -78,7 +78,7 @@ class PretrainConfig(StageConfig):
     photos: int = Field(16, ge=1, description="Photos (scenes) per person in the pool.")
     batch: int = Field(128, ge=1, description="Images per step.")
     lr: float = Field(
-        2e-4, gt=0, description="AdamW learning rate (after warm-up), UNet and text encoder alike."
+        5e-4, gt=0, description="AdamW learning rate (after warm-up), UNet and text encoder alike."
     )
     warmup: int = Field(500, ge=0, description="Steps of linear learning-rate warm-up.")
     ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of the weights; the saved base is the EMA.")
