@@ -25,7 +25,9 @@ JOB_TIMEOUT = 300
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcesses]:
     """One API and one worker on SQLite, shared by the clients below."""
     tmp = tmp_path_factory.mktemp("service")
-    settings = make_settings(tmp, {}, job_defaults=OFFLINE_STAGES)
+    # nearly every progress event written (not one per 0.2 s): on a quiet machine the tiny job's 4 training
+    # steps fit in one interval, and the page's bar would jump from 0 to done
+    settings = make_settings(tmp, {}, job_defaults=OFFLINE_STAGES, progress_interval_s=0.001)
     processes = ServiceProcesses(settings, tmp)
     processes.start_api()
     processes.start_worker()
