@@ -97,9 +97,10 @@ def test_run_survives_kill_9_inside_training(tmp_path: Path, sample_photos: list
     workspace = Workspace(tmp_path / "ws")
     config = tmp_path / "run.toml"
     config.write_text(OFFLINE_TOML)
+    steps = 64  # killed after step 9: enough steps left that a fast machine cannot finish within one poll
     command = [
         sys.executable, "-m", "portraitist", "run", *map(str, sample_photos), "-w", str(workspace.root),
-        "--base", "tiny", "--steps", "16", "--styles", "photo", "-n", "2", "-k", "1", "--config", str(config),
+        "--base", "tiny", "--steps", str(steps), "--styles", "photo", "-n", "2", "-k", "1", "--config", str(config),
     ]
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -120,6 +121,6 @@ def test_run_survives_kill_9_inside_training(tmp_path: Path, sample_photos: list
     said = " ".join(resumed.stderr.split())
     assert "Resumed: already done were prepare" in said
     checkpoint = int(said.split("Training resumed from its step-")[1].split()[0])
-    assert 4 <= checkpoint < 16 and checkpoint % 4 == 0  # continued, not restarted
-    assert train_steps(workspace) == list(range(1, 17))  # every step logged exactly once
+    assert 4 <= checkpoint < steps and checkpoint % 4 == 0  # continued, not restarted
+    assert train_steps(workspace) == list(range(1, steps + 1))  # every step logged exactly once
     assert read_done(workspace)[-1] == "upscale"
