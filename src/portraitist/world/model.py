@@ -57,43 +57,29 @@ SCHEDULER: dict[str, Any] = dict(
     clip_sample=False,
 )
 
-_PLAIN, _ATTENTION = "DownBlock2D", "CrossAttnDownBlock2D"
-_UP_PLAIN, _UP_ATTENTION = "UpBlock2D", "CrossAttnUpBlock2D"
 _TEXT = dict(hidden_size=128, intermediate_size=256, num_attention_heads=2)
+
+
+def _unet_levels(channels: tuple[int, ...], head_dim: int, groups: int) -> dict[str, Any]:
+    """A UNet of len(channels) levels with residual blocks only, but self- and cross-attention at the
+    smallest level (and in the middle block): at the larger ones it costs more than it gives."""
+    plain = len(channels) - 1
+    return dict(
+        block_out_channels=channels,
+        down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",),
+        up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * plain,
+        attention_head_dim=head_dim,
+        norm_num_groups=groups,
+    )
+
 
 # patch2: the default base; patch4: issue 9's study's 8x8x48; tiny: tests (patch 2, ~30x fewer weights)
 ARCHITECTURES: dict[str, dict[str, Any]] = {
-    "patch2": dict(
-        patch=2,
-        unet=dict(
-            block_out_channels=(64, 96, 128),
-            down_block_types=(_PLAIN, _PLAIN, _ATTENTION),
-            up_block_types=(_UP_ATTENTION, _UP_PLAIN, _UP_PLAIN),
-            attention_head_dim=4,
-            norm_num_groups=32,
-        ),
-        text=_TEXT,
-    ),
-    "patch4": dict(
-        patch=4,
-        unet=dict(
-            block_out_channels=(96, 128),
-            down_block_types=(_PLAIN, _ATTENTION),
-            up_block_types=(_UP_ATTENTION, _UP_PLAIN),
-            attention_head_dim=4,
-            norm_num_groups=32,
-        ),
-        text=_TEXT,
-    ),
+    "patch2": dict(patch=2, unet=_unet_levels((64, 96, 128), head_dim=4, groups=32), text=_TEXT),
+    "patch4": dict(patch=4, unet=_unet_levels((96, 128), head_dim=4, groups=32), text=_TEXT),
     "tiny": dict(
         patch=2,
-        unet=dict(
-            block_out_channels=(16, 16, 32),
-            down_block_types=(_PLAIN, _PLAIN, _ATTENTION),
-            up_block_types=(_UP_ATTENTION, _UP_PLAIN, _UP_PLAIN),
-            attention_head_dim=2,
-            norm_num_groups=8,
-        ),
+        unet=_unet_levels((16, 16, 32), head_dim=2, groups=8),
         text=dict(hidden_size=16, intermediate_size=32, num_attention_heads=2),
     ),
 }
@@ -158,14 +144,14 @@ def save_base(parts: dict[str, Any], out: Path, dtype: torch.dtype = torch.float
     """
     from diffusers import StableDiffusionPipeline  # heavy import, needed only here
 
+    from portraitist.models.loading import cast  # here: loading imports this module for BASE_DIR
+
     unet = UNet2DConditionModel.from_config(parts["unet"].config)
     unet.load_state_dict(parts["unet"].state_dict())
     text_encoder = CLIPTextModel(parts["text_encoder"].config)
     text_encoder.load_state_dict(parts["text_encoder"].state_dict())
     for module in (unet, text_encoder):
-        torch.nn.Module.to(
-            module, dtype
-        )  # not ModelMixin.to, which warns about fp32-only modules it has none of
+        cast(module, dtype=dtype)
     pipe = StableDiffusionPipeline(
         vae=parts["vae"],
         text_encoder=text_encoder,

@@ -37,7 +37,7 @@ from pydantic import Field
 from portraitist.config import StageConfig
 from portraitist.errors import PortraitistError
 from portraitist.generate.txt2img import txt2img
-from portraitist.models.loading import WORLD, StableDiffusion, world_base_dir
+from portraitist.models.loading import WORLD, StableDiffusion, load_base, world_base_dir
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train.cpu_attention import CpuAttnProcessor
 from portraitist.train.loop import batch_indices, step_generator
@@ -352,15 +352,9 @@ def init_from_base(trainer: Trainer, config: PretrainConfig, name: str) -> None:
         raise PortraitistError(
             f"--init-from {name} is a {made} base; pretrain it on with --architecture {made}."
         )
-    from diffusers import UNet2DConditionModel
-    from transformers import CLIPTextModel
-
-    loaded = {
-        "unet": UNet2DConditionModel.from_pretrained(folder / "unet"),
-        "text_encoder": CLIPTextModel.from_pretrained(folder / "text_encoder"),
-    }
-    for part, module in loaded.items():
-        state = {key: value.float() for key, value in module.state_dict().items()}
+    loaded = load_base(str(folder))  # at full precision, as every stage loads a base
+    for part in ("unet", "text_encoder"):
+        state = getattr(loaded, part).state_dict()
         trainer.parts[part].load_state_dict(state)
         trainer.ema[part].load_state_dict(state)
     trainer.step, trainer.images, trainer.seconds = record["step"], record["images"], record["seconds"]
