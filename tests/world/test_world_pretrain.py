@@ -25,7 +25,7 @@ from portraitist.train.stage import train
 from portraitist.workspace import DatasetManifest, PhotoRecord, TokenInit, Workspace
 from portraitist.world.codec import PixelCodec
 from portraitist.world.model import BASE_DIR, build_codec, build_components, build_world_base
-from portraitist.world.pretrain import CHECKPOINT, PretrainConfig, pretrain
+from portraitist.world.pretrain import CHECKPOINT, PretrainConfig, learning_rate, pretrain
 from portraitist.world.render import held_out_person, person, random_scene, render_filtered
 
 # the smallest run that still has several people, flips, empty captions and warm-up in it
@@ -176,6 +176,28 @@ def test_init_from_carries_a_base_on_in_a_new_run_folder(tmp_path: Path) -> None
         pretrain(tmp_path / "bare", PretrainConfig(steps=3, init_from=str(tmp_path), **TINY))
     with pytest.raises(PortraitistError, match="give one of them"):
         pretrain(tmp_path / "on", PretrainConfig(steps=5, init_from=str(first.base), **TINY), resume=True)
+
+
+def test_learning_rate_warms_up_then_holds_or_decays_to_zero() -> None:
+    constant = PretrainConfig(lr=1e-3, warmup=10)
+    decaying = PretrainConfig(lr=1e-3, warmup=10, decay_to=130)
+    # the warm-up counts from where this run's optimizer started (100: an --init-from base's step)
+    for config in (constant, decaying):
+        assert learning_rate(config, 100, 100) == pytest.approx(1e-4)
+        assert learning_rate(config, 109, 100) == pytest.approx(1e-3)
+    assert learning_rate(constant, 10_000, 100) == pytest.approx(1e-3)
+    assert learning_rate(decaying, 120, 100) == pytest.approx(0.5e-3)  # half-way from 110 to 130
+    assert learning_rate(decaying, 130, 100) == learning_rate(decaying, 200, 100) == 0
+    rates = [learning_rate(decaying, step, 100) for step in range(110, 131)]
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+
+
+def test_decay_is_recorded_and_must_end_after_the_warm_up(tmp_path: Path) -> None:
+    run = pretrain(tmp_path / "run", PretrainConfig(steps=4, decay_to=4, **TINY))
+    record = json.loads((run.base / "pretrain.json").read_text())
+    assert record["made_by"][0].endswith("--decay-to 4")
+    with pytest.raises(PortraitistError, match="ends before this run's warm-up"):
+        pretrain(tmp_path / "on", PretrainConfig(steps=8, decay_to=5, init_from=str(run.base), **TINY))
 
 
 def test_cli_pretrain_writes_a_base_folder(tmp_path: Path) -> None:

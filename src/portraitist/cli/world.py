@@ -118,6 +118,13 @@ def pretrain_command(
     lr: float | None = typer.Option(
         None, "--lr", min=0, help="AdamW learning rate after warm-up (default 5e-4, the committed base's)."
     ),
+    decay_to: int | None = typer.Option(
+        None,
+        "--decay-to",
+        min=1,
+        help="Cosine-decay the learning rate to 0 at this total step count (default: constant); with "
+        "--steps at the same count, a run that ends on a low rate.",
+    ),
     seed: int | None = typer.Option(None, "--seed", help="World seed, weights and data order (default 0)."),
     identities: int | None = typer.Option(
         None, "--identities", min=1, help="People in the pool (default 10000)."
@@ -139,7 +146,7 @@ def pretrain_command(
     settings = load_config(
         PretrainConfig, config, "pretrain", budget_minutes=budget_minutes, steps=steps, batch=batch,
         seed=seed, identities=identities, photos=photos, threads=threads, device=device,
-        architecture=architecture, init_from=init_from, lr=lr,
+        architecture=architecture, init_from=init_from, lr=lr, decay_to=decay_to,
     )  # fmt: skip
     quiet_libraries()
     transformers_logging.disable_progress_bar()  # its save/load bars would cut through ours at checkpoints

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import shlex
 import shutil
@@ -81,6 +82,12 @@ class PretrainConfig(StageConfig):
         5e-4, gt=0, description="AdamW learning rate (after warm-up), UNet and text encoder alike."
     )
     warmup: int = Field(500, ge=0, description="Steps of linear learning-rate warm-up.")
+    decay_to: int | None = Field(
+        None,
+        ge=1,
+        description="Cosine-decay the learning rate from the end of warm-up to 0 at this total step count "
+        "(default: constant after warm-up).",
+    )
     ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of the weights; the saved base is the EMA.")
     empty_captions: float = Field(
         0.1, ge=0, le=1, description="Share of empty captions (classifier-free guidance)."
@@ -334,7 +341,8 @@ def run_command(trainer: Trainer, config: PretrainConfig) -> str:
     return shlex.join(
         ["portraitist", "world", "pretrain", "--out", "RUN", *start, "--steps", str(trainer.step),
          "--architecture", config.architecture, "--seed", str(config.seed), "--batch", str(config.batch),
-         "--lr", f"{config.lr:g}", "--identities", str(config.identities), "--photos", str(config.photos)]
+         "--lr", f"{config.lr:g}", "--identities", str(config.identities), "--photos", str(config.photos),
+         *(["--decay-to", str(config.decay_to)] if config.decay_to else [])]
     )  # fmt: skip
 
 
@@ -459,6 +467,16 @@ def choose_precision(device: torch.device) -> Precision:
     return AUTOCAST_BF16 if device.type == "cuda" or cpu_has_bf16() else FP32
 
 
+def learning_rate(config: PretrainConfig, step: int, warmup_from: int) -> float:
+    """Linear warm-up from `warmup_from` (where this optimizer started), then constant or cosine to 0."""
+    rate = config.lr * min(1.0, (step - warmup_from + 1) / max(1, config.warmup))
+    if config.decay_to is None:
+        return rate
+    decay_from = warmup_from + config.warmup
+    done = min(1.0, max(0.0, (step - decay_from) / max(1, config.decay_to - decay_from)))
+    return rate * 0.5 * (1 + math.cos(math.pi * done))
+
+
 def train_step(trainer: Trainer, pool: Pool, config: PretrainConfig, device: torch.device) -> float:
     """One optimizer step on batch `trainer.step`; everything random comes from (seed, step)."""
     parts, step = trainer.parts, trainer.step
@@ -481,7 +499,7 @@ def train_step(trainer: Trainer, pool: Pool, config: PretrainConfig, device: tor
     )["input_ids"]
     noisy, target = v_target(parts["scheduler"], latents, noise, t)
     for group in trainer.optimizer.param_groups:
-        group["lr"] = config.lr * min(1.0, (step - trainer.warmup_from + 1) / max(1, config.warmup))
+        group["lr"] = learning_rate(config, step, trainer.warmup_from)
     with choose_precision(device).context(device):
         hidden = parts["text_encoder"](ids.to(device))[0]
         prediction = parts["unet"](noisy.to(device), t.to(device), hidden).sample
@@ -538,6 +556,11 @@ def pretrain(
         load_checkpoint(trainer, config, out)
     elif config.init_from:
         init_from_base(trainer, config, config.init_from)
+    if config.decay_to is not None and config.decay_to <= trainer.warmup_from + config.warmup:
+        raise PortraitistError(
+            f"--decay-to {config.decay_to} ends before this run's warm-up does (step "
+            f"{trainer.warmup_from + config.warmup}); give a later step."
+        )
     log, judges = Log(out / "log.jsonl"), load_optional_judges()
     if judges is not None:  # the judges' scores on real renders of the sample prompts: the mark to reach
         log.write(
