@@ -113,3 +113,11 @@ def test_untrained_workspace_and_missing_output_are_explained(tmp_path: Path) ->
         generate(Workspace(tmp_path / "empty"), GenerateConfig(style="photo"))
     with pytest.raises(PortraitistError, match="give --out DIR"):
         generate(None, GenerateConfig(base="tiny", prompt="a cat"))
+
+
+def test_sizes_follow_the_models_latent_scale(tmp_path: Path) -> None:
+    """The world base's latents are 2x smaller, not SD's 8x: 34 px is a size it can draw."""
+    result = generate(None, GenerateConfig(base="world", out=tmp_path, n=1, steps=1, size=34))
+    assert Image.open(result.images[0]).size == (34, 34)
+    with pytest.raises(PortraitistError, match="33 px is not a positive multiple of 2"):
+        generate(None, GenerateConfig(base="world", out=tmp_path, n=1, steps=1, size=33))

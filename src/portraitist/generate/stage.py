@@ -23,7 +23,9 @@ from portraitist.generate.prompts import Prompt, build_prompt, workspace_subject
 from portraitist.generate.sampling import SCHEDULERS
 from portraitist.generate.sizes import image_size
 from portraitist.generate.txt2img import txt2img
+from portraitist.models.loading import vae_scale_factor
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
+from portraitist.train.artifacts import read_model_info
 from portraitist.train.stage import resolve_device
 from portraitist.workspace import Workspace
 
@@ -72,8 +74,9 @@ def generate(
     prompt = build_prompt(config.style, config.prompt, config.negative_prompt, subject)
     folder = output_folder(workspace, config.out, "images", "generations.jsonl")
     reference = read_image(config.reference, "reference image") if config.reference is not None else None
-    if config.size is not None:  # a bad size is refused before the model loads
-        image_size(config.aspect, config.size)
+    base = read_model_info(workspace).base if workspace is not None else config.base
+    if config.size is not None and base is not None:  # a bad size is refused before the model loads
+        image_size(config.aspect, config.size, vae_scale_factor(base))
 
     device = resolve_device(config.device)
     dtype = pick_dtype(config.dtype, device)

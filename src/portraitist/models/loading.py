@@ -97,6 +97,17 @@ def has_pixel_codec(spec: str) -> bool:
     return spec == WORLD or _pixel_codec_folder(Path(spec).expanduser())
 
 
+def vae_scale_factor(spec: str) -> int:
+    """How much smaller the latents of the base `spec` are, read from its vae/config.json without loading
+    it (8, SD's, for a single file or a hub id)."""
+    if spec in random_sd.PRESETS:
+        blocks = random_sd.PRESETS[spec]["vae"]["block_out_channels"]
+    else:
+        config = (world_base_dir() if spec == WORLD else Path(spec).expanduser()) / "vae" / "config.json"
+        blocks = json.loads(config.read_text())["block_out_channels"] if config.is_file() else (0,) * 4
+    return 2 ** (len(blocks) - 1)
+
+
 def _load_vae(root: str, local_only: bool) -> AutoencoderKL | PixelCodec:
     """The folder's vae/: an AutoencoderKL, or the world's PixelCodec (config only, no weights)."""
     if _pixel_codec_folder(Path(root)):
