@@ -5,6 +5,7 @@ answers are known."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +79,9 @@ def test_world_comparison_writes_each_runs_metrics_and_the_merged_curves(tmp_pat
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["curves"]) == set(RECIPES) and summary["curves"]["staged"]["steps"] == [1, 2]
     assert summary["curves"]["staged"]["runs"] == [2, 2] and len(summary["leads"]) == 2 * len(WORLD_METRICS)
+    # runs are named relative to the summary: the result folder can be moved or committed whole
+    assert all(not Path(run["workspace"]).is_absolute() for run in summary["runs"])
+    assert all((out / run["workspace"] / "dataset").is_dir() for run in summary["runs"])
     assert "who leads" in result.output and str(out / "report.html") in result.output.replace("\n", "")
 
     again = CliRunner().invoke(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -282,7 +283,10 @@ def write_world_report(
     write_json_atomic(
         out / SUMMARY_FILE,
         {
-            "runs": [{"person": r.person, "seed": r.seed, "workspace": str(r.workspace.root)} for r in runs],
+            "runs": [  # relative to the summary, so a copied or committed result folder stays whole
+                {"person": r.person, "seed": r.seed, "workspace": os.path.relpath(r.workspace.root, out)}
+                for r in runs
+            ],
             "band": "ci95",
             "curves": {recipe: asdict(curve) for recipe, curve in curves.items()},
             "leads": [{**asdict(lead), "metric": lead.metric.name, "clear": lead.clear} for lead in found],
