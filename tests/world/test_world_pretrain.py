@@ -162,7 +162,7 @@ def test_init_from_carries_a_base_on_in_a_new_run_folder(tmp_path: Path) -> None
     assert (on.step, on.images) == (4, 16)
     record = json.loads((on.base / "pretrain.json").read_text())
     assert record["step"] == 4 and len(record["made_by"]) == 2
-    assert "--init-from BASE --steps 4" in record["made_by"][1] and "--lr 0.0005" in record["made_by"][1]
+    assert "--init-from BASE --steps 4" in record["made_by"][1] and "--lr 0.0005 --warmup 2" in record["made_by"][1]
     assert record["made_by"][1] in (on.base / "README.md").read_text()
     moved = load_base(str(on.base)).unet.conv_in.weight
     assert not torch.equal(moved, before.unet.conv_in.weight)
@@ -215,6 +215,10 @@ def test_cli_pretrain_writes_a_base_folder(tmp_path: Path) -> None:
         "2",
         "--photos",
         "2",
+        "--warmup",
+        "1",
+        "--decay-to",
+        "2",
         "--config",
         str(tmp_path / "tiny.toml"),
     ]
@@ -222,6 +226,8 @@ def test_cli_pretrain_writes_a_base_folder(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "step 2: 8 images" in result.output
     assert (tmp_path / "run" / "base" / "model_index.json").is_file()
+    record = json.loads((tmp_path / "run" / "base" / "pretrain.json").read_text())
+    assert record["made_by"][0].endswith("--warmup 1 --identities 2 --photos 2 --decay-to 2")
 
 
 def world_workspace(root: Path, n: int = 3) -> Workspace:

@@ -118,6 +118,12 @@ def pretrain_command(
     lr: float | None = typer.Option(
         None, "--lr", min=0, help="AdamW learning rate after warm-up (default 5e-4, the committed base's)."
     ),
+    warmup: int | None = typer.Option(
+        None,
+        "--warmup",
+        min=0,
+        help="Steps of linear learning-rate warm-up at the start of this run's optimizer (default 500).",
+    ),
     decay_to: int | None = typer.Option(
         None,
         "--decay-to",
@@ -146,7 +152,7 @@ def pretrain_command(
     settings = load_config(
         PretrainConfig, config, "pretrain", budget_minutes=budget_minutes, steps=steps, batch=batch,
         seed=seed, identities=identities, photos=photos, threads=threads, device=device,
-        architecture=architecture, init_from=init_from, lr=lr, decay_to=decay_to,
+        architecture=architecture, init_from=init_from, lr=lr, warmup=warmup, decay_to=decay_to,
     )  # fmt: skip
     quiet_libraries()
     transformers_logging.disable_progress_bar()  # its save/load bars would cut through ours at checkpoints

@@ -341,7 +341,8 @@ def run_command(trainer: Trainer, config: PretrainConfig) -> str:
     return shlex.join(
         ["portraitist", "world", "pretrain", "--out", "RUN", *start, "--steps", str(trainer.step),
          "--architecture", config.architecture, "--seed", str(config.seed), "--batch", str(config.batch),
-         "--lr", f"{config.lr:g}", "--identities", str(config.identities), "--photos", str(config.photos),
+         "--lr", f"{config.lr:g}", "--warmup", str(config.warmup), "--identities", str(config.identities),
+         "--photos", str(config.photos),
          *(["--decay-to", str(config.decay_to)] if config.decay_to else [])]
     )  # fmt: skip
 
