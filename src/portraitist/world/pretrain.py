@@ -551,7 +551,6 @@ def pretrain(
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     out.mkdir(parents=True, exist_ok=True)
-    pool = Pool(ensure_pool(config, out, progress))
     trainer = new_trainer(config, device)
     if resume:
         load_checkpoint(trainer, config, out)
@@ -562,6 +561,7 @@ def pretrain(
             f"--decay-to {config.decay_to} ends before this run's warm-up does (step "
             f"{trainer.warmup_from + config.warmup}); give a later step."
         )
+    pool = Pool(ensure_pool(config, out, progress))  # after every check: rendering takes minutes
     log, judges = Log(out / "log.jsonl"), load_optional_judges()
     if judges is not None:  # the judges' scores on real renders of the sample prompts: the mark to reach
         log.write(
