@@ -15,6 +15,7 @@ eyes) takes a folder, a single file or a hub id.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ class StableDiffusion:
 
     @property
     def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+        return _latent_scale(self.vae.config.block_out_channels)
 
     @property
     def resolution(self) -> int:
@@ -105,7 +106,12 @@ def vae_scale_factor(spec: str) -> int:
     else:
         config = (world_base_dir() if spec == WORLD else Path(spec).expanduser()) / "vae" / "config.json"
         blocks = json.loads(config.read_text())["block_out_channels"] if config.is_file() else (0,) * 4
-    return 2 ** (len(blocks) - 1)
+    return _latent_scale(blocks)
+
+
+def _latent_scale(block_out_channels: Sequence[int]) -> int:
+    """A VAE (or PixelCodec) halves the image at each level but the first."""
+    return 2 ** (len(block_out_channels) - 1)
 
 
 def _load_vae(root: str, local_only: bool) -> AutoencoderKL | PixelCodec:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -44,6 +45,7 @@ AUTOCAST_BF16 = Precision("autocast-bf16", torch.float32, torch.bfloat16, master
 AUTOCAST_FP16 = Precision("autocast-fp16", torch.float32, torch.float16, master=False, scale_loss=True)
 
 
+@functools.cache  # the hardware does not change; training loops ask every step
 def cpu_has_bf16() -> bool:
     """oneDNN reports whether this CPU has native bf16 instructions (AVX512-BF16 or AMX)."""
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
