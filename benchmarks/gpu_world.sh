@@ -28,7 +28,7 @@ SETTINGS=$("$PY" -c 'import json; from portraitist.world.model import BASE_DIR
 s = json.loads((BASE_DIR / "pretrain.json").read_text())["settings"]; print(s["architecture"], s["lr"], s["batch"])') || exit 1
 read -r ARCHITECTURE LR BATCH <<< "$SETTINGS"
 COOLDOWN_FROM=${COOLDOWN_FROM:-0.7}
-STABLE_MINUTES=$("$PY" -c "print($MINUTES * $COOLDOWN_FROM)")
+read -r STABLE_MINUTES COOL_MINUTES <<< "$("$PY" -c "print($MINUTES * $COOLDOWN_FROM, $MINUTES * (1 - $COOLDOWN_FROM))")"
 
 pretrain() {  # pretrain ARGS...: a quiet log (every 50th line, and steps and errors) into $OUT/pretrain.log
     "$PY" -m portraitist world pretrain --architecture "$ARCHITECTURE" --lr "$LR" --identities "$IDENTITIES" "$@" 2>&1 \
@@ -44,14 +44,14 @@ read -r STEP DECAY_TO WARMUP <<< "$("$PY" -c "
 import json
 rows = [json.loads(line) for line in open('$RUN/stable/log.jsonl')]
 last = [row for row in rows if row['kind'] == 'train'][-1]
-left = ($MINUTES - $STABLE_MINUTES) * 60 * 0.9
+left = $COOL_MINUTES * 60 * 0.9
 steps = max(1, int(last['images_per_second'] * left / $BATCH))
 print(last['step'], last['step'] + steps, min(100, steps // 4))")"
 echo "cool-down: steps $STEP -> $DECAY_TO" | tee -a "$OUT/pretrain.log"
 # The pool is the same people: the cool-down reuses it instead of rendering it again.
 mkdir -p "$RUN/cool" && mv "$RUN/stable/pool" "$RUN/cool/pool"
 pretrain --out "$RUN/cool" --init-from "$RUN/stable/base" --warmup "$WARMUP" --decay-to "$DECAY_TO" --steps "$DECAY_TO" \
-    --budget-minutes "$("$PY" -c "print($MINUTES - $STABLE_MINUTES)")" || exit 1
+    --budget-minutes "$COOL_MINUTES" || exit 1
 status=0
 cp -r "$RUN/cool/base" "$OUT/base" && cp "$RUN/cool/log.jsonl" "$OUT/cooldown-log.jsonl" \
     && cp "$RUN/stable/log.jsonl" "$OUT/stable-log.jsonl"
