@@ -219,6 +219,10 @@ def test_cli_pretrain_writes_a_base_folder(tmp_path: Path) -> None:
         "1",
         "--decay-to",
         "2",
+        "--phrase-drop",
+        "0.2",
+        "--ema-decay",
+        "0.99",
         "--config",
         str(tmp_path / "tiny.toml"),
     ]
@@ -227,7 +231,11 @@ def test_cli_pretrain_writes_a_base_folder(tmp_path: Path) -> None:
     assert "step 2: 8 images" in result.output
     assert (tmp_path / "run" / "base" / "model_index.json").is_file()
     record = json.loads((tmp_path / "run" / "base" / "pretrain.json").read_text())
-    assert record["made_by"][0].endswith("--warmup 1 --identities 2 --photos 2 --decay-to 2")
+    assert (record["settings"]["phrase_drop"], record["settings"]["ema_decay"]) == (0.2, 0.99)
+    # the recorded command names every setting the CLI can give, so it remakes the run without a --config
+    assert record["made_by"][0].endswith(
+        "--warmup 1 --identities 2 --photos 2 --phrase-drop 0.2 --ema-decay 0.99 --decay-to 2"
+    )
 
 
 def world_workspace(root: Path, n: int = 3) -> Workspace:

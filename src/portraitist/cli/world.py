@@ -131,6 +131,22 @@ def pretrain_command(
         help="Cosine-decay the learning rate to 0 at this total step count (default: constant); with "
         "--steps at the same count, a run that ends on a low rate.",
     ),
+    phrase_drop: float | None = typer.Option(
+        None,
+        "--phrase-drop",
+        min=0,
+        max=1,
+        help="Probability of leaving out each optional caption phrase (default 0.3); lower makes full "
+        "captions, the kind a long prompt is, more common in the data.",
+    ),
+    ema_decay: float | None = typer.Option(
+        None,
+        "--ema-decay",
+        min=0,
+        max=0.9999,
+        help="EMA decay of the saved weights (default 0.999); a short cycle wants a lower one (0.998) so "
+        "its base is not mostly the weights it started from.",
+    ),
     seed: int | None = typer.Option(None, "--seed", help="World seed, weights and data order (default 0)."),
     identities: int | None = typer.Option(
         None, "--identities", min=1, help="People in the pool (default 10000)."
@@ -153,6 +169,7 @@ def pretrain_command(
         PretrainConfig, config, "pretrain", budget_minutes=budget_minutes, steps=steps, batch=batch,
         seed=seed, identities=identities, photos=photos, threads=threads, device=device,
         architecture=architecture, init_from=init_from, lr=lr, warmup=warmup, decay_to=decay_to,
+        phrase_drop=phrase_drop, ema_decay=ema_decay,
     )  # fmt: skip
     quiet_libraries()
     transformers_logging.disable_progress_bar()  # its save/load bars would cut through ours at checkpoints

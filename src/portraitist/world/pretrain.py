@@ -342,7 +342,8 @@ def run_command(trainer: Trainer, config: PretrainConfig) -> str:
         ["portraitist", "world", "pretrain", "--out", "RUN", *start, "--steps", str(trainer.step),
          "--architecture", config.architecture, "--seed", str(config.seed), "--batch", str(config.batch),
          "--lr", f"{config.lr:g}", "--warmup", str(config.warmup), "--identities", str(config.identities),
-         "--photos", str(config.photos),
+         "--photos", str(config.photos), "--phrase-drop", f"{config.phrase_drop:g}",
+         "--ema-decay", f"{config.ema_decay:g}",
          *(["--decay-to", str(config.decay_to)] if config.decay_to else [])]
     )  # fmt: skip
 
