@@ -144,8 +144,8 @@ def pretrain_command(
         "--ema-decay",
         min=0,
         max=0.9999,
-        help="EMA decay of the saved weights (default 0.999); a short cycle wants a lower one (0.998) so "
-        "its base is not mostly the weights it started from.",
+        help="EMA decay of the saved weights (default 0.999; after 700 steps at 0.999 the EMA is still half "
+        "the weights a cycle started from, so a short --init-from cycle wants a lower one, e.g. 0.998).",
     ),
     seed: int | None = typer.Option(None, "--seed", help="World seed, weights and data order (default 0)."),
     identities: int | None = typer.Option(
