@@ -178,6 +178,27 @@ def test_init_from_carries_a_base_on_in_a_new_run_folder(tmp_path: Path) -> None
         pretrain(tmp_path / "on", PretrainConfig(steps=5, init_from=str(first.base), **TINY), resume=True)
 
 
+def test_init_from_deepens_the_text_encoder_with_layers_that_start_as_the_identity(tmp_path: Path) -> None:
+    first = pretrain(tmp_path / "first", PretrainConfig(steps=2, **TINY))
+    # no steps taken: the deeper encoder encodes every caption exactly as the base's own did
+    deeper = pretrain(
+        tmp_path / "deeper", PretrainConfig(steps=2, init_from=str(first.base), text_layers=5, **TINY)
+    )
+    before, after = load_base(str(first.base)).text_encoder, load_base(str(deeper.base)).text_encoder
+    assert (before.config.num_hidden_layers, after.config.num_hidden_layers) == (3, 5)
+    ids = torch.randint(0, 49408, (2, 77), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(before(ids).last_hidden_state, after(ids).last_hidden_state)
+
+    on = pretrain(tmp_path / "on", PretrainConfig(steps=4, init_from=str(deeper.base), text_layers=5, **TINY))
+    grown = load_base(str(on.base)).text_encoder.encoder.layers[4].mlp.fc2.weight
+    assert grown.abs().max() > 0  # trained away from the zeros it started at
+    record = json.loads((on.base / "pretrain.json").read_text())
+    assert "--text-layers 5" in record["made_by"][1] and record["settings"]["text_layers"] == 5
+    with pytest.raises(PortraitistError, match="5-layer text encoder; give --text-layers 5"):
+        pretrain(tmp_path / "shallower", PretrainConfig(steps=3, init_from=str(on.base), **TINY))
+
+
 def test_learning_rate_warms_up_then_holds_or_decays_to_zero() -> None:
     constant = PretrainConfig(lr=1e-3, warmup=10)
     decaying = PretrainConfig(lr=1e-3, warmup=10, decay_to=130)
@@ -223,6 +244,8 @@ def test_cli_pretrain_writes_a_base_folder(tmp_path: Path) -> None:
         "0.2",
         "--ema-decay",
         "0.99",
+        "--text-layers",
+        "4",
         "--config",
         str(tmp_path / "tiny.toml"),
     ]
@@ -232,7 +255,9 @@ def test_cli_pretrain_writes_a_base_folder(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "base" / "model_index.json").is_file()
     record = json.loads((tmp_path / "run" / "base" / "pretrain.json").read_text())
     assert (record["settings"]["phrase_drop"], record["settings"]["ema_decay"]) == (0.2, 0.99)
+    assert load_base(str(tmp_path / "run" / "base")).text_encoder.config.num_hidden_layers == 4
     # the recorded command names every setting the CLI can give, so it remakes the run without a --config
+    assert "--architecture tiny --text-layers 4 --seed 0" in record["made_by"][0]
     assert record["made_by"][0].endswith(
         "--warmup 1 --identities 2 --photos 2 --phrase-drop 0.2 --ema-decay 0.99 --decay-to 2"
     )

@@ -114,6 +114,13 @@ def pretrain_command(
     architecture: str | None = typer.Option(
         None, "--architecture", help="patch2 (16x16x12 latents, default) or patch4 (8x8x48, issue 9's study)."
     ),
+    text_layers: int | None = typer.Option(
+        None,
+        "--text-layers",
+        min=1,
+        help="Transformer layers of the text encoder (default 3). With --init-from, layers past the base's "
+        "own are added as the identity and trained from there: a deeper encoder without starting over.",
+    ),
     batch: int | None = typer.Option(None, "--batch", min=1, help="Images per step (default 128)."),
     lr: float | None = typer.Option(
         None, "--lr", min=0, help="AdamW learning rate after warm-up (default 5e-4, the committed base's)."
@@ -169,7 +176,7 @@ def pretrain_command(
         PretrainConfig, config, "pretrain", budget_minutes=budget_minutes, steps=steps, batch=batch,
         seed=seed, identities=identities, photos=photos, threads=threads, device=device,
         architecture=architecture, init_from=init_from, lr=lr, warmup=warmup, decay_to=decay_to,
-        phrase_drop=phrase_drop, ema_decay=ema_decay,
+        phrase_drop=phrase_drop, ema_decay=ema_decay, text_layers=text_layers,
     )  # fmt: skip
     quiet_libraries()
     transformers_logging.disable_progress_bar()  # its save/load bars would cut through ours at checkpoints

@@ -58,6 +58,7 @@ SCHEDULER: dict[str, Any] = dict(
 )
 
 _TEXT = dict(hidden_size=128, intermediate_size=256, num_attention_heads=2)
+TEXT_LAYERS = 3  # the text encoder's depth unless pretraining is told otherwise (`--text-layers`)
 
 
 def _unet_levels(channels: tuple[int, ...], head_dim: int, groups: int) -> dict[str, Any]:
@@ -108,7 +109,9 @@ def build_unet(architecture: str = "patch2", seed: int = 0) -> UNet2DConditionMo
     )
 
 
-def build_text_encoder(architecture: str = "patch2", seed: int = 0) -> CLIPTextModel:
+def build_text_encoder(
+    architecture: str = "patch2", seed: int = 0, layers: int = TEXT_LAYERS
+) -> CLIPTextModel:
     torch.manual_seed(seed + 1)
     text = ARCHITECTURES[architecture]["text"]
     config = CLIPTextConfig(
@@ -118,18 +121,41 @@ def build_text_encoder(architecture: str = "patch2", seed: int = 0) -> CLIPTextM
         bos_token_id=49406,
         eos_token_id=49407,
         pad_token_id=49407,
-        num_hidden_layers=3,
+        num_hidden_layers=layers,
         projection_dim=text["hidden_size"],
         **text,
     )
     return CLIPTextModel(config)
 
 
-def build_components(architecture: str = "patch2", seed: int = 0) -> dict[str, Any]:
+def load_deeper(encoder: CLIPTextModel, trained: CLIPTextModel) -> None:
+    """Load a shallower trained text encoder into `encoder`, whose extra last layers start as the identity.
+
+    Each extra layer's attention output and MLP output projections are zeroed, so every residual
+    branch adds nothing and `encoder` encodes exactly as `trained` did; training then grows them
+    (the zero-initialised residual branches of Goyal et al. 2017 and ControlNet's zero convolutions).
+    """
+    have, want = trained.config.num_hidden_layers, encoder.config.num_hidden_layers
+    if have > want:
+        raise ValueError(f"cannot load a {have}-layer text encoder into a {want}-layer one")
+    missing, unexpected = encoder.load_state_dict(trained.state_dict(), strict=False)
+    new = encoder.encoder.layers[have:]
+    if unexpected or len(missing) != sum(len(layer.state_dict()) for layer in new):
+        raise ValueError(f"text encoders differ beyond depth: missing {missing}, unexpected {unexpected}")
+    with torch.no_grad():
+        for layer in new:
+            for linear in (layer.self_attn.out_proj, layer.mlp.fc2):
+                linear.weight.zero_()
+                linear.bias.zero_()
+
+
+def build_components(
+    architecture: str = "patch2", seed: int = 0, text_layers: int = TEXT_LAYERS
+) -> dict[str, Any]:
     """tokenizer, text_encoder, unet, vae (the codec) and scheduler of a freshly initialised world base."""
     return dict(
         tokenizer=clip_tokenizer(),
-        text_encoder=build_text_encoder(architecture, seed),
+        text_encoder=build_text_encoder(architecture, seed, text_layers),
         unet=build_unet(architecture, seed),
         vae=build_codec(architecture),
         scheduler=DDPMScheduler(**SCHEDULER),

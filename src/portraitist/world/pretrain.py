@@ -72,6 +72,12 @@ class PretrainConfig(StageConfig):
         "patch2",
         description="patch2: 16x16x12 latents (the default); patch4: 8x8x48 (issue 9's study); tiny: tests.",
     )
+    text_layers: int = Field(
+        world_model.TEXT_LAYERS,
+        ge=1,
+        description="Transformer layers of the text encoder. With init_from, layers past the base's own "
+        "are added, starting as the identity.",
+    )
     seed: int = Field(
         0, description="World seed (the pool's people and photos), weight init, data order, noise."
     )
@@ -256,7 +262,7 @@ class Trainer:
 
 
 def new_trainer(config: PretrainConfig, device: torch.device) -> Trainer:
-    parts = world_model.build_components(config.architecture, config.seed)
+    parts = world_model.build_components(config.architecture, config.seed, config.text_layers)
     for name in ("unet", "text_encoder"):
         parts[name].to(device).train()
     if device.type == "cpu":
@@ -340,7 +346,8 @@ def run_command(trainer: Trainer, config: PretrainConfig) -> str:
     start = ["--init-from", "BASE"] if trainer.made_by else []  # BASE: the weights the previous command made
     return shlex.join(
         ["portraitist", "world", "pretrain", "--out", "RUN", *start, "--steps", str(trainer.step),
-         "--architecture", config.architecture, "--seed", str(config.seed), "--batch", str(config.batch),
+         "--architecture", config.architecture, "--text-layers", str(config.text_layers),
+         "--seed", str(config.seed), "--batch", str(config.batch),
          "--lr", f"{config.lr:g}", "--warmup", str(config.warmup), "--identities", str(config.identities),
          "--photos", str(config.photos), "--phrase-drop", f"{config.phrase_drop:g}",
          "--ema-decay", f"{config.ema_decay:g}",
@@ -363,10 +370,14 @@ def init_from_base(trainer: Trainer, config: PretrainConfig, name: str) -> None:
             f"--init-from {name} is a {made} base; pretrain it on with --architecture {made}."
         )
     loaded = load_base(str(folder))  # at full precision, as every stage loads a base
-    for part in ("unet", "text_encoder"):
-        state = getattr(loaded, part).state_dict()
-        trainer.parts[part].load_state_dict(state)
-        trainer.ema[part].load_state_dict(state)
+    layers = loaded.text_encoder.config.num_hidden_layers
+    if layers > config.text_layers:
+        raise PortraitistError(
+            f"--init-from {name} has a {layers}-layer text encoder; give --text-layers {layers} or more."
+        )
+    for target in (trainer.parts, trainer.ema):
+        target["unet"].load_state_dict(loaded.unet.state_dict())
+        world_model.load_deeper(target["text_encoder"], loaded.text_encoder)
     trainer.step, trainer.images, trainer.seconds = record["step"], record["images"], record["seconds"]
     trainer.warmup_from, trainer.made_by = trainer.step, tuple(record["made_by"])
 
