@@ -148,6 +148,23 @@ def test_resume_refuses_other_settings_and_a_missing_run(tmp_path: Path) -> None
         pretrain(tmp_path / "other", PretrainConfig(**TINY))
 
 
+def test_a_checkpoint_that_predates_a_setting_resumes_with_its_default(tmp_path: Path) -> None:
+    pretrain(tmp_path / "run", PretrainConfig(steps=1, **TINY))
+    state = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)
+    del state["fingerprint"]["text_layers"], state["fingerprint"]["text_lr"]  # as written before they existed
+    torch.save(state, tmp_path / "run" / CHECKPOINT)
+    assert pretrain(tmp_path / "run", PretrainConfig(steps=2, **TINY), resume=True).step == 2
+    with pytest.raises(PortraitistError, match="text_layers: 3 then, 4 now"):
+        pretrain(tmp_path / "run", PretrainConfig(steps=3, text_layers=4, **TINY), resume=True)
+
+
+def test_text_lr_gives_the_text_encoder_its_own_rate_on_the_same_schedule(tmp_path: Path) -> None:
+    run = pretrain(tmp_path / "run", PretrainConfig(steps=3, lr=1e-3, text_lr=4e-3, **TINY))
+    unet, text = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)["optimizer"]["param_groups"]
+    assert unet["lr"] > 0 and text["lr"] == pytest.approx(4 * unet["lr"])
+    assert json.loads((run.base / "pretrain.json").read_text())["made_by"][0].endswith("--text-lr 0.004")
+
+
 def test_init_from_carries_a_base_on_in_a_new_run_folder(tmp_path: Path) -> None:
     first = pretrain(tmp_path / "first", PretrainConfig(steps=2, **TINY))
     # no steps left to take: the new run's base is exactly the base it started from

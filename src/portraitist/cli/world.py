@@ -125,6 +125,13 @@ def pretrain_command(
     lr: float | None = typer.Option(
         None, "--lr", min=0, help="AdamW learning rate after warm-up (default 5e-4, the committed base's)."
     ),
+    text_lr: float | None = typer.Option(
+        None,
+        "--text-lr",
+        min=0,
+        help="The text encoder's learning rate (default: --lr's), on the same warm-up and decay; higher "
+        "lets layers that --text-layers adds grow from their zero start within a short cycle.",
+    ),
     warmup: int | None = typer.Option(
         None,
         "--warmup",
@@ -177,6 +184,7 @@ def pretrain_command(
         seed=seed, identities=identities, photos=photos, threads=threads, device=device,
         architecture=architecture, init_from=init_from, lr=lr, warmup=warmup, decay_to=decay_to,
         phrase_drop=phrase_drop, ema_decay=ema_decay, text_layers=text_layers,
+        text_lr=text_lr,
     )  # fmt: skip
     quiet_libraries()
     transformers_logging.disable_progress_bar()  # its save/load bars would cut through ours at checkpoints

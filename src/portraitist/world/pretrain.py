@@ -84,8 +84,11 @@ class PretrainConfig(StageConfig):
     identities: int = Field(10_000, ge=1, description="Pretraining people in the rendered pool.")
     photos: int = Field(16, ge=1, description="Photos (scenes) per person in the pool.")
     batch: int = Field(128, ge=1, description="Images per step.")
-    lr: float = Field(
-        5e-4, gt=0, description="AdamW learning rate (after warm-up), UNet and text encoder alike."
+    lr: float = Field(5e-4, gt=0, description="AdamW learning rate (after warm-up) of the UNet.")
+    text_lr: float | None = Field(
+        None,
+        gt=0,
+        description="The text encoder's learning rate (default: lr), on the same warm-up and decay.",
     )
     warmup: int = Field(500, ge=0, description="Steps of linear learning-rate warm-up.")
     decay_to: int | None = Field(
@@ -271,8 +274,15 @@ def new_trainer(config: PretrainConfig, device: torch.device) -> Trainer:
         parts["unet"].set_attn_processor(CpuAttnProcessor())
         parts["text_encoder"].set_attn_implementation("eager")
     ema = {name: copy.deepcopy(parts[name]).requires_grad_(False).eval() for name in ("unet", "text_encoder")}
-    params = [p for name in ("unet", "text_encoder") for p in parts[name].parameters()]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01, fused=True)
+    # "scale": each group's rate as a multiple of the schedule's (train_step sets the rates every step)
+    groups = [
+        dict(params=list(parts["unet"].parameters()), scale=1.0),
+        dict(
+            params=list(parts["text_encoder"].parameters()),
+            scale=(config.text_lr or config.lr) / config.lr,
+        ),
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=0.01, fused=True)
     return Trainer(parts, ema, optimizer)
 
 
@@ -292,8 +302,10 @@ def save_checkpoint(trainer: Trainer, config: PretrainConfig, out: Path) -> None
 
 def load_checkpoint(trainer: Trainer, config: PretrainConfig, out: Path) -> None:
     state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
-    saved, now = state["fingerprint"], config.fingerprint()
-    changed = {key: (saved.get(key), value) for key, value in now.items() if saved.get(key) != value}
+    now = config.fingerprint()
+    # a setting the checkpoint predates had its default then
+    saved = {key: state["fingerprint"].get(key, PretrainConfig.model_fields[key].default) for key in now}
+    changed = {key: (saved[key], value) for key, value in now.items() if saved[key] != value}
     if changed:
         what = "; ".join(f"{key}: {old!r} then, {new!r} now" for key, (old, new) in changed.items())
         raise PortraitistError(
@@ -351,7 +363,8 @@ def run_command(trainer: Trainer, config: PretrainConfig) -> str:
          "--lr", f"{config.lr:g}", "--warmup", str(config.warmup), "--identities", str(config.identities),
          "--photos", str(config.photos), "--phrase-drop", f"{config.phrase_drop:g}",
          "--ema-decay", f"{config.ema_decay:g}",
-         *(["--decay-to", str(config.decay_to)] if config.decay_to else [])]
+         *(["--decay-to", str(config.decay_to)] if config.decay_to else []),
+         *(["--text-lr", f"{config.text_lr:g}"] if config.text_lr else [])]
     )  # fmt: skip
 
 
@@ -512,7 +525,7 @@ def train_step(trainer: Trainer, pool: Pool, config: PretrainConfig, device: tor
     )["input_ids"]
     noisy, target = v_target(parts["scheduler"], latents, noise, t)
     for group in trainer.optimizer.param_groups:
-        group["lr"] = learning_rate(config, step, trainer.warmup_from)
+        group["lr"] = learning_rate(config, step, trainer.warmup_from) * group["scale"]
     with choose_precision(device).context(device):
         hidden = parts["text_encoder"](ids.to(device))[0]
         prediction = parts["unet"](noisy.to(device), t.to(device), hidden).sample
