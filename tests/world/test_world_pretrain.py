@@ -263,6 +263,8 @@ def test_cli_pretrain_writes_a_base_folder(tmp_path: Path) -> None:
         "0.99",
         "--text-layers",
         "4",
+        "--text-lr",
+        "0.002",
         "--config",
         str(tmp_path / "tiny.toml"),
     ]
@@ -271,12 +273,13 @@ def test_cli_pretrain_writes_a_base_folder(tmp_path: Path) -> None:
     assert "step 2: 8 images" in result.output
     assert (tmp_path / "run" / "base" / "model_index.json").is_file()
     record = json.loads((tmp_path / "run" / "base" / "pretrain.json").read_text())
-    assert (record["settings"]["phrase_drop"], record["settings"]["ema_decay"]) == (0.2, 0.99)
+    settings = record["settings"]
+    assert (settings["phrase_drop"], settings["ema_decay"], settings["text_lr"]) == (0.2, 0.99, 0.002)
     assert load_base(str(tmp_path / "run" / "base")).text_encoder.config.num_hidden_layers == 4
     # the recorded command names every setting the CLI can give, so it remakes the run without a --config
     assert "--architecture tiny --text-layers 4 --seed 0" in record["made_by"][0]
     assert record["made_by"][0].endswith(
-        "--warmup 1 --identities 2 --photos 2 --phrase-drop 0.2 --ema-decay 0.99 --decay-to 2"
+        "--warmup 1 --identities 2 --photos 2 --phrase-drop 0.2 --ema-decay 0.99 --decay-to 2 --text-lr 0.002"
     )
 
 
