@@ -11,10 +11,10 @@
 #   bash benchmarks/gpu_site.sh          # here, once: the packages the device image lacks
 #   device run: command="bash benchmarks/gpu_world.sh", carry=[".gpu-site"], timeout_s=600
 #
-# FROM=scratch pretrains a new base from random weights instead (lr 5e-4, as the committed base's
-# first run), TEXT_LAYERS=N with a text encoder of N layers (default: the committed base's 3): the
-# lead docs/world.md leaves for the background misses of long captions, e.g.
-#   device run: command="FROM=scratch TEXT_LAYERS=6 MINUTES=8 bash benchmarks/gpu_world.sh", ...
+# The committed base's settings (architecture, rates, text-encoder depth) carry over. FROM=scratch
+# pretrains a new base from random weights instead (lr 5e-4, as the committed base's first run);
+# TEXT_LAYERS=N gives the text encoder N layers (more than the base's: appended as the identity), e.g.
+#   device run: command="FROM=scratch MINUTES=8 bash benchmarks/gpu_world.sh", ...
 #
 # A dry run on a CPU machine (a small pool, about two minutes):
 #   PY=.venv/bin/python MINUTES=1 IDENTITIES=100 PROMPTS=16 OUT=/tmp/gpu-world bash benchmarks/gpu_world.sh
@@ -30,18 +30,19 @@ source benchmarks/gpu_env.sh
 
 RUN=$(mktemp -d)
 SETTINGS=$("$PY" -c 'import json; from portraitist.world.model import BASE_DIR
-s = json.loads((BASE_DIR / "pretrain.json").read_text())["settings"]; print(s["architecture"], s["lr"], s["batch"])') || exit 1
-read -r ARCHITECTURE LR BATCH <<< "$SETTINGS"
+s = json.loads((BASE_DIR / "pretrain.json").read_text())["settings"]
+print(s["architecture"], s["lr"], s["batch"], s.get("text_layers", 3), s.get("text_lr") or s["lr"])') || exit 1
+read -r ARCHITECTURE LR BATCH BASE_LAYERS TEXT_LR <<< "$SETTINGS"
 FROM=${FROM:-world}
 START=(--init-from world)
-if [ "$FROM" = scratch ]; then START=(); LR=5e-4; fi
-LAYERS=(${TEXT_LAYERS:+--text-layers "$TEXT_LAYERS"})
+if [ "$FROM" = scratch ]; then START=(); LR=5e-4; TEXT_LR=5e-4; fi
+TEXT=(--text-layers "${TEXT_LAYERS:-$BASE_LAYERS}" --text-lr "$TEXT_LR")
 COOLDOWN_FROM=${COOLDOWN_FROM:-0.7}
 read -r STABLE_MINUTES COOL_MINUTES <<< "$("$PY" -c "print($MINUTES * $COOLDOWN_FROM, $MINUTES * (1 - $COOLDOWN_FROM))")"
 
 pretrain() {  # pretrain ARGS...: a quiet log (every 50th line, and steps and errors) into $OUT/pretrain.log
     "$PY" -m portraitist world pretrain --architecture "$ARCHITECTURE" --lr "$LR" --identities "$IDENTITIES" \
-        "${LAYERS[@]}" "$@" 2>&1 \
+        "${TEXT[@]}" "$@" 2>&1 \
         | tr '\r' '\n' | grep --line-buffered -v "Loading" | awk 'NR % 50 == 0 || /step|error|Error/' \
         | tee -a "$OUT/pretrain.log"
     return "${PIPESTATUS[0]}"
