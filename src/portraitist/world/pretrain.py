@@ -524,8 +524,9 @@ def train_step(trainer: Trainer, pool: Pool, config: PretrainConfig, device: tor
         return_tensors="pt",
     )["input_ids"]
     noisy, target = v_target(parts["scheduler"], latents, noise, t)
+    rate = learning_rate(config, step, trainer.warmup_from)
     for group in trainer.optimizer.param_groups:
-        group["lr"] = learning_rate(config, step, trainer.warmup_from) * group["scale"]
+        group["lr"] = rate * group["scale"]
     with choose_precision(device).context(device):
         hidden = parts["text_encoder"](ids.to(device))[0]
         prediction = parts["unet"](noisy.to(device), t.to(device), hidden).sample
