@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from portraitist.cli import app
 from portraitist.errors import PortraitistError
-from portraitist.models import loading
+from portraitist.world import family as world_family
 from portraitist.pipeline import RunConfig
 from portraitist.workspace import Workspace
 from portraitist.world.model import build_world_base
@@ -77,7 +77,7 @@ def test_the_demo_runs_every_stage_on_a_world_person(tmp_path: Path, tiny_world:
 
 
 def test_the_demo_says_how_to_get_a_missing_world_base(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(loading, "WORLD_BASE_DIR", tmp_path / "no-base-here")
+    monkeypatch.setattr(world_family, "BASE_DIR", tmp_path / "no-base-here")
     result = runner.invoke(app, ["demo", "-w", str(tmp_path / "demo")])
     assert isinstance(result.exception, PortraitistError)
     assert "world pretrain" in str(result.exception)
@@ -105,7 +105,7 @@ def test_prompts_share_the_images_with_the_styles() -> None:
 
 
 @pytest.mark.skipif(
-    not (loading.WORLD_BASE_DIR / "model_index.json").is_file(),
+    not (world_family.BASE_DIR / "model_index.json").is_file(),
     reason="the pretrained world base is not committed",
 )
 def test_the_demo_on_the_committed_base_draws_the_person(tmp_path: Path) -> None:

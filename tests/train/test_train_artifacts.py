@@ -30,7 +30,8 @@ def test_full_weights_and_tokens_load_back(prepared):
     write_model(
         prepared,
         _info(),
-        [(t, table[t.id]) for t in added],
+        added,
+        {"text_encoder": table[[t.id for t in added]]},
         {
             "unet": model.unet.state_dict(),
             "text_encoder": {"final_layer_norm.weight": model.text_encoder.final_layer_norm.weight},
@@ -60,6 +61,6 @@ def test_untrained_workspace_says_to_train(prepared):
 
 
 def test_weights_of_another_base_are_refused(prepared):
-    write_model(prepared, _info(), [], {"unet": {"conv_in.weight": torch.zeros(7, 4, 3, 3)}})
+    write_model(prepared, _info(), [], {}, {"unet": {"conv_in.weight": torch.zeros(7, 4, 3, 3)}})
     with pytest.raises(PortraitistError, match="do not fit the base"):
         load_trained(prepared)

@@ -25,14 +25,12 @@ def test_workspace_without_a_dataset(tmp_path):
         train(Workspace(tmp_path / "empty"), QUICK, "tiny")
 
 
-def test_sdxl_base_is_refused(prepared, tmp_path):
-    sdxl = tmp_path / "sdxl"
-    sdxl.mkdir()
-    (sdxl / "model_index.json").write_text(
-        json.dumps({"_class_name": "StableDiffusionXLPipeline", "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"]})
-    )
-    with pytest.raises(PortraitistError, match="SDXL"):
-        train(prepared, QUICK, str(sdxl))
+def test_a_base_of_an_unsupported_family_is_refused_naming_the_supported_ones(prepared, tmp_path):
+    flux = tmp_path / "flux"
+    flux.mkdir()
+    (flux / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
+    with pytest.raises(PortraitistError, match="FluxPipeline.*Stable Diffusion 1.x/2.x.*Stable Diffusion XL"):
+        train(prepared, QUICK, str(flux))
 
 
 def test_mismatched_base_is_refused(prepared, tmp_path):

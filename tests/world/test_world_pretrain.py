@@ -17,7 +17,7 @@ from portraitist.cli import app
 from portraitist.errors import PortraitistError
 from portraitist.generate.config import GenerateConfig
 from portraitist.generate.stage import generate
-from portraitist.models import loading
+from portraitist.world import family as world_family
 from portraitist.models.loading import load_base
 from portraitist.train.config import TrainConfig
 from portraitist.train.export import export
@@ -85,10 +85,10 @@ def test_world_base_folder_loads_as_a_32px_sd_model_in_fp32(tiny_base: Path) -> 
 def test_base_world_names_the_committed_folder_or_says_how_to_make_it(
     tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(loading, "WORLD_BASE_DIR", tmp_path / "missing")
+    monkeypatch.setattr(world_family, "BASE_DIR", tmp_path / "missing")
     with pytest.raises(PortraitistError, match="portraitist world pretrain"):
         load_base("world")
-    monkeypatch.setattr(loading, "WORLD_BASE_DIR", tiny_base)
+    monkeypatch.setattr(world_family, "BASE_DIR", tiny_base)
     result = generate(None, GenerateConfig(base="world", out=tmp_path / "out", n=2, steps=3, dtype="fp32"))
     assert [Image.open(p).size for p in result.images] == [(32, 32), (32, 32)]
 

@@ -15,6 +15,9 @@ from portraitist.cli import generate, swap  # noqa: E402,F401
 from portraitist.cli import bench, demo, evaluate, run, serve  # noqa: E402,F401
 from portraitist.cli import world  # noqa: E402,F401
 
+# the synthetic world plugs in as a model family and the named base `--base world`
+import portraitist.world.family  # noqa: E402,F401
+
 # `portraitist --help` shows the commands in panels, in the order a new user meets them
 # (typer would list them in the order the modules above happen to register them).
 PANELS: dict[str, list[str]] = {

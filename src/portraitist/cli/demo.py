@@ -143,7 +143,7 @@ def scene_followed(ws: Workspace) -> tuple[int, int]:
 
 def check_base(base: str) -> None:
     """A missing world base is said before any work starts."""
-    from portraitist.models.loading import WORLD, world_base_dir
+    from portraitist.world.family import WORLD, world_base_dir
 
     if base == WORLD:
         world_base_dir()

@@ -44,7 +44,7 @@ from portraitist.evaluate.report import write_evaluation_report
 from portraitist.evaluate.settings import check_settings, fingerprint
 from portraitist.generate.prompts import expand
 from portraitist.generate.txt2img import txt2img
-from portraitist.models.loading import StableDiffusion
+from portraitist.models.loading import StableDiffusion, eval_mode
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train import checkpoint
 from portraitist.train.recipes import get_recipe
@@ -114,17 +114,10 @@ def _sampling(model: StableDiffusion) -> Iterator[None]:
     """Eval mode for the sampler, the training modes back afterwards; bf16 autocast on GPUs that
     have it (training keeps fp32 weights there), while on a CPU the weights are already what
     training computes in."""
-    modes = model.unet.training, model.text_encoder.training
-    model.unet.eval()
-    model.text_encoder.eval()
     device = model.unet.device
     fast = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    try:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
-            yield
-    finally:
-        model.unet.train(modes[0])
-        model.text_encoder.train(modes[1])
+    with eval_mode(model), torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
+        yield
 
 
 def generate_set(

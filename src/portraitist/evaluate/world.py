@@ -36,7 +36,7 @@ from portraitist.evaluate.report import REPORT_NAME, crop_hrefs, write_merged_re
 from portraitist.evaluate.stage import copy_dataset, evaluate, recipe_steps
 from portraitist.evaluate.summary import Lead, build_curves, leads
 from portraitist.evaluate.world_metrics import WorldMetrics, reference_renders
-from portraitist.models.loading import WORLD, world_base_dir
+from portraitist.world.family import WORLD, world_base_dir
 from portraitist.prepare.config import PrepareConfig
 from portraitist.prepare.stage import prepare
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress

@@ -25,12 +25,6 @@ from PIL import Image, ImageOps
 from portraitist.errors import PortraitistError
 from portraitist.generate.config import DEFAULT_DEPTH_MODEL, ControlKind
 
-DEFAULT_CONTROLNETS: dict[str, str] = {
-    "pose": "lllyasviel/control_v11p_sd15_openpose",
-    "canny": "lllyasviel/control_v11p_sd15_canny",
-    "depth": "lllyasviel/control_v11f1p_sd15_depth",
-}
-
 # OpenPose body keypoints (COCO order) from mediapipe's 33 pose landmarks; the neck (1) is
 # the shoulders' midpoint. OpenPose's "right" is the person's right, as is mediapipe's.
 _POSE = mp.solutions.pose.PoseLandmark
@@ -172,6 +166,7 @@ def load_controlnet(spec: str) -> ControlNetModel:
     except (OSError, ValueError) as exc:
         raise PortraitistError(
             f"Could not load the ControlNet {spec!r} ({str(exc).splitlines()[0]}). Give --controlnet a folder, a "
-            f".safetensors file or a hub id you can download (e.g. {DEFAULT_CONTROLNETS['pose']})."
+            ".safetensors file or a hub id you can download (e.g. lllyasviel/control_v11p_sd15_openpose for SD "
+            "1.x, xinsir/controlnet-openpose-sdxl-1.0 for SDXL)."
         ) from exc
     return model.requires_grad_(False).eval()

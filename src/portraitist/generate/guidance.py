@@ -12,6 +12,7 @@ import torch
 from diffusers import ControlNetModel, UNet2DConditionModel
 
 from portraitist.generate.graphs import graphed
+from portraitist.models.family import Conditioning
 
 
 @dataclass
@@ -29,25 +30,25 @@ class GuidedUNet:
     def __init__(
         self,
         unet: UNet2DConditionModel,
-        cond: torch.Tensor,
-        uncond: torch.Tensor,
+        cond: Conditioning,
+        uncond: Conditioning,
         guidance: float,
         control: Control | None = None,
         cuda_graphs: bool = True,
     ):
         self.unet = unet
         # CUDA graphs where a GPU would otherwise wait on kernel launches (not with a ControlNet,
-        # whose residuals would need capturing too)
-        self.use_graphs = cuda_graphs and unet.device.type == "cuda" and control is None
+        # whose residuals would need capturing too, nor with SDXL's added conditioning)
+        self.use_graphs = cuda_graphs and unet.device.type == "cuda" and control is None and not cond.added
         self.guidance = guidance
         # guidance 1 is the plain conditional model: no unconditional half to compute
         self.batched = guidance != 1.0
-        context = torch.cat([uncond, cond]) if self.batched else cond
+        context = Conditioning.cat([uncond, cond]) if self.batched else cond
         self.context = context.to(unet.device, unet.dtype)
         self.control = control
         if control is not None:
             image = control.image.to(unet.device, control.model.dtype)
-            self.control_image = image.expand(self.context.shape[0], -1, -1, -1)
+            self.control_image = image.expand(len(self.context), -1, -1, -1)
 
     def __call__(self, x_in: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         x = torch.cat([x_in, x_in]) if self.batched else x_in
@@ -57,16 +58,16 @@ class GuidedUNet:
             down, mid = self.control.model(
                 x,
                 t,
-                encoder_hidden_states=self.context,
                 controlnet_cond=self.control_image,
                 conditioning_scale=self.control.scale,
                 return_dict=False,
+                **self.context.unet_kwargs(),
             )
             residuals = dict(down_block_additional_residuals=down, mid_block_additional_residual=mid)
         if residuals or not self.use_graphs:
-            out = self.unet(x, t, encoder_hidden_states=self.context, **residuals).sample
+            out = self.unet(x, t, **self.context.unet_kwargs(), **residuals).sample
         else:
-            out = graphed(self.unet)(x, t, self.context)
+            out = graphed(self.unet)(x, t, self.context.hidden)
         out = out.float()
         if not self.batched:
             return out

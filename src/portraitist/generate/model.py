@@ -56,10 +56,13 @@ def load_model(
 
 
 def place(model: StableDiffusion, device: torch.device, dtype: torch.dtype) -> StableDiffusion:
-    """UNet and VAE in `dtype` (the text encoder, run once per batch, stays fp32 on CPUs); the
-    attention and memory layouts that are fastest on the device."""
+    """UNet and VAE in `dtype` (the text encoders, run once per batch, stay fp32 on CPUs; a VAE that
+    asks for it, SDXL's, decodes in fp32 under fp16, which overflows it); the attention and memory
+    layouts that are fastest on the device."""
     text_dtype = dtype if device.type == "cuda" else torch.float32
-    for module, wanted in ((model.unet, dtype), (model.vae, dtype), (model.text_encoder, text_dtype)):
+    vae_dtype = torch.float32 if dtype == torch.float16 and model.vae.config.get("force_upcast") else dtype
+    encoders = [(encoder, text_dtype) for _, _, encoder in model.text_encoders]
+    for module, wanted in ((model.unet, dtype), (model.vae, vae_dtype), *encoders):
         module.to(device)
         if module.dtype != wanted:
             cast(module, dtype=wanted)

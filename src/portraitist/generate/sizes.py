@@ -1,13 +1,16 @@
 """Image sizes for the portrait formats of social networks (thesis 2.4.1).
 
-The short side stays at the model's training resolution (512 for SD 1.5), where it draws
-faces best; the long side grows to the requested ratio. Both are multiples of the VAE's
-scale factor (8), because the UNet works on latents 8 times smaller than the image.
+The model's family turns a ratio into a size: SD 1.x keeps the short side at its training
+resolution (512 for SD 1.5), where it draws faces best, and grows the long side; SDXL keeps the
+area of its training buckets (about 1024x1024). Both sides are multiples of the VAE's scale
+factor (8), because the UNet works on latents 8 times smaller than the image.
 """
 
 from __future__ import annotations
 
 from portraitist.errors import PortraitistError
+from portraitist.models.family import Family
+from portraitist.models.sd1 import SD1_FAMILY
 
 # width:height
 ASPECTS: dict[str, tuple[int, int]] = {"1:1": (1, 1), "4:5": (4, 5), "9:16": (9, 16), "16:9": (16, 9)}
@@ -27,14 +30,13 @@ def parse_aspect(aspect: str) -> tuple[int, int]:
     return w, h
 
 
-def image_size(aspect: str, short_side: int, multiple: int = 8) -> tuple[int, int]:
-    """(width, height) with the short side `short_side` and the long side rounded to `multiple`."""
+def image_size(aspect: str, short_side: int, multiple: int = 8, family: Family = SD1_FAMILY) -> tuple[int, int]:
+    """(width, height) of the ratio at scale `short_side`, as the model's family draws it, each side a
+    multiple of `multiple`."""
     if short_side <= 0 or short_side % multiple:
         lower = max(multiple, short_side // multiple * multiple)
         raise PortraitistError(
             f"Image size {short_side} px is not a positive multiple of {multiple} (the model works on "
             f"latents {multiple}x smaller). Use {lower} or {lower + multiple}."
         )
-    w, h = parse_aspect(aspect)
-    long_side = max(multiple, round(short_side * max(w, h) / min(w, h) / multiple) * multiple)
-    return (short_side, long_side) if w <= h else (long_side, short_side)
+    return family.image_size(parse_aspect(aspect), short_side, multiple)

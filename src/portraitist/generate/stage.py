@@ -15,7 +15,7 @@ from PIL import Image
 
 from portraitist.errors import PortraitistError
 from portraitist.generate.config import GenerateConfig
-from portraitist.generate.control import DEFAULT_CONTROLNETS, condition_image, condition_tensor, load_controlnet
+from portraitist.generate.control import condition_image, condition_tensor, load_controlnet
 from portraitist.generate.guidance import Control
 from portraitist.generate.model import load_model, pick_dtype
 from portraitist.generate.outputs import OutputFolder
@@ -23,7 +23,7 @@ from portraitist.generate.prompts import Prompt, build_prompt, workspace_subject
 from portraitist.generate.sampling import SCHEDULERS
 from portraitist.generate.sizes import image_size
 from portraitist.generate.txt2img import txt2img
-from portraitist.models.loading import vae_scale_factor
+from portraitist.models.loading import StableDiffusion, vae_scale_factor
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train.artifacts import read_model_info
 from portraitist.train.stage import resolve_device
@@ -57,11 +57,21 @@ def read_image(path: Path, what: str) -> Image.Image:
 
 
 def load_control(
-    kind: str, spec: str | None, condition: Image.Image, scale: float, device: torch.device, dtype: torch.dtype
+    kind: str, spec: str | None, condition: Image.Image, scale: float, model: StableDiffusion, dtype: torch.dtype
 ) -> Control:
-    """The ControlNet for `kind` (its default weights unless `spec`) and the condition it reads."""
-    model = load_controlnet(spec or DEFAULT_CONTROLNETS[kind]).to(device=device, dtype=dtype)
-    return Control(model, condition_tensor(condition), scale)
+    """The ControlNet for `kind` (the model family's default weights unless `spec`) and the condition it
+    reads; refused when it was trained for another family's UNet."""
+    spec = spec or model.family.controlnets.get(kind)
+    if spec is None:
+        raise PortraitistError(f"{model.family.label} has no default {kind} ControlNet; give one with --controlnet.")
+    controlnet = load_controlnet(spec)
+    wanted, got = model.unet.config.cross_attention_dim, controlnet.config.cross_attention_dim
+    if wanted != got or model.unet.config.get("addition_embed_type") != controlnet.config.get("addition_embed_type"):
+        raise PortraitistError(
+            f"The ControlNet {spec!r} was trained for another kind of model (it attends to {got}-wide text, the "
+            f"{model.family.label} base to {wanted}-wide). Give a ControlNet for {model.family.label} with --controlnet."
+        )
+    return Control(controlnet.to(device=model.unet.device, dtype=dtype), condition_tensor(condition), scale)
 
 
 def generate(
@@ -81,13 +91,13 @@ def generate(
     device = resolve_device(config.device)
     dtype = pick_dtype(config.dtype, device)
     model = load_model(workspace, config.base, config.vae, device, dtype)
-    size = image_size(config.aspect, config.size or model.resolution, model.vae_scale_factor)
+    size = image_size(config.aspect, config.size or model.resolution, model.vae_scale_factor, model.family)
 
     control = None
     control_record = None
     if config.control is not None and reference is not None:
         condition = condition_image(config.control, reference, size, config.depth_model)
-        control = load_control(config.control, config.controlnet, condition, config.control_scale, device, dtype)
+        control = load_control(config.control, config.controlnet, condition, config.control_scale, model, dtype)
         control_record = {"kind": config.control, "reference": str(config.reference)}
 
     settings: dict[str, Any] = {

@@ -161,7 +161,7 @@ def swap(
     control = None
     if config.control is not None:
         condition = pose_condition(square) if config.control == "pose" else canny_condition(square)
-        control = load_control(config.control, config.controlnet, condition, config.control_scale, device, dtype)
+        control = load_control(config.control, config.controlnet, condition, config.control_scale, model, dtype)
 
     record: dict[str, Any] = {
         "picture": str(picture_path),
@@ -178,7 +178,7 @@ def swap(
     swapped: list[Image.Image] = []
     for start in range(0, config.n, config.batch_size):
         batch = seeds[start : start + config.batch_size]
-        cond, uncond = encode_prompt_pair(model, prompt, negative, len(batch))
+        cond, uncond = encode_prompt_pair(model, prompt, negative, len(batch), (size, size))
         unet = GuidedUNet(model.unet, cond, uncond, config.guidance, control, config.cuda_graphs)
 
         def report(step: int, steps: int, done: int = start) -> None:

@@ -49,7 +49,7 @@ def txt2img(
     # stochastic samplers (euler-a) go on drawing from the same generators
     generators = seed_generators(seeds)
     noise = initial_noise(generators, (channels, height // factor, width // factor)).to(model.unet.device)
-    cond, uncond = encode_prompt_pair(model, prompt, negative, len(seeds))
+    cond, uncond = encode_prompt_pair(model, prompt, negative, len(seeds), size)
     unet = GuidedUNet(model.unet, cond, uncond, guidance, control, cuda_graphs)
     if scheduler == "euler":
         schedule = euler_schedule(model.scheduler.config, model.scheduler.alphas_cumprod, steps)

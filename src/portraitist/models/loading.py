@@ -1,64 +1,82 @@
-"""Load a Stable Diffusion 1.x/2.x base model from wherever the user keeps it.
+"""Load a base model from wherever the user keeps it, in whichever family it belongs to.
 
 `spec` is one of:
-  - a random preset built in code: `tiny`, `cpu-bench`, `sd15-random` (offline tests, benchmarks);
-  - `world`: the synthetic world's pretrained 32 px base, committed in src/portraitist/world/base/
-    (issue 9; its vae/ is a PixelCodec, a pixel rearrangement in the VAE's place);
-  - a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/);
-  - a single `.safetensors` / `.ckpt` checkpoint (AUTOMATIC1111 / ComfyUI style);
-  - a hub id such as `stable-diffusion-v1-5/stable-diffusion-v1-5` (needs internet or the
-    hub cache).
+  - a named base registered in code: the random presets `tiny`, `cpu-bench`, `sd15-random` (SD
+    1.x) and `tiny-xl`, `cpu-bench-xl` (SDXL) for offline tests and benchmarks, and any base a
+    plug-in registers (the synthetic world registers `world`);
+  - a diffusers folder (model_index.json names the pipeline, and so the family);
+  - a single `.safetensors` / `.ckpt` checkpoint (AUTOMATIC1111 / ComfyUI style; the family is
+    read from its tensor names);
+  - a hub id such as `stable-diffusion-v1-5/stable-diffusion-v1-5` or
+    `stabilityai/stable-diffusion-xl-base-1.0` (needs internet or the hub cache).
 An optional VAE override (thesis 2.4.2 swaps in `stabilityai/sd-vae-ft-mse`, which sharpens
-eyes) takes a folder, a single file or a hub id.
+eyes; `madebyollin/sdxl-vae-fp16-fix` is SDXL's) takes a folder, a single file or a hub id.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-from transformers import CLIPTextModel, CLIPTokenizer
+from torch import nn
+from transformers import CLIPTokenizer
 
 from portraitist.errors import PortraitistError
+from portraitist.models import family as families
 from portraitist.models import random_sd
-from portraitist.world.codec import PixelCodec
-from portraitist.world.model import BASE_DIR as WORLD_BASE_DIR
+from portraitist.models.family import Family
+from portraitist.models import random_sdxl
 
 DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_VAE = "stabilityai/sd-vae-ft-mse"
-WORLD = "world"
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 
 _HOW_TO_GET = (
     "Pass --base with a diffusers folder, a .safetensors/.ckpt file, or a hub id you can download "
     f"(e.g. `huggingface-cli download {DEFAULT_BASE} --local-dir ./sd15` and then --base ./sd15). "
-    "Offline, `--base tiny` runs every stage on a small random model."
+    "Offline, `--base tiny` (SD 1.x) or `--base tiny-xl` (SDXL) runs every stage on a small random model."
 )
 
 
 @dataclass
 class StableDiffusion:
-    """The separately trained parts of an SD 1.x/2.x model, each its own object."""
+    """The separately trained parts of a base model, each its own object, and the family that
+    knows how they work together. SDXL's second tokenizer and text encoder are set only for SDXL."""
 
     tokenizer: CLIPTokenizer
-    text_encoder: CLIPTextModel
+    text_encoder: nn.Module
     unet: UNet2DConditionModel
-    vae: AutoencoderKL | PixelCodec
+    vae: nn.Module  # an AutoencoderKL, or a plug-in family's codec with its interface
     scheduler: DDPMScheduler
     source: str
+    family: Family
+    tokenizer_2: CLIPTokenizer | None = None
+    text_encoder_2: nn.Module | None = None
+
+    @property
+    def text_encoders(self) -> list[tuple[str, CLIPTokenizer, nn.Module]]:
+        """(attribute name, tokenizer, encoder) of each text encoder, in the family's order."""
+        return [(name, getattr(self, name.replace("text_encoder", "tokenizer")), getattr(self, name))
+                for name in self.family.text_encoder_names]  # fmt: skip
+
+    @property
+    def networks(self) -> list[nn.Module]:
+        """The UNet and the text encoders: the parts a recipe can train."""
+        return [self.unet, *(encoder for _, _, encoder in self.text_encoders)]
 
     @property
     def vae_scale_factor(self) -> int:
-        return _latent_scale(self.vae.config.block_out_channels)
+        return latent_scale(self.vae.config.block_out_channels)
 
     @property
     def resolution(self) -> int:
-        """The image size the UNet was trained at (512 for SD 1.5)."""
+        """The image size the UNet was trained at (512 for SD 1.5, 1024 for SDXL)."""
         return int(self.unet.config.sample_size) * self.vae_scale_factor
 
     @property
@@ -66,9 +84,22 @@ class StableDiffusion:
         return str(self.scheduler.config.prediction_type)
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> StableDiffusion:
-        for module in (self.text_encoder, self.unet, self.vae):
+        for module in (self.vae, *self.networks):
             cast(module, device, dtype)
         return self
+
+
+@contextmanager
+def eval_mode(model: StableDiffusion) -> Iterator[None]:
+    """The networks in eval mode (for sampling during training), their training modes back afterwards."""
+    modes = [module.training for module in model.networks]
+    for module in model.networks:
+        module.eval()
+    try:
+        yield
+    finally:
+        for module, mode in zip(model.networks, modes):
+            module.train(mode)
 
 
 def cast(module: torch.nn.Module, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
@@ -77,102 +108,93 @@ def cast(module: torch.nn.Module, device: torch.device | str | None = None, dtyp
     torch.nn.Module.to(module, device=device, dtype=dtype)
 
 
-def _check_sd1_or_2(index: dict[str, Any], where: str) -> None:
-    cls = str(index.get("_class_name", ""))
-    if "XL" in cls or "text_encoder_2" in index:
-        raise PortraitistError(
-            f"{where} is an SDXL model ({cls}); portraitist trains Stable Diffusion 1.x/2.x. "
-            f"Use an SD 1.5-family model. {_HOW_TO_GET}"
-        )
-    if cls and "StableDiffusion" not in cls:
-        raise PortraitistError(f"{where} holds a {cls}, not a Stable Diffusion 1.x/2.x model. {_HOW_TO_GET}")
-
-
-def _pixel_codec_folder(root: Path) -> bool:
-    config = root / "vae" / "config.json"
-    return config.is_file() and json.loads(config.read_text()).get("_class_name") == PixelCodec.__name__
-
-
-def has_pixel_codec(spec: str) -> bool:
-    """Whether the base `spec` names keeps a PixelCodec in the VAE's place (`world`, or a folder like it)."""
-    return spec == WORLD or _pixel_codec_folder(Path(spec).expanduser())
-
-
-def vae_scale_factor(spec: str) -> int:
-    """How much smaller the latents of the base `spec` are, read from its vae/config.json without loading
-    it (8, SD's, for a single file or a hub id)."""
-    if spec in random_sd.PRESETS:
-        blocks = random_sd.PRESETS[spec]["vae"]["block_out_channels"]
-    else:
-        config = (world_base_dir() if spec == WORLD else Path(spec).expanduser()) / "vae" / "config.json"
-        blocks = json.loads(config.read_text())["block_out_channels"] if config.is_file() else (0,) * 4
-    return _latent_scale(blocks)
-
-
-def _latent_scale(block_out_channels: Sequence[int]) -> int:
-    """A VAE (or PixelCodec) halves the image at each level but the first."""
+def latent_scale(block_out_channels: Sequence[int]) -> int:
+    """A VAE halves the image at each level but the first."""
     return 2 ** (len(block_out_channels) - 1)
 
 
-def _load_vae(root: str, local_only: bool) -> AutoencoderKL | PixelCodec:
-    """The folder's vae/: an AutoencoderKL, or the world's PixelCodec (config only, no weights)."""
-    if _pixel_codec_folder(Path(root)):
-        return PixelCodec.from_config(PixelCodec.load_config(str(Path(root) / "vae")))
-    return AutoencoderKL.from_pretrained(root, subfolder="vae", local_files_only=local_only)
+@dataclass(frozen=True)
+class NamedBase:
+    """A base that `--base NAME` names: built in code, or a folder a plug-in ships."""
+
+    load: Callable[[int], dict[str, Any]]  # seed -> StableDiffusion's fields but `source`
+    vae_scale_factor: Callable[[], int]
 
 
-def _from_parts(root: str, local_only: bool) -> dict[str, Any]:
-    kw: dict[str, Any] = dict(local_files_only=local_only)
-    return dict(
-        tokenizer=CLIPTokenizer.from_pretrained(root, subfolder="tokenizer", **kw),
-        text_encoder=CLIPTextModel.from_pretrained(root, subfolder="text_encoder", **kw),
-        unet=UNet2DConditionModel.from_pretrained(root, subfolder="unet", **kw),
-        vae=_load_vae(root, local_only),
-        scheduler=DDPMScheduler.from_pretrained(root, subfolder="scheduler", **kw),
+_NAMED: dict[str, NamedBase] = {}
+
+
+def register_base(name: str, base: NamedBase) -> None:
+    _NAMED[name] = base
+
+
+def named_bases() -> list[str]:
+    return list(_NAMED)
+
+
+def _random_preset(name: str, builder: Any) -> NamedBase:
+    return NamedBase(
+        load=lambda seed: builder.build_components(name, seed),
+        vae_scale_factor=lambda: latent_scale(builder.PRESETS[name]["vae"]["block_out_channels"]),
     )
 
 
-def world_base_dir() -> Path:
-    """The committed world base (`--base world`), or a PortraitistError saying how to make one."""
-    if not (WORLD_BASE_DIR / "model_index.json").is_file():
-        raise PortraitistError(
-            f"`--base world` needs the world's pretrained base in {WORLD_BASE_DIR}, and this checkout has "
-            "none. "
-            "Pretrain one with `portraitist world pretrain --out runs/world` and pass --base runs/world/base "
-            "(or copy that folder to the path above)."
-        )
-    return WORLD_BASE_DIR
+for _preset in random_sd.PRESETS:
+    register_base(_preset, _random_preset(_preset, random_sd))
+for _preset in random_sdxl.PRESETS:
+    register_base(_preset, _random_preset(_preset, random_sdxl))
 
 
-def _from_folder(path: Path) -> dict[str, Any]:
+def folder_family(path: Path) -> Family:
+    """The family of a diffusers folder, from its model_index.json."""
     index_path = path / "model_index.json"
     if not index_path.exists():
-        raise PortraitistError(
-            f"{path} is not a diffusers model folder (no model_index.json). {_HOW_TO_GET}"
-        )
-    _check_sd1_or_2(json.loads(index_path.read_text()), str(path))
-    return _from_parts(str(path), local_only=True)
+        raise PortraitistError(f"{path} is not a diffusers model folder (no model_index.json). {_HOW_TO_GET}")
+    return families.for_index(json.loads(index_path.read_text()), str(path))
+
+
+def load_folder(path: Path) -> dict[str, Any]:
+    """A diffusers folder's parts, by the family its model_index.json names."""
+    family = folder_family(path)
+    return dict(family.load_folder(str(path), local_only=True), family=family)
+
+
+def folder_vae_scale_factor(path: Path) -> int:
+    """Read from vae/config.json without loading (8, SD's, where there is none)."""
+    config = path / "vae" / "config.json"
+    return latent_scale(json.loads(config.read_text())["block_out_channels"]) if config.is_file() else 8
+
+
+def vae_scale_factor(spec: str) -> int:
+    """How much smaller the latents of the base `spec` are, without loading it."""
+    if spec in _NAMED:
+        return _NAMED[spec].vae_scale_factor()
+    return folder_vae_scale_factor(Path(spec).expanduser())
+
+
+def _single_file_family(path: Path) -> Family:
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            keys = set(f.keys())
+    else:
+        state = torch.load(str(path), map_location="meta", weights_only=True)
+        keys = set(state.get("state_dict", state))
+    return families.for_checkpoint(keys, str(path))
 
 
 def _from_single_file(path: Path) -> dict[str, Any]:
-    from diffusers import StableDiffusionPipeline
-
-    pipe = StableDiffusionPipeline.from_single_file(str(path), safety_checker=None)
-    return dict(
-        tokenizer=pipe.tokenizer,
-        text_encoder=pipe.text_encoder,
-        unet=pipe.unet,
-        vae=pipe.vae,
-        scheduler=DDPMScheduler.from_config(pipe.scheduler.config),
-    )
+    family = _single_file_family(path)
+    return dict(family.load_single_file(path), family=family)
 
 
 def _from_hub(repo_id: str) -> dict[str, Any]:
     from huggingface_hub import hf_hub_download
 
     index_path = hf_hub_download(repo_id, "model_index.json")
-    _check_sd1_or_2(json.loads(Path(index_path).read_text()), repo_id)
-    return _from_parts(repo_id, local_only=False)
+    family = families.for_index(json.loads(Path(index_path).read_text()), repo_id)
+    return dict(family.load_folder(repo_id, local_only=False), family=family)
 
 
 def load_vae(spec: str) -> AutoencoderKL:
@@ -193,31 +215,35 @@ def load_vae(spec: str) -> AutoencoderKL:
         ) from exc
 
 
+def _load_parts(spec: str, seed: int) -> dict[str, Any]:
+    path = Path(spec).expanduser()
+    if spec in _NAMED:
+        return _NAMED[spec].load(seed)
+    if path.is_dir():
+        return load_folder(path)
+    if path.is_file() and path.suffix in SINGLE_FILE_SUFFIXES:
+        return _from_single_file(path)
+    if path.exists():
+        raise PortraitistError(f"{path} is neither a model folder nor a .safetensors/.ckpt file. {_HOW_TO_GET}")
+    if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
+        return _from_hub(spec)
+    raise PortraitistError(f"No base model at {spec!r}. {_HOW_TO_GET}")
+
+
 def load_base(spec: str = DEFAULT_BASE, *, vae: str | None = None, seed: int = 0) -> StableDiffusion:
-    """Load a base model on the CPU at full precision; callers move and cast it."""
-    path = world_base_dir() if spec == WORLD else Path(spec).expanduser()
+    """Load a base model on the CPU at full precision, checked to fit together; callers move and cast it."""
     try:
-        if spec in random_sd.PRESETS:
-            parts = random_sd.build_components(spec, seed)
-        elif path.is_dir():
-            parts = _from_folder(path)
-        elif path.is_file() and path.suffix in SINGLE_FILE_SUFFIXES:
-            parts = _from_single_file(path)
-        elif path.exists():
-            raise PortraitistError(f"{path} is neither a model folder nor a .safetensors/.ckpt file. {_HOW_TO_GET}")
-        elif spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
-            parts = _from_hub(spec)
-        else:
-            raise PortraitistError(f"No base model at {spec!r}. {_HOW_TO_GET}")
+        parts = _load_parts(spec, seed)
     except PortraitistError:
         raise
     except (OSError, ValueError, KeyError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PortraitistError(f"Could not load the base model {spec!r} ({first_line}). {_HOW_TO_GET}") from exc
     model = StableDiffusion(source=spec, **parts)
+    model.family.check(model)
     if vae:
         replace_vae(model, vae)
-    for module in (model.text_encoder, model.unet, model.vae):
+    for module in (model.vae, *model.networks):
         module.requires_grad_(False).eval()
         if module.dtype != torch.float32:
             # weights stored in fp16 (the committed world base) come back at full precision
@@ -227,7 +253,7 @@ def load_base(spec: str = DEFAULT_BASE, *, vae: str | None = None, seed: int = 0
 
 def replace_vae(model: StableDiffusion, spec: str) -> None:
     """Swap in the VAE `spec` names (thesis 2.4.2: sd-vae-ft-mse), frozen; refused when its latents
-    are not the ones the model's UNet works on (e.g. an SD VAE for the world's pixel codec)."""
+    are not the ones the model's UNet works on (e.g. an SD VAE for a pixel-space codec)."""
     override = load_vae(spec)
     if override.config.latent_channels != model.vae.config.latent_channels:
         raise PortraitistError(

@@ -13,6 +13,7 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
+from portraitist.models.sd1 import SD1_FAMILY
 from portraitist.models.tokenizer import VOCAB_SIZE, clip_tokenizer
 
 # SD 1.5's noise schedule (scheduler_config.json of stable-diffusion-v1-5).
@@ -73,7 +74,11 @@ def build_unet(preset: str, seed: int = 0) -> UNet2DConditionModel:
 
 
 def build_vae(preset: str, seed: int = 0) -> AutoencoderKL:
-    p = PRESETS[preset]
+    return vae_from(PRESETS[preset], seed, scaling_factor=0.18215)
+
+
+def vae_from(p: dict[str, Any], seed: int, **extra: Any) -> AutoencoderKL:
+    """A random AutoencoderKL for preset dict `p` (seed + 1, as shared/bench/make_model.py draws it)."""
     n_blocks = len(p["vae"]["block_out_channels"])
     torch.manual_seed(seed + 1)
     return AutoencoderKL(
@@ -84,30 +89,35 @@ def build_vae(preset: str, seed: int = 0) -> AutoencoderKL:
         down_block_types=("DownEncoderBlock2D",) * n_blocks,
         up_block_types=("UpDecoderBlock2D",) * n_blocks,
         norm_num_groups=32,
-        scaling_factor=0.18215,
         **p["vae"],
+        **extra,
     )
 
 
 def build_text_encoder(preset: str, seed: int = 0) -> CLIPTextModel:
     torch.manual_seed(seed + 2)
-    config = CLIPTextConfig(
+    return CLIPTextModel(clip_text_config(PRESETS[preset]["text"]))
+
+
+def clip_text_config(shape: dict[str, Any], **extra: Any) -> CLIPTextConfig:
+    """A CLIP text encoder's config over the real vocabulary and 77 positions."""
+    settings: dict[str, Any] = dict(
         vocab_size=VOCAB_SIZE,
         max_position_embeddings=77,
         hidden_act="quick_gelu",
         bos_token_id=49406,
         eos_token_id=49407,
         pad_token_id=49407,
-        **PRESETS[preset]["text"],
     )
-    return CLIPTextModel(config)
+    return CLIPTextConfig(**{**settings, **extra}, **shape)
 
 
 def build_components(preset: str, seed: int = 0) -> dict[str, Any]:
-    """tokenizer, text_encoder, unet, vae and scheduler of a random SD 1.x model."""
+    """tokenizer, text_encoder, unet, vae, scheduler and family of a random SD 1.x model."""
     if preset not in PRESETS:
         raise KeyError(preset)
     return dict(
+        family=SD1_FAMILY,
         tokenizer=clip_tokenizer(),
         text_encoder=build_text_encoder(preset, seed),
         unet=build_unet(preset, seed),

@@ -85,7 +85,8 @@ def _vocab_dir() -> Path:
     return out
 
 
-def clip_tokenizer() -> CLIPTokenizer:
-    """A fresh CLIPTokenizer with the real 49408-token vocabulary (callers may add tokens to it)."""
+def clip_tokenizer(pad_token: str = "<|endoftext|>") -> CLIPTokenizer:
+    """A fresh CLIPTokenizer with the real 49408-token vocabulary (callers may add tokens to it);
+    SDXL's second tokenizer pads with "!" instead of the end token."""
     vocab = _vocab_dir()
-    return CLIPTokenizer(str(vocab / "vocab.json"), str(vocab / "merges.txt"), model_max_length=77)
+    return CLIPTokenizer(str(vocab / "vocab.json"), str(vocab / "merges.txt"), model_max_length=77, pad_token=pad_token)

@@ -1,11 +1,12 @@
 """model/: what `train` leaves for `generate`, `evaluate` and `export` (CONTRACTS.md).
 
-    model/model.json                 base, vae, recipe, weights (full|lora), resolution, steps_done,
-                                     seed, subject, and the weight files below
-    model/tokens.json                every added token {text, id, init, embedding_file}
-    model/token_embeddings.safetensors   the learned rows, keyed by token text
-    model/unet.safetensors, model/text_encoder.safetensors             (full fine-tune: trained tensors)
-    model/unet_lora.safetensors, model/text_encoder_lora.safetensors   (lora: adapters only)
+    model/model.json                 base, its family, vae, recipe, weights (full|lora), resolution,
+                                     steps_done, seed, subject, and the weight files below
+    model/tokens.json                every added token {text, id, init, embedding_file, encoder_files}
+    model/token_embeddings.safetensors   the learned rows, keyed by token text (a second text
+                                     encoder's: model/text_encoder_2_token_embeddings.safetensors)
+    model/unet.safetensors, model/text_encoder[_2].safetensors             (full fine-tune: trained tensors)
+    model/unet_lora.safetensors, model/text_encoder[_2]_lora.safetensors   (lora: adapters only)
 
 `load_trained` rebuilds the trained model from these and the base, which is loaded again from
 model.json's `base`, so the folder holds only what training changed.
@@ -27,11 +28,16 @@ from torch import nn
 from portraitist.errors import PortraitistError
 from portraitist.models.loading import StableDiffusion, load_base
 from portraitist.train.lora import merge_lora
-from portraitist.train.tokens import AddedToken, restore_tokens
+from portraitist.train.tokens import AddedToken, restore_model_tokens
 from portraitist.workspace import Workspace, write_json_atomic
 
 TOKEN_EMBEDDINGS = "model/token_embeddings.safetensors"
-WEIGHT_FILES = ("unet", "text_encoder", "unet_lora", "text_encoder_lora")
+WEIGHT_FILES = ("unet", "text_encoder", "text_encoder_2", "unet_lora", "text_encoder_lora", "text_encoder_2_lora")
+
+
+def token_file(encoder: str) -> str:
+    """Where the learned rows of one text encoder's added tokens are kept."""
+    return TOKEN_EMBEDDINGS if encoder == "text_encoder" else f"model/{encoder}_token_embeddings.safetensors"
 
 
 class LoraInfo(BaseModel):
@@ -47,6 +53,7 @@ class ModelInfo(BaseModel):
     """model/model.json."""
 
     base: str = Field(description="The spec load_base() takes (folder, file, hub id or preset).")
+    family: str = Field("sd1", description="The base's model family (sd1, sdxl, ...), checked when it is loaded again.")
     vae: str | None = None
     recipe: str
     weights: Literal["full", "lora"]
@@ -65,6 +72,13 @@ class TokenRecord(BaseModel):
     id: int
     init: str
     embedding_file: str
+    encoder_files: dict[str, str] = Field(
+        default_factory=dict, description="The rows of text encoders after the first, by encoder name (SDXL)."
+    )
+
+    def files(self) -> dict[str, str]:
+        """Every text encoder's rows file, by encoder name."""
+        return {"text_encoder": self.embedding_file, **self.encoder_files}
 
 
 def save_safetensors_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
@@ -89,17 +103,24 @@ def model_info_path(workspace: Workspace) -> Path:
 def write_model(
     workspace: Workspace,
     info: ModelInfo,
-    tokens: list[tuple[AddedToken, torch.Tensor]],
+    tokens: list[AddedToken],
+    rows: dict[str, torch.Tensor],
     weights: dict[str, dict[str, torch.Tensor]],
 ) -> ModelInfo:
-    """Write model/ : weight files first, model.json last, so model.json means 'complete'."""
+    """Write model/ : weight files first, model.json last, so model.json means 'complete'. `rows` holds
+    each text encoder's rows of the added `tokens`, by encoder name."""
     model_info_path(workspace).unlink(missing_ok=True)
     for name in WEIGHT_FILES:
         workspace.path(f"model/{name}.safetensors").unlink(missing_ok=True)
     records = []
     if tokens:
-        save_safetensors_atomic({t.text: row for t, row in tokens}, workspace.path(TOKEN_EMBEDDINGS))
-        records = [TokenRecord(text=t.text, id=t.id, init=t.init, embedding_file=TOKEN_EMBEDDINGS) for t, _ in tokens]
+        for encoder, table in rows.items():
+            save_safetensors_atomic({t.text: row for t, row in zip(tokens, table, strict=True)}, workspace.path(token_file(encoder)))
+        others = {encoder: token_file(encoder) for encoder in rows if encoder != "text_encoder"}
+        records = [
+            TokenRecord(text=t.text, id=t.id, init=t.init, embedding_file=TOKEN_EMBEDDINGS, encoder_files=others)
+            for t in tokens
+        ]
     write_json_atomic(workspace.model_dir / "tokens.json", [r.model_dump() for r in records])
     files = {}
     for name, tensors in weights.items():
@@ -139,19 +160,26 @@ def _load_full(module: nn.Module, tensors: dict[str, torch.Tensor], what: str) -
 
 
 def load_trained(workspace: Workspace, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> StableDiffusion:
-    """The base model with the new tokens and the trained weights applied (CONTRACTS.md)."""
+    """The base model with the new tokens and the trained weights applied."""
     info = read_model_info(workspace)
     model = load_base(info.base, vae=info.vae)
+    if model.family.name != info.family:
+        raise PortraitistError(
+            f"{workspace.root}'s model was trained on a {info.family} base, and {info.base} is now a "
+            f"{model.family.label} model. Give `train` the base again, or retrain."
+        )
     records = read_tokens(workspace)
     if records:
-        rows = load_file(str(workspace.path(records[0].embedding_file)))
-        restore_tokens(
-            model.tokenizer, model.text_encoder, [r.text for r in records], torch.stack([rows[r.text] for r in records])
-        )
-    modules: dict[str, nn.Module] = {"unet": model.unet, "text_encoder": model.text_encoder}
+        files = {name: load_file(str(workspace.path(f))) for name, f in records[0].files().items()}
+        rows = {name: torch.stack([table[r.text] for r in records]) for name, table in files.items()}
+        restore_model_tokens(model, [r.text for r in records], rows)
+    modules: dict[str, nn.Module] = {name: encoder for name, _, encoder in model.text_encoders}
+    modules["unet"] = model.unet
     for name, relative in info.files.items():
         tensors = load_file(str(workspace.path(relative)))
-        target = modules[name.removesuffix("_lora")]
+        target = modules.get(name.removesuffix("_lora"))
+        if target is None:
+            raise PortraitistError(f"model/{name}.safetensors has no place in a {model.family.label} model; retrain.")
         if name.endswith("_lora"):
             if info.lora is None:
                 raise PortraitistError(f"{model_info_path(workspace)} lists LoRA weights but no `lora` settings.")

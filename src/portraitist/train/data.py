@@ -1,5 +1,5 @@
 """The training set as tensors: VAE latents encoded once (photos and their mirror images), person
-masks for the attention loss, and the token ids of each photo's prompt.
+masks for the attention loss, the token ids of each photo's prompt and its size conditioning.
 
 Encoding once instead of every step is what DreamBooth scripts skip; the VAE then leaves memory.
 The latent *distribution* is cached (mean and std), so each step still draws a fresh sample,
@@ -18,18 +18,20 @@ from PIL import Image, ImageOps
 from transformers import CLIPTokenizer
 
 from portraitist.errors import PortraitistError
-from portraitist.workspace import Workspace
+from portraitist.models.family import SizeInfo, size_rows
+from portraitist.workspace import PhotoRecord, Workspace
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 @dataclass
 class Photo:
-    """One training image at the model's resolution, its person mask and its prompt."""
+    """One training image at the model's resolution, its person mask, its prompt and its sizes."""
 
     image: Image.Image
     mask: Image.Image | None  # L mode, 255 = person
     prompt: str
+    size: SizeInfo
 
 
 @dataclass
@@ -40,6 +42,7 @@ class TrainingSet:
     latent_std: torch.Tensor
     masks: torch.Tensor  # (N, 1, H, W), 1 = person
     input_ids: torch.Tensor  # (N, 77)
+    sizes: torch.Tensor  # (N, 6): SizeInfo rows (SDXL's micro-conditioning; other families ignore them)
 
     def __len__(self) -> int:
         return self.latent_mean.shape[0]
@@ -55,6 +58,13 @@ def _square(image: Image.Image, resolution: int, resample: int) -> Image.Image:
     return image
 
 
+def _crop_size(record: PhotoRecord, image: Image.Image, resolution: int) -> SizeInfo:
+    """SDXL's size conditioning of a crop: the square's side in the source photo (a small face crop
+    enlarged to the training size is marked as such), uncropped, at the training size."""
+    side = round(record.crop_box[2] - record.crop_box[0]) if record.crop_box else max(image.size)
+    return SizeInfo((side, side), (0, 0), (resolution, resolution))
+
+
 def load_photos(workspace: Workspace, prompts: list[str], resolution: int) -> list[Photo]:
     """The kept crops and masks from dataset/, resized to the model's resolution."""
     manifest = workspace.read_manifest()
@@ -68,11 +78,12 @@ def load_photos(workspace: Workspace, prompts: list[str], resolution: int) -> li
         path = workspace.path(record.image) if record.image else None
         if path is None or not path.exists():
             raise PortraitistError(f"The crop {record.image!r} of {record.source} is missing; re-run `portraitist prepare`.")
-        image = _square(Image.open(path).convert("RGB"), resolution, Image.LANCZOS)
+        original = Image.open(path).convert("RGB")
+        image = _square(original, resolution, Image.LANCZOS)
         mask = None
         if record.mask and workspace.path(record.mask).exists():
             mask = _square(Image.open(workspace.path(record.mask)).convert("L"), resolution, Image.BILINEAR)
-        photos.append(Photo(image, mask, prompt))
+        photos.append(Photo(image, mask, prompt, _crop_size(record, original, resolution)))
     return photos
 
 
@@ -84,7 +95,12 @@ def load_class_images(folder: Path, prompt: str, resolution: int) -> list[Photo]
             f"Prior preservation needs class images ('{prompt}'), and {folder} has none. Generate 100-200 with "
             f"`portraitist generate --base ... --prompt '{prompt}'` into a folder and pass it as --class-images."
         )
-    return [Photo(_square(Image.open(f).convert("RGB"), resolution, Image.LANCZOS), None, prompt) for f in files]
+    photos = []
+    for f in files:
+        image = Image.open(f).convert("RGB")
+        size = SizeInfo((image.height, image.width), (0, 0), (resolution, resolution))
+        photos.append(Photo(_square(image, resolution, Image.LANCZOS), None, prompt, size))
+    return photos
 
 
 def _pixels(image: Image.Image) -> torch.Tensor:
@@ -110,10 +126,12 @@ def encode(
         [p.prompt for p in photos], padding="max_length", max_length=tokenizer.model_max_length,
         truncation=True, return_tensors="pt",
     )["input_ids"]
+    sizes = size_rows(p.size for p in photos)
     if flip:
         pixels = torch.cat([pixels, pixels.flip(-1)])
         masks = torch.cat([masks, masks.flip(-1)])
         ids = torch.cat([ids, ids])
+        sizes = torch.cat([sizes, sizes])
     means, stds = [], []
     for start in range(0, len(pixels), batch):
         chunk = pixels[start : start + batch].to(device, vae.dtype)
@@ -126,4 +144,5 @@ def encode(
         latent_std=torch.cat(stds) * scale,
         masks=masks.to(device),
         input_ids=ids.to(device),
+        sizes=sizes.to(device),
     )

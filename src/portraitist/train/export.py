@@ -1,14 +1,18 @@
 """`export`: the trained model in the formats other tools load.
 
-- `diffusers`: a StableDiffusionPipeline folder (tokenizer with the new tokens included).
-- `single-file`: one .safetensors in the original Stable Diffusion (LDM) key layout, which
-  AUTOMATIC1111 and ComfyUI load, with the learned tokens beside it as textual-inversion
+- `diffusers`: the family's pipeline folder (StableDiffusionPipeline, StableDiffusionXLPipeline;
+  tokenizers with the new tokens included).
+- `single-file`: one .safetensors in the original key layout (LDM for SD 1.x, SGM for SDXL),
+  which AUTOMATIC1111 and ComfyUI load, with the learned tokens beside it as textual-inversion
   embeddings (the checkpoint keeps the base's 49408-row vocabulary, as those tools expect).
-- `kohya-lora`: a LoRA-trained model's adapters in kohya's key format
-  (lora_unet_..., lora_te_..., .lora_down.weight / .lora_up.weight / .alpha), embeddings beside.
+- `kohya-lora`: a LoRA-trained model's adapters in kohya's key format (lora_unet_..., lora_te_...
+  for SD 1.x, lora_te1_/lora_te2_ for SDXL; .lora_down.weight / .lora_up.weight / .alpha),
+  embeddings beside.
 
-The embeddings are A1111's safetensors format ({"emb_params": rows}); in those tools the
-token is written as the embedding's file name (`<me>` becomes `portraitist-me`), see README.txt.
+The embeddings are A1111's safetensors format ({"emb_params": rows} for SD 1.x, {"clip_l": ...,
+"clip_g": ...} for SDXL); in those tools the token is written as the embedding's file name (`<me>`
+becomes `portraitist-me`), see README.txt. Which layout a model takes is its family's data
+(models/family.py); a family with none (the synthetic world's) exports only as diffusers.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import UNet2DConditionModel
 from safetensors.torch import load_file
 
 from portraitist.errors import PortraitistError
-from portraitist.models.loading import StableDiffusion, has_pixel_codec
+from portraitist.models.loading import StableDiffusion
 from portraitist.train.artifacts import (
     TokenRecord,
     load_trained,
@@ -35,9 +39,11 @@ from portraitist.workspace import Workspace, write_bytes_atomic
 Format = Literal["diffusers", "single-file", "kohya-lora"]
 FORMATS: tuple[Format, ...] = ("diffusers", "single-file", "kohya-lora")
 
-# ---- key layout of the original SD 1.x checkpoints (CompVis/LDM), from the UNet's config ----
+# ---- key layout of the original SD 1.x (CompVis/LDM) and SDXL (SGM) checkpoints, from the UNet's config ----
 
 _UNET_TOP = [
+    ("add_embedding.linear_1.", "label_emb.0.0."),  # SDXL's size and pooled-text embedding
+    ("add_embedding.linear_2.", "label_emb.0.2."),
     ("time_embedding.linear_1.", "time_embed.0."),
     ("time_embedding.linear_2.", "time_embed.2."),
     ("conv_in.", "input_blocks.0.0."),
@@ -55,7 +61,7 @@ _UNET_RESNET = [
 
 
 def unet_prefixes(unet: UNet2DConditionModel) -> list[tuple[str, str]]:
-    """(diffusers prefix, LDM prefix) for every block of an SD 1.x-layout UNet of any depth."""
+    """(diffusers prefix, LDM prefix) for every block of an SD 1.x- or SDXL-layout UNet of any depth."""
     config = unet.config
     n, layers = len(config.down_block_types), int(config.layers_per_block)
     out: list[tuple[str, str]] = []
@@ -130,42 +136,100 @@ def ldm_vae_state_dict(model: StableDiffusion) -> dict[str, torch.Tensor]:
     return out
 
 
-def ldm_text_encoder_state_dict(model: StableDiffusion, vocabulary: int) -> dict[str, torch.Tensor]:
-    """SD 1.x keeps transformers' CLIP keys under cond_stage_model.transformer.text_model."""
-    if model.text_encoder.config.hidden_act != "quick_gelu":
+def _clip_key(key: str) -> str:
+    """A CLIP text model's key as the original checkpoints write it: transformers 5 drops `text_model.`
+    from CLIPTextModel's keys (not from CLIPTextModelWithProjection's)."""
+    return key if key.startswith("text_projection") else "text_model." + key.removeprefix("text_model.")
+
+
+def _transformers_clip(encoder: torch.nn.Module, prefix: str, vocabulary: int) -> dict[str, torch.Tensor]:
+    """OpenAI CLIP (SD 1.x, SDXL's first encoder) keeps transformers' keys under `prefix`."""
+    if encoder.config.hidden_act != "quick_gelu":
         raise PortraitistError(
-            "single-file export writes the SD 1.x (OpenAI CLIP) layout; this is an SD 2.x model. Export it as diffusers."
+            "single-file export writes OpenAI CLIP's layout for this text encoder, and it is an OpenCLIP one (an SD "
+            "2.x model). Export it as diffusers."
         )
     out = {}
-    for key, value in model.text_encoder.state_dict().items():
-        key = key.removeprefix("text_model.")
-        if key == "embeddings.token_embedding.weight":
+    for key, value in encoder.state_dict().items():
+        key = _clip_key(key)
+        if key == "text_model.embeddings.token_embedding.weight":
             value = value[:vocabulary]  # the learned tokens travel as embedding files
-        out[f"cond_stage_model.transformer.text_model.{key}"] = value
+        out[prefix + key] = value
     return out
 
 
+_OPEN_CLIP_LAYER = [
+    ("self_attn.out_proj.", "attn.out_proj."),
+    ("layer_norm1.", "ln_1."),
+    ("layer_norm2.", "ln_2."),
+    ("mlp.fc1.", "mlp.c_fc."),
+    ("mlp.fc2.", "mlp.c_proj."),
+]
+_OPEN_CLIP_TOP = {
+    "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
+    "text_model.embeddings.position_embedding.weight": "positional_embedding",
+    "text_model.final_layer_norm.weight": "ln_final.weight",
+    "text_model.final_layer_norm.bias": "ln_final.bias",
+}
+
+
+def _open_clip(encoder: torch.nn.Module, prefix: str, vocabulary: int) -> dict[str, torch.Tensor]:
+    """OpenCLIP's layout (SDXL's second encoder): one fused q/k/v projection per layer, a transposed
+    text projection."""
+    state = {_clip_key(key): value for key, value in encoder.state_dict().items()}
+    out = {prefix + new: state[old] for old, new in _OPEN_CLIP_TOP.items()}
+    out[prefix + "token_embedding.weight"] = out[prefix + "token_embedding.weight"][:vocabulary]
+    out[prefix + "text_projection"] = state["text_projection.weight"].T.contiguous()
+    for i in range(encoder.config.num_hidden_layers):
+        layer, block = f"text_model.encoder.layers.{i}.", f"{prefix}transformer.resblocks.{i}."
+        for kind in ("weight", "bias"):
+            qkv = [state[f"{layer}self_attn.{p}_proj.{kind}"] for p in "qkv"]
+            out[f"{block}attn.in_proj_{kind}"] = torch.cat(qkv)
+            for old, new in _OPEN_CLIP_LAYER:
+                out[f"{block}{new}{kind}"] = state[f"{layer}{old}{kind}"]
+    return out
+
+
+_ENCODER_LAYOUTS = {"transformers": _transformers_clip, "open_clip": _open_clip}
+
+
 def original_sd_state_dict(model: StableDiffusion, vocabulary: int) -> dict[str, torch.Tensor]:
-    return {**ldm_unet_state_dict(model.unet), **ldm_vae_state_dict(model), **ldm_text_encoder_state_dict(model, vocabulary)}
+    """The whole model in its family's original single-file layout."""
+    layouts = model.family.checkpoint_encoders
+    out = {**ldm_unet_state_dict(model.unet), **ldm_vae_state_dict(model)}
+    for name, _, encoder in model.text_encoders:
+        prefix, layout = layouts[name]
+        out.update(_ENCODER_LAYOUTS[layout](encoder, prefix, vocabulary))
+    return out
 
 
 # ---- kohya LoRA ----
 
 
-def kohya_lora_state_dict(workspace: Workspace) -> dict[str, torch.Tensor]:
+def _kohya_unet_path(path: str, unet: UNet2DConditionModel | None) -> str:
+    """A UNet module path as kohya names it: diffusers' own for SD 1.x, the SGM layout's for SDXL."""
+    if unet is None:
+        return path
+    return _rename(path + ".", _UNET_TOP + unet_prefixes(unet)).removesuffix(".")
+
+
+def kohya_lora_state_dict(workspace: Workspace, model: StableDiffusion) -> dict[str, torch.Tensor]:
+    """The workspace's LoRA adapters in kohya's key names for `model`'s family."""
     info = read_model_info(workspace)
     if info.weights != "lora" or info.lora is None:
         raise PortraitistError(
             f"The model in {workspace.root} is a full fine-tune ({info.recipe}), not a LoRA; export it as diffusers or "
             "single-file, or train with --recipe lora."
         )
+    family = model.family
+    unet = model.unet if family.kohya_unet_names == "ldm" else None
+    prefixes = {"unet_lora": "lora_unet", **{f"{name}_lora": p for name, p in family.kohya_encoders.items()}}
     out: dict[str, torch.Tensor] = {}
-    for name, prefix, module_prefix in (("unet_lora", "lora_unet", ""), ("text_encoder_lora", "lora_te", "text_model.")):
-        if name not in info.files:
-            continue
-        for key, value in load_file(str(workspace.path(info.files[name]))).items():
+    for name, relative in info.files.items():
+        for key, value in load_file(str(workspace.path(relative))).items():
             path, _, kind = key.removesuffix(".weight").rpartition(".")
-            kohya = f"{prefix}_{(module_prefix + path.removeprefix('text_model.')).replace('.', '_')}"
+            module = _kohya_unet_path(path, unet) if name == "unet_lora" else _clip_key(path)
+            kohya = f"{prefixes[name]}_{module.replace('.', '_')}"
             out[f"{kohya}.{'lora_down' if kind == 'lora_A' else 'lora_up'}.weight"] = value
             out[f"{kohya}.alpha"] = torch.tensor(info.lora.alpha)
     return out
@@ -182,15 +246,22 @@ def embedding_name(token: TokenRecord) -> str:
     return "portraitist-" + (re.sub(r"[^A-Za-z0-9_-]+", "", token.text) or str(token.id))
 
 
+# A1111's key for each text encoder's rows: one encoder's file is {"emb_params"}, SDXL's two are
+# {"clip_l", "clip_g"} (what A1111, ComfyUI and diffusers' load_textual_inversion read)
+_EMBEDDING_KEYS = {1: {"text_encoder": "emb_params"}, 2: {"text_encoder": "clip_l", "text_encoder_2": "clip_g"}}
+
+
 def write_embeddings(workspace: Workspace, out_dir: Path) -> list[Path]:
     tokens = read_tokens(workspace)
     if not tokens:
         return []
-    rows = load_file(str(workspace.path(tokens[0].embedding_file)))
+    files = tokens[0].files()
+    keys = _EMBEDDING_KEYS[len(files)]
+    rows = {name: load_file(str(workspace.path(f))) for name, f in files.items()}
     paths = []
     for token in tokens:
         path = out_dir / f"{embedding_name(token)}.safetensors"
-        save_safetensors_atomic({"emb_params": rows[token.text].float().reshape(1, -1)}, path)
+        save_safetensors_atomic({keys[name]: r[token.text].float().reshape(1, -1) for name, r in rows.items()}, path)
         paths.append(path)
     lines = [f"{embedding_name(t)}: portraitist's {t.text} ({t.init})" for t in tokens]
     subject = read_model_info(workspace).subject
@@ -213,23 +284,19 @@ def export(workspace: Workspace, fmt: Format, out: Path | None = None) -> list[P
     """Write the workspace's trained model in `fmt`; return the files and folders written."""
     if fmt not in FORMATS:
         raise PortraitistError(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
-    if fmt != "diffusers" and has_pixel_codec(read_model_info(workspace).base):
-        raise PortraitistError(
-            f"The model in {workspace.root} is built on the synthetic world's base (a pixel codec in the "
-            "VAE's place, 32 px), which AUTOMATIC1111, ComfyUI and kohya's tools cannot load, so "
-            f"{fmt} does not apply. Export it with --format diffusers (portraitist loads that folder with --base)."
-        )
     out = Path(out) if out else _default_out(workspace, fmt)
-    if fmt == "kohya-lora":
-        save_safetensors_atomic(kohya_lora_state_dict(workspace), out)
-        return [out, *write_embeddings(workspace, out.parent)]
     model = load_trained(workspace)
-    if fmt == "diffusers":
-        pipe = StableDiffusionPipeline(
-            vae=model.vae, text_encoder=model.text_encoder, tokenizer=model.tokenizer, unet=model.unet,
-            scheduler=model.scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    if fmt != "diffusers" and not model.family.checkpoint_encoders:
+        raise PortraitistError(
+            f"The model in {workspace.root} is built on {model.family.label}, which AUTOMATIC1111, ComfyUI and "
+            f"kohya's tools cannot load, so {fmt} does not apply. Export it with --format diffusers (portraitist "
+            "loads that folder with --base)."
         )
-        pipe.save_pretrained(out, safe_serialization=True)
+    if fmt == "kohya-lora":
+        save_safetensors_atomic(kohya_lora_state_dict(workspace, model), out)
+        return [out, *write_embeddings(workspace, out.parent)]
+    if fmt == "diffusers":
+        model.family.pipeline(model, model.scheduler).save_pretrained(out, safe_serialization=True)
         return [out]
     vocabulary = len(model.tokenizer) - len(read_tokens(workspace))
     save_safetensors_atomic(original_sd_state_dict(model, vocabulary), out)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from portraitist.models.family import Conditioning
 from portraitist.train.attention_loss import AttentionRecorder, attention_loss
 from portraitist.train.data import TrainingSet
 from portraitist.train.optimizer import StageOptimizer
@@ -101,9 +102,10 @@ class Denoiser:
         return a * latents + s * noise, target
 
 
-def encode_prompts(trainee: Trainee, input_ids: torch.Tensor) -> torch.Tensor:
+def encode_prompts(trainee: Trainee, input_ids: torch.Tensor, sizes: torch.Tensor) -> Conditioning:
+    model = trainee.model
     with trainee.precision.context(trainee.device):
-        return trainee.model.text_encoder(input_ids)[0]
+        return model.family.encode(model, input_ids, sizes)
 
 
 class Loop:
@@ -127,14 +129,14 @@ class Loop:
         self.instance_id = instance_id
         self.unet_forward = trainee.model.unet if unet_forward is None else unet_forward
         self.denoiser = Denoiser(trainee)
-        self.cache: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self.cache: tuple[Conditioning, Conditioning | None] | None = None
 
-    def _embeddings(self, ids: torch.Tensor, index: torch.Tensor, which: int) -> torch.Tensor:
+    def _conditioning(self, data: TrainingSet, index: torch.Tensor, which: int) -> Conditioning:
         if self.cache is not None:
             cached = self.cache[which]
             assert cached is not None
             return cached[index]
-        return encode_prompts(self.trainee, ids[index])
+        return encode_prompts(self.trainee, data.input_ids[index], data.sizes[index])
 
     def _draw(self, data: TrainingSet, step: int, generator: torch.Generator, tag: int) -> tuple[torch.Tensor, ...]:
         index = batch_indices(self.settings.seed, step, self.settings.batch_size, len(data), tag)
@@ -147,14 +149,14 @@ class Loop:
         """The loss of one step (DreamBooth's prior term and the thesis's attention term when on)."""
         generator = step_generator(self.settings.seed, step)
         index, latents, noise, t = self._draw(self.data, step, generator, tag=0)
-        hidden = self._embeddings(self.data.input_ids, index, 0)
+        cond = self._conditioning(self.data, index, 0)
         ids = self.data.input_ids[index]
         masks = self.data.masks[index]
         n_instance = len(index)
         if self.prior is not None:
             p_index, p_latents, p_noise, p_t = self._draw(self.prior, step, generator, tag=1)
             latents, noise, t = torch.cat([latents, p_latents]), torch.cat([noise, p_noise]), torch.cat([t, p_t])
-            hidden = torch.cat([hidden, self._embeddings(self.prior.input_ids, p_index, 1)])
+            cond = Conditioning.cat([cond, self._conditioning(self.prior, p_index, 1)])
             ids = torch.cat([ids, self.prior.input_ids[p_index]])
             masks = torch.cat([masks, self.prior.masks[p_index]])
         noisy, target = self.denoiser.noised(latents, noise, t)
@@ -162,7 +164,9 @@ class Loop:
             self.recorder.start(instance_positions(ids, self.instance_id))
         precision = self.trainee.precision
         with precision.context(self.trainee.device):
-            prediction = self.unet_forward(noisy.to(precision.weights), t, hidden.to(precision.weights)).sample
+            prediction = self.unet_forward(
+                noisy.to(precision.weights), t, **cond.to(dtype=precision.weights).unet_kwargs()
+            ).sample
         errors = F.mse_loss(prediction.float(), target, reduction="none").mean(dim=(1, 2, 3))
         loss = errors[:n_instance].mean()
         if self.prior is not None:
@@ -177,8 +181,10 @@ class Loop:
         if self.trainee.trains_text:
             return
         with torch.no_grad():
-            own = encode_prompts(self.trainee, self.data.input_ids)
-            prior = encode_prompts(self.trainee, self.prior.input_ids) if self.prior is not None else None
+            own = encode_prompts(self.trainee, self.data.input_ids, self.data.sizes)
+            prior = None
+            if self.prior is not None:
+                prior = encode_prompts(self.trainee, self.prior.input_ids, self.prior.sizes)
         self.cache = (own, prior)
 
     def run(

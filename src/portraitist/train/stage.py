@@ -26,7 +26,7 @@ from portraitist.train.loop import Hooks, Loop, LoopSettings, StepRecord
 from portraitist.train.optimizer import StageOptimizer
 from portraitist.train.precision import choose_precision
 from portraitist.train.recipes import Recipe, get_recipe, stage_steps
-from portraitist.train.tokens import RARE_TOKEN, AddedToken, add_tokens
+from portraitist.train.tokens import RARE_TOKEN, AddedToken, add_model_tokens, token_rows
 from portraitist.train.trainee import Trainee
 from portraitist.train.validation import write_samples
 from portraitist.workspace import DatasetManifest, Workspace, write_bytes_atomic
@@ -62,24 +62,6 @@ def resolve_device(wanted: str) -> torch.device:
     if wanted.startswith("cuda") and not torch.cuda.is_available():
         raise PortraitistError(f"--device {wanted} asked for a GPU, and torch sees none; use --device cpu.")
     return torch.device(wanted)
-
-
-def check_base(model: StableDiffusion) -> None:
-    """Refuse bases the SD 1.x/2.x recipes cannot train (SDXL is refused when it is loaded)."""
-    unet, text_encoder = model.unet.config, model.text_encoder.config
-    if unet.get("addition_embed_type"):
-        raise PortraitistError(f"{model.source} has an SDXL-style UNet; the recipes train SD 1.x/2.x models.")
-    if unet.cross_attention_dim != text_encoder.hidden_size:
-        raise PortraitistError(
-            f"{model.source} does not fit together: the UNet attends to {unet.cross_attention_dim}-wide text "
-            f"embeddings but the text encoder makes {text_encoder.hidden_size}-wide ones. Use one SD 1.x/2.x model."
-        )
-    # the latents' channels: 4 for SD's VAE, 48 for the world's PixelCodec (issue 9)
-    if unet.in_channels != model.vae.config.latent_channels:
-        raise PortraitistError(
-            f"{model.source}'s UNet takes {unet.in_channels} input channels (an inpainting or depth model); "
-            "train a plain text-to-image SD 1.x/2.x model."
-        )
 
 
 def _prompts(manifest: DatasetManifest, recipe: Recipe) -> tuple[list[str], str]:
@@ -126,7 +108,7 @@ def _weight_files(values: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[s
     """Trained tensors by model/ file: 'unet.x' -> unet.safetensors['x'], LoRA without peft's adapter name."""
     files: dict[str, dict[str, torch.Tensor]] = {}
     for name, value in values.items():
-        if name == "tokens":
+        if name.split(".")[0] == "tokens":  # kept as token_embeddings files
             continue
         part, key = name.split(".", 1)
         files.setdefault(part, {})[key.replace(".default.", ".")] = value.detach().to(dtype)
@@ -160,12 +142,11 @@ def train(
         base = str(Path(base).expanduser().resolve())
     progress(ProgressEvent(STAGE, 0, total, f"loading {base}"))
     model = load_base(base, vae=config.vae)
-    check_base(model)
 
     n_base_tokens = len(model.tokenizer)
     added: list[AddedToken] = []
     if recipe.prompt == "captions":
-        added = add_tokens(model.tokenizer, model.text_encoder, manifest, seed=config.seed)
+        added = add_model_tokens(model, manifest, seed=config.seed)
     prompts, subject = _prompts(manifest, recipe)
     instance_id = model.tokenizer.convert_tokens_to_ids(subject.split()[0]) if added else (
         model.tokenizer(RARE_TOKEN, add_special_tokens=False)["input_ids"][0]
@@ -186,7 +167,8 @@ def train(
     trainee = Trainee(model, recipe, precision, device, n_base_tokens, config.lora_rank, lora_alpha, config.seed)
     if config.low_memory:
         model.unet.enable_gradient_checkpointing()
-        model.text_encoder.gradient_checkpointing_enable()
+        for _, _, encoder in model.text_encoders:
+            encoder.gradient_checkpointing_enable()
     recorder = None
     if config.attention_loss > 0:
         recorder = attention_loss.install(model.unet, attention_loss.choose_resolution(model.unet, config.attention_resolution))
@@ -250,9 +232,9 @@ def train(
 
     trained = trainee.finish()
     values = trainee.trained_values()
-    rows = trained.text_encoder.get_input_embeddings().weight
     info = ModelInfo(
         base=base,
+        family=model.family.name,
         vae=config.vae,
         recipe=recipe.name,
         weights="lora" if recipe.uses_lora else "full",
@@ -262,9 +244,7 @@ def train(
         subject=subject,
         lora={"rank": config.lora_rank, "alpha": lora_alpha} if recipe.uses_lora else None,
     )
-    write_model(
-        workspace, info, [(t, rows[t.id].detach()) for t in added], _weight_files(values, SAVE_DTYPES[config.save_dtype])
-    )
+    write_model(workspace, info, added, token_rows(trained, added), _weight_files(values, SAVE_DTYPES[config.save_dtype]))
     progress(ProgressEvent(STAGE, done, total, "done", {"loss": last["loss"]} if last["loss"] is not None else {}))
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return TrainResult(

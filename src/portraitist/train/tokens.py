@@ -21,6 +21,7 @@ from torch import nn
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from portraitist.errors import PortraitistError
+from portraitist.models.loading import StableDiffusion
 from portraitist.workspace import DatasetManifest, TokenInit
 
 RARE_TOKEN = "sks"  # DreamBooth's rare identifier (Ruiz et al. 2023), an existing CLIP token
@@ -96,6 +97,32 @@ def add_tokens(
             table[token_id] = row
             added.append(AddedToken(text, token_id, label))
     return added
+
+
+def add_model_tokens(model: StableDiffusion, manifest: DatasetManifest, seed: int = 0) -> list[AddedToken]:
+    """The manifest's tokens in every text encoder of the model (SDXL: both), each row initialised from
+    that encoder's own embedding of the init word; the ids are the same in every tokenizer."""
+    added: list[AddedToken] = []
+    for offset, (_, tokenizer, encoder) in enumerate(model.text_encoders):
+        tokens = add_tokens(tokenizer, encoder, manifest, seed=seed + offset)
+        if added and [t.id for t in tokens] != [t.id for t in added]:
+            raise PortraitistError(f"{model.source}'s tokenizers gave the new tokens different ids; use an unmodified base.")
+        added = added or tokens
+    return added
+
+
+def token_rows(model: StableDiffusion, added: list[AddedToken]) -> dict[str, torch.Tensor]:
+    """Each text encoder's rows of the added tokens, by encoder name."""
+    ids = [t.id for t in added]
+    return {name: token_table(encoder).weight[ids].detach() for name, _, encoder in model.text_encoders}
+
+
+def restore_model_tokens(model: StableDiffusion, texts: list[str], rows: dict[str, torch.Tensor]) -> None:
+    """restore_tokens for every text encoder of the model, each from its own rows."""
+    for name, tokenizer, encoder in model.text_encoders:
+        if name not in rows:
+            raise PortraitistError(f"model/ has no learned token rows for {model.source}'s {name}; it was trained on another base.")
+        restore_tokens(tokenizer, encoder, texts, rows[name])
 
 
 def restore_tokens(

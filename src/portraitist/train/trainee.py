@@ -1,7 +1,9 @@
 """The model under training: which of its tensors each recipe part names, and their fp32 values.
 
-Names are `<part>.<parameter path>` ("unet.conv_in.weight", "text_encoder.encoder.layers.0...",
-"tokens", "unet_lora.<path>.lora_A.default.weight"); checkpoints and model/ files use them.
+Names are `<module>.<parameter path>` ("unet.conv_in.weight", "text_encoder.encoder.layers.0...",
+"text_encoder_2.encoder...", "unet_lora.<path>.lora_A.default.weight", "text_encoder_2_lora.<path>...")
+and `tokens` (`tokens.text_encoder_2` for a second encoder's rows); checkpoints and model/ files use
+them. A recipe's text parts cover every text encoder the model's family has.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ class StageGroup:
     flat: FlatPart | None
 
 
+def token_rows_name(encoder: str) -> str:
+    """The trainee's name for an encoder's added token rows ("tokens" for the first, as SD 1.x has)."""
+    return "tokens" if encoder == "text_encoder" else f"tokens.{encoder}"
+
+
 def _token_table_prefix(text_encoder: nn.Module) -> str:
     table = text_encoder.get_input_embeddings()  # type: ignore[operator]
     return next(name for name, module in text_encoder.named_modules() if module is table) + "."
@@ -53,20 +60,22 @@ class Trainee:
         self.precision = precision
         self.device = device
         parts = recipe.parts
+        self.encoders = {name: encoder for name, _, encoder in model.text_encoders}
         if "unet_lora" in parts:
             lora.add_lora(model.unet, lora.UNET_TARGETS, lora_rank, lora_alpha, seed)
         if "text_encoder_lora" in parts:
-            lora.add_lora(model.text_encoder, lora.TEXT_ENCODER_TARGETS, lora_rank, lora_alpha, seed + 1)
-        self.split: SplitTokenEmbedding | None = None
+            for offset, encoder in enumerate(self.encoders.values(), start=1):
+                lora.add_lora(encoder, lora.TEXT_ENCODER_TARGETS, lora_rank, lora_alpha, seed + offset)
+        self.splits: dict[str, SplitTokenEmbedding] = {}
         if len(model.tokenizer) > n_base_tokens:
-            self.split = split_token_table(model.text_encoder, n_base_tokens)
-        for module in (model.unet, model.text_encoder):
+            self.splits = {name: split_token_table(encoder, n_base_tokens) for name, encoder in self.encoders.items()}
+        for module in (model.unet, *self.encoders.values()):
             module.requires_grad_(False)
         if device.type == "cpu":
             model.unet.set_attn_processor(CpuAttnProcessor())
         self.tensors: dict[Part, dict[str, nn.Parameter]] = {part: self._named(part) for part in parts}
-        model.unet.to(device)
-        model.text_encoder.to(device)
+        for module in (model.unet, *self.encoders.values()):
+            module.to(device)
         # the fp32 truth of every trainable tensor: the parameters themselves, or with bf16
         # weights, fp32 masters in one flat buffer per part (master_adamw.FlatPart)
         self.flat: dict[Part, FlatPart] = {}
@@ -77,30 +86,35 @@ class Trainee:
                 self.values.update(zip(named, self.flat[part].master_views))
             else:
                 self.values.update(named)
-        cast(model.unet, dtype=precision.weights)
-        cast(model.text_encoder, dtype=precision.weights)
+        for module in (model.unet, *self.encoders.values()):
+            cast(module, dtype=precision.weights)
         self.trained: set[str] = set()  # names a stage has trained so far (what checkpoints keep)
 
     def _named(self, part: Part) -> dict[str, nn.Parameter]:
-        unet, text_encoder = self.model.unet, self.model.text_encoder
+        unet = self.model.unet
         if part == "tokens":
-            assert self.split is not None, "the tokens part needs added tokens"
-            return {"tokens": self.split.added}
-        if part in LORA_PARTS:
-            module = unet if part == "unet_lora" else text_encoder
-            return {f"{part}.{n}": p for n, p in module.named_parameters() if ".lora_" in n}
+            assert self.splits, "the tokens part needs added tokens"
+            return {token_rows_name(name): split.added for name, split in self.splits.items()}
+        if part == "unet_lora":
+            return {f"unet_lora.{n}": p for n, p in unet.named_parameters() if ".lora_" in n}
         if part == "unet":
             return {f"unet.{n}": p for n, p in unet.named_parameters() if ".lora_" not in n}
-        table = _token_table_prefix(text_encoder)  # pretrained vocabulary rows stay as they are
-        return {
-            f"text_encoder.{n}": p
-            for n, p in text_encoder.named_parameters()
-            if ".lora_" not in n and not n.startswith(table)
-        }
+        named = {}
+        for name, encoder in self.encoders.items():
+            if part == "text_encoder_lora":
+                named.update({f"{name}_lora.{n}": p for n, p in encoder.named_parameters() if ".lora_" in n})
+                continue
+            table = _token_table_prefix(encoder)  # pretrained vocabulary rows stay as they are
+            named.update({
+                f"{name}.{n}": p
+                for n, p in encoder.named_parameters()
+                if ".lora_" not in n and not n.startswith(table)
+            })  # fmt: skip
+        return named
 
     @property
     def trains_text(self) -> bool:
-        return any(p.requires_grad for p in self.model.text_encoder.parameters())
+        return any(p.requires_grad for encoder in self.encoders.values() for p in encoder.parameters())
 
     def begin_stage(self, stage: Stage) -> list[StageGroup]:
         """Make exactly the stage's parts trainable; return their tensors and rates."""
@@ -115,7 +129,8 @@ class Trainee:
             self.trained.update(named)
             groups.append(StageGroup(list(named.values()), rate, self.flat.get(part)))
         self.model.unet.train(any(p.requires_grad for p in self.model.unet.parameters()))
-        self.model.text_encoder.train(self.trains_text)
+        for encoder in self.encoders.values():
+            encoder.train(self.trains_text)
         return groups
 
     def load_values(self, values: dict[str, torch.Tensor]) -> None:
@@ -133,12 +148,14 @@ class Trainee:
     def finish(self) -> StableDiffusion:
         """Back to a plain fp32 model with the trained values (token table joined, adapters kept)."""
         model = self.model
-        model.unet.float()
-        model.text_encoder.float()
+        modules = (model.unet, *self.encoders.values())
+        for module in modules:
+            module.float()
         self.load_values(self.trained_values())
-        join_token_table(model.text_encoder)
+        for encoder in self.encoders.values():
+            join_token_table(encoder)
         model.unet.set_attn_processor(AttnProcessor2_0())  # diffusers' default, not the training-only ones
-        for module in (model.unet, model.text_encoder):
+        for module in modules:
             module.requires_grad_(False).eval()
             for p in module.parameters():
                 p.grad = None

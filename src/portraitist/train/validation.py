@@ -1,8 +1,9 @@
 """Validation samples during training: a few fixed-seed images every N steps in model/samples/,
 so a user can watch the likeness appear (the thesis compared methods every 50 steps, Fig. 11).
 
-Minimal on purpose: diffusers' StableDiffusionPipeline over the in-memory parts with the Euler
-sampler (thesis 2.4); `portraitist generate` is the real sampler.
+Minimal on purpose: the family's diffusers pipeline over the in-memory parts with the Euler
+sampler (thesis 2.4), given the conditioning the family encodes (so added tokens are pooled at
+the right place); `portraitist generate` is the real sampler.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+from diffusers import EulerDiscreteScheduler
 
-from portraitist.models.loading import StableDiffusion
+from portraitist.models.family import SizeInfo, size_rows, tokenize
+from portraitist.models.loading import StableDiffusion, eval_mode
 
 
 @torch.no_grad()
@@ -27,28 +29,20 @@ def write_samples(
     guidance: float = 7.0,
 ) -> list[Path]:
     """One image per prompt ({me} = the subject), the same seed at every step: only training differs."""
-    unet, text_encoder = model.unet, model.text_encoder
-    pipe = StableDiffusionPipeline(
-        vae=model.vae,
-        text_encoder=text_encoder,
-        tokenizer=model.tokenizer,
-        unet=unet,
-        scheduler=EulerDiscreteScheduler.from_config(model.scheduler.config),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipe = model.family.pipeline(model, EulerDiscreteScheduler.from_config(model.scheduler.config))
     pipe.set_progress_bar_config(disable=True)
-    device = next(unet.parameters()).device
-    was_training = unet.training, text_encoder.training
-    unet.eval()
-    text_encoder.eval()
+    device = next(model.unet.parameters()).device
+    dtype = next(model.unet.parameters()).dtype
     out_dir.mkdir(parents=True, exist_ok=True)
+    sizes = size_rows([SizeInfo.plain(model.resolution, model.resolution)])
     paths = []
-    try:
+    with eval_mode(model):
         for i, prompt in enumerate(prompts):
+            cond = model.family.encode(model, tokenize(model, [prompt.replace("{me}", subject)]), sizes)
+            uncond = model.family.negative(model, "", sizes)
+            embeds = {k: v.to(device, dtype) for k, v in model.family.pipeline_embeds(cond, uncond).items()}
             latents = pipe(
-                prompt.replace("{me}", subject),
+                **embeds,
                 num_inference_steps=steps,
                 guidance_scale=guidance,
                 generator=torch.Generator(device).manual_seed(seed + i),
@@ -60,7 +54,4 @@ def write_samples(
             path = out_dir / f"step{step:06d}-{i}.png"
             image.save(path)
             paths.append(path)
-    finally:
-        unet.train(was_training[0])
-        text_encoder.train(was_training[1])
     return paths

@@ -38,6 +38,7 @@ import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
+from portraitist.models.loading import cast
 from portraitist.models.tokenizer import VOCAB_SIZE, clip_tokenizer
 from portraitist.world.codec import PixelCodec
 
@@ -170,7 +171,6 @@ def save_base(parts: dict[str, Any], out: Path, dtype: torch.dtype = torch.float
     """
     from diffusers import StableDiffusionPipeline  # heavy import, needed only here
 
-    from portraitist.models.loading import cast  # here: loading imports this module for BASE_DIR
 
     unet = UNet2DConditionModel.from_config(parts["unet"].config)
     unet.load_state_dict(parts["unet"].state_dict())

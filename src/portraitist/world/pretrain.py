@@ -38,13 +38,14 @@ from pydantic import Field
 from portraitist.config import StageConfig
 from portraitist.errors import PortraitistError
 from portraitist.generate.txt2img import txt2img
-from portraitist.models.loading import WORLD, StableDiffusion, load_base, world_base_dir
+from portraitist.models.loading import StableDiffusion, load_base
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train.cpu_attention import CpuAttnProcessor
 from portraitist.train.loop import batch_indices, step_generator
 from portraitist.train.precision import AUTOCAST_BF16, FP32, Precision, cpu_has_bf16
 from portraitist.train.stage import resolve_device
 from portraitist.world import model as world_model
+from portraitist.world.family import WORLD, WORLD_FAMILY, world_base_dir
 from portraitist.world.dataset import load_dataset, preview_grid, render_dataset
 from portraitist.world.render import (
     IDENTITY_ATTRIBUTES,
@@ -261,7 +262,7 @@ class Trainer:
     def ema_model(self) -> StableDiffusion:
         """The EMA weights as a StableDiffusion, for sampling and saving."""
         ema_parts = dict(self.parts, unet=self.ema["unet"], text_encoder=self.ema["text_encoder"])
-        return StableDiffusion(source=STAGE, **ema_parts)
+        return StableDiffusion(source=STAGE, family=WORLD_FAMILY, **ema_parts)
 
 
 def new_trainer(config: PretrainConfig, device: torch.device) -> Trainer:

@@ -1,0 +1,103 @@
+"""SDXL models with seeded random weights and the real architecture classes (offline tests, benchmarks).
+
+The shapes mirror the `tiny-xl` and `cpu-bench-xl` presets of shared/bench/make_model.py, so that
+our figures and the benchmark's agree: three UNet levels (the first without attention), the
+"text_time" added conditioning, a CLIPTextModel and a CLIPTextModelWithProjection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from diffusers import DDPMScheduler, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+from portraitist.models.random_sd import SD_SCHEDULER, clip_text_config, vae_from
+from portraitist.models.sdxl import SDXL_FAMILY
+from portraitist.models.tokenizer import clip_tokenizer
+
+_SDXL_UNET = dict(
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    mid_block_type="UNetMidBlock2DCrossAttn",
+    use_linear_projection=True,
+    addition_embed_type="text_time",
+    addition_embed_type_num_heads=64,
+    norm_num_groups=32,
+)
+
+_SMALL_TEXT = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, projection_dim=32)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # 64 px, 6.3M parameters: CPU unit tests
+    "tiny-xl": dict(
+        resolution=64,
+        unet=dict(
+            block_out_channels=(32, 64, 64),
+            layers_per_block=1,
+            transformer_layers_per_block=(1, 1, 2),
+            attention_head_dim=(1, 2, 2),
+            addition_time_embed_dim=8,
+        ),
+        vae=dict(block_out_channels=(32, 32, 64, 64), layers_per_block=1),
+        text=_SMALL_TEXT,
+        text_2=_SMALL_TEXT,
+    ),
+    # 256 px, 168M parameters: CPU benchmarks (shared/bench's `cpu-bench-xl`)
+    "cpu-bench-xl": dict(
+        resolution=256,
+        unet=dict(
+            block_out_channels=(64, 128, 256),
+            layers_per_block=2,
+            transformer_layers_per_block=(1, 2, 4),
+            attention_head_dim=(1, 2, 4),
+            addition_time_embed_dim=64,
+        ),
+        vae=dict(block_out_channels=(32, 64, 128, 128), layers_per_block=2),
+        text=dict(hidden_size=384, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=6, projection_dim=384),
+        text_2=dict(hidden_size=640, intermediate_size=2560, num_hidden_layers=8, num_attention_heads=10, projection_dim=640),
+    ),
+}
+
+
+def build_unet(preset: str, seed: int = 0) -> UNet2DConditionModel:
+    p = PRESETS[preset]
+    latent = p["resolution"] // 2 ** (len(p["vae"]["block_out_channels"]) - 1)
+    text, text_2 = p["text"], p["text_2"]
+    torch.manual_seed(seed)
+    return UNet2DConditionModel(
+        sample_size=latent,
+        in_channels=4,
+        out_channels=4,
+        # both encoders' hidden states side by side; 6 size numbers embedded plus the pooled text
+        cross_attention_dim=text["hidden_size"] + text_2["hidden_size"],
+        projection_class_embeddings_input_dim=6 * p["unet"]["addition_time_embed_dim"] + text_2["projection_dim"],
+        **_SDXL_UNET,
+        **p["unet"],
+    )
+
+
+def build_components(preset: str, seed: int = 0) -> dict[str, Any]:
+    """Every part of a random SDXL model, seeded as shared/bench/make_model.py seeds them."""
+    if preset not in PRESETS:
+        raise KeyError(preset)
+    p = PRESETS[preset]
+    unet = build_unet(preset, seed)
+    # force_upcast: as SDXL's VAE, decoded in fp32 when the rest runs in fp16
+    vae = vae_from(p, seed, scaling_factor=0.13025, force_upcast=True)
+    torch.manual_seed(seed + 2)
+    text_encoder = CLIPTextModel(clip_text_config(p["text"]))
+    torch.manual_seed(seed + 3)
+    # SDXL's second encoder is OpenCLIP's: GELU, and its tokenizer pads with "!" (id 0)
+    text_encoder_2 = CLIPTextModelWithProjection(clip_text_config(p["text_2"], hidden_act="gelu", pad_token_id=0))
+    return dict(
+        family=SDXL_FAMILY,
+        tokenizer=clip_tokenizer(),
+        text_encoder=text_encoder,
+        tokenizer_2=clip_tokenizer(pad_token="!"),
+        text_encoder_2=text_encoder_2,
+        unet=unet,
+        vae=vae,
+        scheduler=DDPMScheduler(**SD_SCHEDULER),  # SDXL base 1.0 trains on SD's schedule
+    )
