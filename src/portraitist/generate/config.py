@@ -40,7 +40,11 @@ class GenerateConfig(SamplingConfig):
     style: str | None = Field(None, description="A style preset by name (see --list-styles); photo by default.")
     prompt: str | None = Field(None, description="Your own prompt; {me} stands for you.")
     aspect: str = Field("1:1", description="Width:height: 1:1, 4:5, 9:16 (stories) or 16:9.")
-    size: int | None = Field(None, description="The short side in pixels (default: the model's resolution).")
+    size: int | None = Field(
+        None,
+        description="The image's scale in pixels (default: the model's resolution): the short side on SD 1.x, the "
+        "side of a square of the same area on SDXL.",
+    )
     scheduler: str = Field("euler", description="euler (Karras et al., the thesis's sampler) or a diffusers one.")
     control: ControlKind | None = Field(None, description="Steer the composition with a pose, depth or canny ControlNet.")
     reference: Path | None = Field(None, description="The image the control condition is taken from.")
