@@ -1,12 +1,14 @@
 #!/usr/bin/env python
-"""`portraitist bench generate`: our sampler against diffusers' StableDiffusionPipeline.
+"""`portraitist bench generate`: our sampler against diffusers' StableDiffusion(XL)Pipeline.
 
     python benchmarks/bench_generate.py [--preset cpu-bench] [--batches 1,4] [--size 256x256]
                                         [--steps 30] [--guidance 7] [--calls 3] [--variants ours,ours-fp32]
     python benchmarks/bench_generate.py --preset sd15 --cases 512x512:1,512x512:8,512x912:8   # GPU
+    python benchmarks/bench_generate.py --preset cpu-bench-xl --batches 1     # SDXL (--preset sdxl on a GPU)
 
 Both sides sample the same random-weight model folder (bench_train.py's build_model), in one process:
-  reference  reference/reference_generate.py's call: StableDiffusionPipeline.from_pretrained
+  reference  reference/reference_generate.py's call: StableDiffusionPipeline.from_pretrained (for an
+             SDXL folder StableDiffusionXLPipeline, no watermark, its defaults otherwise)
              + EulerDiscreteScheduler, safety checker off, fp32 on CPU / fp16 on CUDA, PIL output;
   ours       portraitist.generate's own path (load_model + txt2img: our Euler loop, CFG in one
              UNet call, text encoded once per batch, one VAE call, PIL output) with its default
@@ -45,6 +47,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "reference"))
 
 # the model folders are bench_train.py's, so both benchmarks time the same files
 from bench_train import PRESETS, build_model
@@ -67,10 +70,14 @@ class Side:
 def reference_sampler(model: Path, device: str, dtype_name: str) -> Side:
     """reference_generate.py's set-up and call, unchanged."""
     import torch
-    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
+    from reference_generate import pipeline_class_name
 
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype_name]
-    pipe = StableDiffusionPipeline.from_pretrained(str(model), torch_dtype=dtype, safety_checker=None)
+    if pipeline_class_name(str(model)).startswith("StableDiffusionXL"):
+        pipe = StableDiffusionXLPipeline.from_pretrained(str(model), torch_dtype=dtype, add_watermarker=False)
+    else:
+        pipe = StableDiffusionPipeline.from_pretrained(str(model), torch_dtype=dtype, safety_checker=None)
     pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
@@ -82,7 +89,7 @@ def reference_sampler(model: Path, device: str, dtype_name: str) -> Side:
             guidance_scale=guidance, generator=g,
         ).images  # fmt: skip
 
-    return Side(call, [pipe.unet, pipe.vae, pipe.text_encoder])
+    return Side(call, [pipe.unet, pipe.vae, pipe.text_encoder, *([pipe.text_encoder_2] if hasattr(pipe, "text_encoder_2") else [])])
 
 
 def our_sampler(model: Path, device: str, precision: str, cuda_graphs: bool = True) -> Side:
@@ -99,7 +106,7 @@ def our_sampler(model: Path, device: str, precision: str, cuda_graphs: bool = Tr
         seeds = [seed + i for i in range(batch)]
         return txt2img(sd, PROMPT, "", seeds, size, steps, guidance, cuda_graphs=cuda_graphs)
 
-    return Side(call, [sd.unet, sd.vae, sd.text_encoder])
+    return Side(call, [sd.vae, *sd.networks])
 
 
 SIDES: dict[str, Callable[[Path, str], Side]] = {

@@ -1,11 +1,12 @@
 #!/usr/bin/env python
-"""`portraitist bench train`: our training loop against diffusers' train_dreambooth.py.
+"""`portraitist bench train`: our training loop against diffusers' DreamBooth scripts.
 
     python benchmarks/bench_train.py [--preset cpu-bench] [--steps 40] [--batch 1] [--cases unet,text-encoder]
+    python benchmarks/bench_train.py --preset cpu-bench-xl [--cases lora]
 
-Both sides train the same random-weight model folder (the real SD 1.x classes, written the way
-shared/bench/make_model.py writes it) on the same photos (reference/make_images.py), at the
-model's resolution, and are timed by reference/reference_train.py's marginal method: each
+Both sides train the same random-weight model folder (the real SD 1.x or SDXL classes, written
+the way shared/bench/make_model.py writes them) on the same photos (reference/make_images.py),
+at the model's resolution, and are timed by reference/reference_train.py's marginal method: each
 command runs for N/4 and N steps, so loading and saving cancel out.
 
   unet          reference: train_dreambooth.py (UNet only)
@@ -14,6 +15,9 @@ command runs for N/4 and N steps, so loading and saving cancel out.
                            --flush-denormal, see reference/README.md; ours then runs with the same)
                 ours:      the first stage of `staged` (text encoder + UNet + new tokens), run alone
   low-memory    ours only: the whole `staged` recipe with --low-memory (its peak GPU memory)
+  lora          (SDXL, the default there) reference: train_dreambooth_lora_sdxl.py, rank 4 on the
+                           UNet's attention, lr 1e-4
+                ours:      the lora recipe with the same adapters only (--lora-rank 4, unet_lora 1e-4)
 
 --runner module runs our side as `python bench_train.py --run-train ...` (stage function, same
 settings as the command) instead of the `portraitist` command, for machines where only the
@@ -43,9 +47,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "reference"))
 
 from machine import machine, results_path, versions
-from reference_train import TRAIN_SCRIPT, time_marginal
+from reference_train import SCRIPTS, time_marginal
 
-PRESETS = {"tiny": "tiny", "cpu-bench": "cpu-bench", "sd15": "sd15-random"}  # bench name -> random_sd preset
+# bench name -> our preset (portraitist.models.random_sd / random_sdxl)
+PRESETS = {
+    "tiny": "tiny", "cpu-bench": "cpu-bench", "sd15": "sd15-random",
+    "tiny-xl": "tiny-xl", "cpu-bench-xl": "cpu-bench-xl", "sdxl": "sdxl-random",
+}  # fmt: skip
+DEFAULT_CASES = {"sd1": "unet,text-encoder", "sdxl": "lora"}
 INSTANCE_PROMPT_CLASS = "person"  # the reference's prompt is "a photo of sks person"
 
 
@@ -53,20 +62,17 @@ def build_model(preset: str, out: Path) -> Path:
     """A diffusers folder with seeded random weights (shared/bench/make_model.py's layout)."""
     if (out / "model_index.json").exists():
         return out
-    from diffusers import StableDiffusionPipeline
-
-    from portraitist.models import random_sd
+    from portraitist.models.loading import load_base
     from portraitist.models.tokenizer import write_clip_vocab
 
-    parts = random_sd.build_components(PRESETS[preset], seed=0)
-    pipe = StableDiffusionPipeline(
-        **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
-    )
+    model = load_base(PRESETS[preset], seed=0)
+    pipe = model.family.pipeline(model, model.scheduler)
     tmp = out.with_name(out.name + ".tmp")
     pipe.save_pretrained(tmp, safe_serialization=True)
-    write_clip_vocab(tmp / "tokenizer")  # transformers 5 writes only tokenizer.json; other loaders want these
-    resolution = random_sd.PRESETS[PRESETS[preset]]["resolution"]
-    (tmp / "bench_preset.json").write_text(json.dumps({"preset": preset, "seed": 0, "resolution": resolution}))
+    for name, _, _ in model.text_encoders:  # transformers 5 writes only tokenizer.json; other loaders want these
+        write_clip_vocab(tmp / name.replace("text_encoder", "tokenizer"))
+    info = {"preset": preset, "seed": 0, "resolution": model.resolution, "family": model.family.name}
+    (tmp / "bench_preset.json").write_text(json.dumps(info))
     tmp.rename(out)
     return out
 
@@ -104,17 +110,27 @@ def build_workspace(images: Path, out: Path, resolution: int) -> Path:
     return out
 
 
+def one_stage_config(out: Path, recipe: str, name: str, rates: dict[str, float]) -> Path:
+    """A TOML that runs `recipe` as one stage training `rates`' parts for all steps."""
+    listed = ", ".join(f"{part} = {rate}" for part, rate in rates.items())
+    out.write_text(
+        f'[train]\nrecipe = "{recipe}"\n\n[[train.stages]]\nname = "{name}"\nshare = 1.0\n'
+        f"learning_rates = {{ {listed} }}\n"
+    )
+    return out
+
+
 def first_stage_config(out: Path) -> Path:
-    """A TOML that runs the staged recipe's first stage (text encoder + UNet + tokens) for all steps."""
+    """The staged recipe's first stage (text encoder + UNet + tokens) for all steps."""
     from portraitist.train.recipes import RECIPES
 
     stage = RECIPES["staged"].stages[0]
-    rates = ", ".join(f'{part} = {rate}' for part, rate in stage.learning_rates.items())
-    out.write_text(
-        f'[train]\nrecipe = "staged"\n\n[[train.stages]]\nname = "{stage.name}"\nshare = 1.0\n'
-        f"learning_rates = {{ {rates} }}\n"
-    )
-    return out
+    return one_stage_config(out, "staged", stage.name, stage.learning_rates)
+
+
+def unet_lora_config(out: Path) -> Path:
+    """The lora recipe training what train_dreambooth_lora_sdxl.py trains: UNet adapters, lr 1e-4."""
+    return one_stage_config(out, "lora", "unet lora", {"unet_lora": float(SCRIPTS["lora-sdxl"][1])})
 
 
 def run_train(argv: list[str]) -> None:
@@ -128,7 +144,7 @@ def run_train(argv: list[str]) -> None:
     ap.add_argument("--compile", action="store_true", default=None)
     for name in ("--recipe", "--precision"):
         ap.add_argument(name)
-    for name in ("--steps", "--batch-size", "--checkpoint-every"):
+    for name in ("--steps", "--batch-size", "--checkpoint-every", "--lora-rank"):
         ap.add_argument(name, type=int)
     a = ap.parse_args(argv)
     import torch
@@ -143,6 +159,7 @@ def run_train(argv: list[str]) -> None:
     config = load_config(
         TrainConfig, a.config, "train", recipe=a.recipe, precision=a.precision, steps=a.steps,
         batch_size=a.batch_size, checkpoint_every=a.checkpoint_every, low_memory=a.low_memory, compile=a.compile,
+        lora_rank=a.lora_rank,
     )
     result = train(Workspace(a.workspace), config, a.base)
     print(json.dumps({"steps": result.steps_done, "seconds": result.seconds, "peak_gpu_mb": result.peak_gpu_mb}))
@@ -206,19 +223,23 @@ class GpuMemory:
         return {"peak_gpu_mb": self.peak_mb, "idle_gpu_mb": self.idle_mb}
 
 
-def reference_command(model: Path, images: Path, resolution: int, batch: int, text_encoder: bool,
+def reference_command(model: Path, images: Path, resolution: int, batch: int, case: str,
                       flush_denormal: bool, mixed_precision: str):
+    """The reference script's command for `case`: train_dreambooth.py (unet, text-encoder) or
+    train_dreambooth_lora_sdxl.py (lora, rank 4), each at its own default learning rate."""
+    script, learning_rate, _ = SCRIPTS["lora-sdxl" if case == "lora" else "dreambooth"]
+
     def make(steps: int, out: str) -> list[str]:
         head = [sys.executable, str(HERE / "reference" / "reference_train.py"), "--run-flush-denormal"] if flush_denormal else [sys.executable]
         cmd = [
-            *head, TRAIN_SCRIPT, "--pretrained_model_name_or_path", str(model), "--instance_data_dir", str(images),
+            *head, script, "--pretrained_model_name_or_path", str(model), "--instance_data_dir", str(images),
             "--instance_prompt", f"a photo of sks {INSTANCE_PROMPT_CLASS}", "--output_dir", out,
             "--resolution", str(resolution), "--train_batch_size", str(batch), "--gradient_accumulation_steps", "1",
-            "--learning_rate", "5e-6", "--lr_scheduler", "constant", "--lr_warmup_steps", "0",
+            "--learning_rate", learning_rate, "--lr_scheduler", "constant", "--lr_warmup_steps", "0",
             "--max_train_steps", str(steps), "--checkpointing_steps", "100000000",
             "--mixed_precision", mixed_precision, "--seed", "0",
         ]
-        return cmd + (["--train_text_encoder"] if text_encoder else [])
+        return cmd + {"text-encoder": ["--train_text_encoder"], "lora": ["--rank", "4"]}.get(case, [])
 
     return make
 
@@ -230,7 +251,8 @@ def main() -> None:
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu-bench")
     ap.add_argument("--steps", type=int, default=40, help="long run's steps N (the short run has N/4)")
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--cases", default="unet,text-encoder", help="comma-separated: unet, text-encoder, low-memory")
+    ap.add_argument("--cases", help="comma-separated: unet, text-encoder, low-memory (SD 1.x), lora (SDXL); "
+                    "default: unet,text-encoder on SD 1.x, lora on SDXL")
     ap.add_argument("--runner", choices=["cli", "module"], default="cli", help="how our side is started")
     ap.add_argument("--gpu-memory", action="store_true", help="sample GPU memory with nvidia-smi during each run")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "portraitist-bench")
@@ -247,14 +269,17 @@ def main() -> None:
     mixed = a.mixed_precision or ("bf16" if gpu else "no")
     a.workdir.mkdir(parents=True, exist_ok=True)
     model = build_model(a.preset, a.workdir / "models" / a.preset)
-    resolution = json.loads((model / "bench_preset.json").read_text())["resolution"]
+    preset_info = json.loads((model / "bench_preset.json").read_text())
+    resolution = preset_info["resolution"]
+    cases = a.cases or DEFAULT_CASES[preset_info.get("family", "sd1")]
     images = build_images(a.workdir / "images")
     ws = build_workspace(images, a.workdir / f"ws-{a.preset}", resolution)
     stage_toml = first_stage_config(a.workdir / "first-stage.toml")
+    lora_toml = unet_lora_config(a.workdir / "unet-lora.toml")
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false")
 
     rows = []
-    for case in [c.strip() for c in a.cases.split(",") if c.strip()]:
+    for case in [c.strip() for c in cases.split(",") if c.strip()]:
         text_encoder = case == "text-encoder"
         flush = text_encoder and not gpu  # reference/README.md: denormal stalls when the text encoder trains on a CPU
         extra = ["--batch-size", str(a.batch), *shlex.split(a.ours_extra)]
@@ -262,6 +287,7 @@ def main() -> None:
             "unet": ["--recipe", "dreambooth"],
             "text-encoder": ["--config", str(stage_toml)],
             "low-memory": ["--recipe", "staged", "--low-memory"],
+            "lora": ["--config", str(lora_toml), "--lora-rank", "4"],
         }[case]
         print(f"[bench] {case}: ours", file=sys.stderr, flush=True)
         # one untimed 2-step run first: it fills torch.compile's on-disk cache (the optimizer
@@ -279,7 +305,7 @@ def main() -> None:
             print(f"[bench] {case}: reference", file=sys.stderr, flush=True)
             with GpuMemory(a.gpu_memory) as memory:
                 reference = time_marginal(
-                    reference_command(model, images, resolution, a.batch, text_encoder, flush, mixed), a.steps, env=env
+                    reference_command(model, images, resolution, a.batch, case, flush, mixed), a.steps, env=env
                 )
             reference.update(memory.record())
         rows.append({"case": case, "flush_denormal": flush, "ours": ours, "reference": reference})

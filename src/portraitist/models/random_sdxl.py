@@ -58,6 +58,22 @@ PRESETS: dict[str, dict[str, Any]] = {
         text=dict(hidden_size=384, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=6, projection_dim=384),
         text_2=dict(hidden_size=640, intermediate_size=2560, num_hidden_layers=8, num_attention_heads=10, projection_dim=640),
     ),
+    # 1024 px, SDXL base 1.0's exact shapes (3.47B parameters): GPU benchmarks
+    "sdxl-random": dict(
+        resolution=1024,
+        unet=dict(
+            block_out_channels=(320, 640, 1280),
+            layers_per_block=2,
+            transformer_layers_per_block=(1, 2, 10),
+            attention_head_dim=(5, 10, 20),
+            addition_time_embed_dim=256,
+        ),
+        vae=dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2),
+        text=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, projection_dim=768),
+        text_2=dict(
+            hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20, projection_dim=1280
+        ),
+    ),
 }
 
 
