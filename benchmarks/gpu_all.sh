@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Every GPU check in one device call (one H200 lease is 15 minutes, 10 per command):
-# the training benchmark (issue 4), the generation benchmark (issue 5) and the GPU-marked tests
-# that run with the packages the device image has. Sized to finish in about 9 minutes.
+# Every GPU check (one lease is 15 minutes of device time, 10 per command), in two device calls:
+# PARTS=sd1 (default): the SD 1.x training and generation benchmarks and the GPU-marked tests that
+# run with the packages the device image has, about 9 minutes; PARTS=sdxl: the SDXL LoRA training
+# and 1024 px generation benchmarks (gpu_sdxl.sh), about 9 minutes.
 #
 #   bash benchmarks/gpu_site.sh      # here, once: wheels the device image lacks (.gpu-site/)
 #   device run: command="bash benchmarks/gpu_all.sh", carry=[".gpu-site"], timeout_s=600
+#   device run: command="PARTS=sdxl bash benchmarks/gpu_all.sh", carry=[".gpu-site"], timeout_s=600
 #
 # Each part writes its JSON and log to $OUT; copy them to benchmarks/results/ and put the
 # printed tables in the issue notes.
@@ -13,6 +15,10 @@ cd "$(dirname "$0")/.."
 export OUT=${OUT:-benchmarks/results}
 mkdir -p "$OUT"
 status=0
+if [ "${PARTS:-sd1}" = sdxl ]; then
+    timeout 580 bash benchmarks/gpu_sdxl.sh || status=1
+    exit "$status"
+fi
 STEPS_B1=${STEPS_B1:-60} STEPS_B4=${STEPS_B4:-24} STEPS_LOWMEM=${STEPS_LOWMEM:-12} \
     timeout 330 bash benchmarks/gpu_train.sh || status=1
 timeout 240 bash benchmarks/gpu_generate.sh || status=1

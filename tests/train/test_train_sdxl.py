@@ -53,8 +53,8 @@ def test_new_tokens_start_from_each_encoders_own_face(prepared):
 @pytest.mark.parametrize(
     ("recipe", "unet_trains", "text_trains", "files"),
     [
-        ("staged", True, True, {"unet", "text_encoder", "text_encoder_2"}),
-        ("dreambooth", True, False, {"unet"}),
+        ("staged", False, True, {"unet_lora", "text_encoder", "text_encoder_2"}),
+        ("dreambooth", False, False, {"unet_lora"}),
         ("textual-inversion", False, False, set()),
         ("lora", False, False, {"unet_lora", "text_encoder_lora", "text_encoder_2_lora"}),
     ],
@@ -62,6 +62,7 @@ def test_new_tokens_start_from_each_encoders_own_face(prepared):
 def test_every_recipe_changes_exactly_its_parts_in_both_encoders(prepared, recipe, unet_trains, text_trains, files):
     base = load_base("tiny-xl")
     result = train(prepared, TrainConfig(recipe=recipe, steps=2, precision="fp32", flip=False), "tiny-xl")
+    # (on SDXL the recipes train the UNet as LoRA by default: its weights stay, adapters are merged on load)
 
     unet_changed = _changed(_plain(base.unet.state_dict()), _plain(result.model.unet.state_dict()))
     assert unet_changed == (set(_plain(base.unet.state_dict())) if unet_trains else set())
@@ -103,7 +104,7 @@ def test_training_conditions_each_photo_on_its_crop_size(prepared):
 
 
 def test_resume_after_a_kill_gives_the_same_weights(prepared, tmp_path):
-    config = TrainConfig(recipe="staged", steps=5, checkpoint_every=2, precision="fp32")
+    config = TrainConfig(recipe="staged", steps=5, checkpoint_every=2, precision="fp32", unet_lora=False)
     reference = Workspace(tmp_path / "reference")
     shutil.copytree(prepared.root, reference.root)
     train(reference, config, "tiny-xl")
@@ -168,7 +169,7 @@ def test_kohya_lora_loads_into_diffusers_and_reproduces_our_unet(prepared, xl_ba
 
 
 def test_single_file_export_loads_with_diffusers(prepared, xl_base_folder, tmp_path):
-    train(prepared, TrainConfig(recipe="staged", steps=2, precision="fp32", flip=False), "tiny-xl")
+    train(prepared, TrainConfig(recipe="staged", steps=2, precision="fp32", flip=False, unet_lora=False), "tiny-xl")
     out = tmp_path / "me.safetensors"
     export(prepared, "single-file", out)
     state = load_file(str(out))
@@ -204,3 +205,14 @@ def test_a_checkpoint_of_no_known_family_is_refused(tmp_path):
     save_file({"transformer.blocks.0.weight": torch.zeros(2)}, str(tmp_path / "flux.safetensors"))
     with pytest.raises(PortraitistError, match="Stable Diffusion 1.x/2.x, Stable Diffusion XL"):
         load_base(str(tmp_path / "flux.safetensors"))
+
+
+def test_staged_trains_the_sdxl_unet_as_lora_by_default_and_whole_when_asked(prepared):
+    staged = TrainConfig(recipe="staged", steps=2, precision="fp32", flip=False)
+    train(prepared, staged, "tiny-xl")
+    assert set(read_model_info(prepared).files) == {"unet_lora", "text_encoder", "text_encoder_2"}
+    with pytest.raises(PortraitistError, match="fine-tuned text_encoder, text_encoder_2 whole"):
+        export(prepared, "kohya-lora", prepared.root / "lora.safetensors")
+
+    train(prepared, staged.model_copy(update={"unet_lora": False, "restart": True}), "tiny-xl")
+    assert set(read_model_info(prepared).files) == {"unet", "text_encoder", "text_encoder_2"}

@@ -75,7 +75,11 @@ def train_command(
         None, "--prior-preservation", help="Add DreamBooth's class-prior loss (needs --class-images)."
     ),
     class_images: Path | None = typer.Option(None, "--class-images", help="Folder of 'a photo of a <class>' images."),
-    lora_rank: int | None = typer.Option(None, "--lora-rank", help="lora recipe: adapter rank (default 16)."),
+    unet_lora: bool | None = typer.Option(
+        None, "--unet-lora/--full-unet",
+        help="Train the UNet as LoRA adapters where a recipe trains it whole (default: on for SDXL, off for SD 1.x).",
+    ),
+    lora_rank: int | None = typer.Option(None, "--lora-rank", help="lora recipe and --unet-lora: adapter rank (default 16)."),
     attention_loss: float | None = typer.Option(
         None, "--attention-loss", help="Weight of the masked cross-attention loss (thesis 2.3; default 0 = off)."
     ),
@@ -99,7 +103,7 @@ def train_command(
         TrainConfig, config, "train", recipe=recipe, steps=steps, learning_rates=rates or None,
         batch_size=batch_size, seed=seed, precision=precision, low_memory=low_memory, device=device, flip=flip,
         train_text_encoder=train_text_encoder, prior_preservation=prior_preservation, class_images=class_images,
-        lora_rank=lora_rank, attention_loss=attention_loss, checkpoint_every=checkpoint_every,
+        unet_lora=unet_lora, lora_rank=lora_rank, attention_loss=attention_loss, checkpoint_every=checkpoint_every,
         validate_every=validate_every, vae=vae, compile=compile_unet, restart=restart,
     )
     ws = Workspace(workspace)

@@ -91,6 +91,7 @@ class Family(ABC):
     label: ClassVar[str]  # for people: "Stable Diffusion 1.x/2.x"
     text_encoder_names: ClassVar[tuple[str, ...]] = ("text_encoder",)  # the model's encoders, in order
     controlnets: ClassVar[dict[str, str]] = {}  # default ControlNet weights per condition kind
+    unet_lora_by_default: ClassVar[bool] = False  # train's --unet-lora default (docs/train.md, "SDXL")
     # export layouts (train/export.py writes them; empty where a family has none):
     # the single-file (LDM/SGM) checkpoint's key prefix and key style of each text encoder
     checkpoint_encoders: ClassVar[dict[str, tuple[str, str]]] = {}

@@ -51,6 +51,9 @@ class SDXL(Family):
         "text_encoder_2": ("conditioner.embedders.1.model.", "open_clip"),
     }
     kohya_encoders = {"text_encoder": "lora_te1", "text_encoder_2": "lora_te2"}
+    # a full fine-tune of the 2.6B-parameter UNet needs about 36 GB (bf16 weights, fp32 masters and
+    # AdamW moments) before activations: recipes train it as LoRA unless asked (docs/train.md)
+    unet_lora_by_default = True
     kohya_unet_names = "ldm"  # kohya's SDXL UNet keeps the original (SGM) module names
 
     def recognises(self, index: dict[str, Any]) -> bool:

@@ -48,7 +48,12 @@ class TrainConfig(StageConfig):
         None, description="Folder of class images ('a photo of a <class>') for prior preservation."
     )
     prior_loss_weight: float = Field(1.0, ge=0, description="Weight of the prior-preservation loss.")
-    lora_rank: int = Field(16, ge=1, description="lora recipe: rank of the adapters.")
+    unet_lora: bool | None = Field(
+        None,
+        description="Train the UNet as LoRA adapters wherever a recipe trains it whole (default: on for SDXL, whose "
+        "full fine-tune does not fit a 24 GB card; off for SD 1.x).",
+    )
+    lora_rank: int = Field(16, ge=1, description="lora recipe and --unet-lora: rank of the adapters.")
     lora_alpha: float | None = Field(None, description="lora recipe: LoRA alpha (default: the rank, scale 1).")
     attention_loss: float = Field(
         0.0, ge=0, description="Weight of the masked cross-attention loss (thesis 2.3); 0 turns it off."

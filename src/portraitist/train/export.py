@@ -221,6 +221,12 @@ def kohya_lora_state_dict(workspace: Workspace, model: StableDiffusion) -> dict[
             f"The model in {workspace.root} is a full fine-tune ({info.recipe}), not a LoRA; export it as diffusers or "
             "single-file, or train with --recipe lora."
         )
+    whole = sorted(name for name in info.files if not name.endswith("_lora"))
+    if whole:
+        raise PortraitistError(
+            f"The model in {workspace.root} also fine-tuned {', '.join(whole)} whole ({info.recipe}), which a LoRA file "
+            "cannot carry. Export it as single-file or diffusers."
+        )
     family = model.family
     unet = model.unet if family.kohya_unet_names == "ldm" else None
     prefixes = {"unet_lora": "lora_unet", **{f"{name}_lora": p for name, p in family.kohya_encoders.items()}}

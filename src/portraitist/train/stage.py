@@ -64,6 +64,17 @@ def resolve_device(wanted: str) -> torch.device:
     return torch.device(wanted)
 
 
+def config_recipe(config: TrainConfig, unet_lora: bool) -> Recipe:
+    """The recipe the settings ask for, the UNet trained as LoRA when `unet_lora`."""
+    return get_recipe(
+        config.recipe,
+        learning_rates=config.learning_rates,
+        train_text_encoder=config.train_text_encoder,
+        stages=config.stages,
+        unet_lora=unet_lora,
+    )
+
+
 def _prompts(manifest: DatasetManifest, recipe: Recipe) -> tuple[list[str], str]:
     """Each kept photo's prompt, and the subject phrase `{me}` stands for."""
     if recipe.prompt == "rare_token":
@@ -128,20 +139,17 @@ def train(
     model/samples/ (`portraitist evaluate` measures one run at its checkpoints this way).
     """
     manifest = workspace.read_manifest()
-    recipe = get_recipe(
-        config.recipe,
-        learning_rates=config.learning_rates,
-        train_text_encoder=config.train_text_encoder,
-        stages=config.stages,
-    )
+    recipe = config_recipe(config, bool(config.unet_lora))  # bad settings are refused before the model loads
     total = config.steps or recipe.steps
-    plan = list(zip(recipe.stages, stage_steps(recipe, total)))
+    stage_steps(recipe, total)
     device = resolve_device(config.device)
     precision = choose_precision(config.precision, device)
     if base.strip() and Path(base).expanduser().exists():
         base = str(Path(base).expanduser().resolve())
     progress(ProgressEvent(STAGE, 0, total, f"loading {base}"))
     model = load_base(base, vae=config.vae)
+    recipe = config_recipe(config, model.family.unet_lora_by_default if config.unet_lora is None else config.unet_lora)
+    plan = list(zip(recipe.stages, stage_steps(recipe, total)))
 
     n_base_tokens = len(model.tokenizer)
     added: list[AddedToken] = []
