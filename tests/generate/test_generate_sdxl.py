@@ -28,7 +28,8 @@ def pixels(path: Path) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("aspect", "expected"), [("1:1", (1024, 1024)), ("4:5", (896, 1152)), ("9:16", (768, 1344)), ("16:9", (1344, 768))]
+    ("aspect", "expected"),
+    [("1:1", (1024, 1024)), ("4:5", (896, 1152)), ("9:16", (768, 1344)), ("16:9", (1344, 768))],
 )
 def test_portrait_formats_take_sdxls_training_buckets(aspect, expected):
     assert image_size(aspect, 1024, 8, SDXL_FAMILY) == expected
@@ -51,8 +52,8 @@ def test_a_seed_reproduces_an_image(tmp_path):
 def test_conditioning_is_what_diffusers_pipeline_computes():
     model = load_base("tiny-xl")
     pipe = StableDiffusionXLPipeline(
-        vae=model.vae, text_encoder=model.text_encoder, text_encoder_2=model.text_encoder_2, tokenizer=model.tokenizer,
-        tokenizer_2=model.tokenizer_2, unet=model.unet, add_watermarker=False,
+        vae=model.vae, text_encoder=model.text_encoder, text_encoder_2=model.text_encoder_2,
+        tokenizer=model.tokenizer, tokenizer_2=model.tokenizer_2, unet=model.unet, add_watermarker=False,
         scheduler=EulerDiscreteScheduler.from_config(model.scheduler.config),
     )  # fmt: skip
     embeds, negative, pooled, negative_pooled = pipe.encode_prompt("a photo of a man", negative_prompt=None)

@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 from PIL import Image
+from test_pipeline_run import OFFLINE_TOML
 
 from portraitist import samples
 from portraitist.evaluate.config import EvaluateConfig
@@ -15,12 +16,10 @@ from portraitist.generate.config import SwapConfig
 from portraitist.generate.swap import swap
 from portraitist.pipeline import RunConfig, run_pipeline
 from portraitist.rank.config import RankConfig
-from portraitist.train.config import TrainConfig
 from portraitist.train.artifacts import read_model_info
+from portraitist.train.config import TrainConfig
 from portraitist.train.export import export
 from portraitist.workspace import Workspace
-
-from test_pipeline_run import OFFLINE_TOML
 
 OFFLINE_SCORING = RankConfig(clip_model="tiny", aesthetic_weights="random", lpips_backbone="random")
 
@@ -45,8 +44,9 @@ def test_run_swap_export_and_evaluate_on_sdxl(tmp_path: Path, sample_photos: lis
     assert export(workspace, "single-file", tmp_path / "me.safetensors")[0].stat().st_size > 0
 
     comparison = EvaluateConfig(
-        recipes=["staged", "textual-inversion"], every=2, steps=2, subject_images=1, edit_prompts=["Elmo holding a {me}"],
-        sampling_steps=1, train=TrainConfig(precision="fp32", flip=False), scoring=OFFLINE_SCORING,
+        recipes=["staged", "textual-inversion"], every=2, steps=2, subject_images=1,
+        edit_prompts=["Elmo holding a {me}"], sampling_steps=1, train=TrainConfig(precision="fp32", flip=False),
+        scoring=OFFLINE_SCORING,
     )  # fmt: skip
     evaluation = evaluate(workspace, comparison, "tiny-xl")
     assert {r.recipe for r in evaluation.records} == {"staged", "textual-inversion"}

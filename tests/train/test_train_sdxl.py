@@ -30,11 +30,17 @@ ENCODERS = ("text_encoder", "text_encoder_2")
 def _plain(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Plain names (peft keeps a wrapped Linear's weight under `base_layer`; transformers 5 drops
     `text_model.` from one CLIP class's keys), adapters left out."""
-    return {k.replace(".base_layer", "").removeprefix("text_model."): v for k, v in state.items() if ".lora_" not in k}
+    return {
+        k.replace(".base_layer", "").removeprefix("text_model."): v
+        for k, v in state.items()
+        if ".lora_" not in k
+    }
 
 
 def _changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> set[str]:
-    return {k for k, v in before.items() if not torch.equal(v, after[k][: v.shape[0]] if k == TABLE else after[k])}
+    return {
+        k for k, v in before.items() if not torch.equal(v, after[k][: v.shape[0]] if k == TABLE else after[k])
+    }
 
 
 def test_new_tokens_start_from_each_encoders_own_face(prepared):
@@ -47,7 +53,9 @@ def test_new_tokens_start_from_each_encoders_own_face(prepared):
         assert tokenizer.convert_tokens_to_ids("<sks>") == N_BASE
         assert torch.equal(rows[N_BASE], rows[face])
     # the two encoders are different networks: their "face" rows differ, so each row came from its own
-    assert not torch.equal(token_table(model.text_encoder).weight[face], token_table(model.text_encoder_2).weight[face])
+    assert not torch.equal(
+        token_table(model.text_encoder).weight[face], token_table(model.text_encoder_2).weight[face]
+    )
 
 
 @pytest.mark.parametrize(
@@ -59,7 +67,9 @@ def test_new_tokens_start_from_each_encoders_own_face(prepared):
         ("lora", False, False, {"unet_lora", "text_encoder_lora", "text_encoder_2_lora"}),
     ],
 )
-def test_every_recipe_changes_exactly_its_parts_in_both_encoders(prepared, recipe, unet_trains, text_trains, files):
+def test_every_recipe_changes_exactly_its_parts_in_both_encoders(
+    prepared, recipe, unet_trains, text_trains, files
+):
     base = load_base("tiny-xl")
     result = train(prepared, TrainConfig(recipe=recipe, steps=2, precision="fp32", flip=False), "tiny-xl")
     # (on SDXL the recipes train the UNet as LoRA by default: its weights stay, adapters are merged on load)
@@ -118,7 +128,13 @@ def test_resume_after_a_kill_gives_the_same_weights(prepared, tmp_path):
     resumed = train(prepared, config, "tiny-xl")
 
     assert resumed.resumed_from == 2
-    for name in ("unet", "text_encoder", "text_encoder_2", "token_embeddings", "text_encoder_2_token_embeddings"):
+    for name in (
+        "unet",
+        "text_encoder",
+        "text_encoder_2",
+        "token_embeddings",
+        "text_encoder_2_token_embeddings",
+    ):
         ours, theirs = (load_file(str(ws.model_dir / f"{name}.safetensors")) for ws in (prepared, reference))
         assert ours.keys() == theirs.keys()
         assert all(torch.equal(ours[k], theirs[k]) for k in ours), name
@@ -129,13 +145,17 @@ def xl_base_folder(tmp_path_factory):
     """tiny-xl saved as a diffusers folder, as users keep SDXL base 1.0."""
     folder = tmp_path_factory.mktemp("tiny-xl") / "base"
     base = load_base("tiny-xl")
-    base.family.pipeline(base, EulerDiscreteScheduler.from_config(base.scheduler.config)).save_pretrained(folder)
+    base.family.pipeline(base, EulerDiscreteScheduler.from_config(base.scheduler.config)).save_pretrained(
+        folder
+    )
     return folder
 
 
 def test_a_diffusers_sdxl_folder_is_recognised_and_trains(prepared, xl_base_folder):
     assert load_base(str(xl_base_folder)).family.name == "sdxl"
-    result = train(prepared, TrainConfig(recipe="textual-inversion", steps=1, precision="fp32"), str(xl_base_folder))
+    result = train(
+        prepared, TrainConfig(recipe="textual-inversion", steps=1, precision="fp32"), str(xl_base_folder)
+    )
     assert result.steps_done == 1
 
 
@@ -169,7 +189,11 @@ def test_kohya_lora_loads_into_diffusers_and_reproduces_our_unet(prepared, xl_ba
 
 
 def test_single_file_export_loads_with_diffusers(prepared, xl_base_folder, tmp_path):
-    train(prepared, TrainConfig(recipe="staged", steps=2, precision="fp32", flip=False, unet_lora=False), "tiny-xl")
+    train(
+        prepared,
+        TrainConfig(recipe="staged", steps=2, precision="fp32", flip=False, unet_lora=False),
+        "tiny-xl",
+    )
     out = tmp_path / "me.safetensors"
     export(prepared, "single-file", out)
     state = load_file(str(out))
@@ -177,11 +201,15 @@ def test_single_file_export_loads_with_diffusers(prepared, xl_base_folder, tmp_p
     assert "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight" in state
     assert "model.diffusion_model.label_emb.0.0.weight" in state
 
-    pipe = StableDiffusionXLPipeline.from_single_file(str(out), config=str(xl_base_folder), local_files_only=True)
+    pipe = StableDiffusionXLPipeline.from_single_file(
+        str(out), config=str(xl_base_folder), local_files_only=True
+    )
     trained = load_trained(prepared)
     # diffusers recognises the OpenCLIP encoder of a single file by its 10th layer, which tiny-xl's
     # two-layer encoder lacks: its keys are read back with diffusers' own converter instead
-    text_encoder_2 = convert_open_clip_checkpoint(pipe.text_encoder_2, state, prefix="conditioner.embedders.1.model.")
+    text_encoder_2 = convert_open_clip_checkpoint(
+        pipe.text_encoder_2, state, prefix="conditioner.embedders.1.model."
+    )
     loaded = {"unet": pipe.unet.state_dict(), "vae": pipe.vae.state_dict(),
               "text_encoder": pipe.text_encoder.state_dict(), "text_encoder_2": text_encoder_2}  # fmt: skip
     for name, state_dict in loaded.items():
@@ -195,7 +223,9 @@ def test_a_model_of_the_other_family_is_refused(prepared):
     train(prepared, TrainConfig(recipe="textual-inversion", steps=1, precision="fp32"), "tiny")
     info = json.loads(model_info_path(prepared).read_text())
     model_info_path(prepared).write_text(json.dumps(dict(info, base="tiny-xl")))
-    with pytest.raises(PortraitistError, match="trained on a sd1 base.*Stable Diffusion XL"):
+    with pytest.raises(
+        PortraitistError, match="trained on a Stable Diffusion 1.x/2.x base.*Stable Diffusion XL"
+    ):
         load_trained(prepared)
 
 

@@ -49,7 +49,8 @@ class Conditioning:
     def cat(items: Iterable[Conditioning]) -> Conditioning:
         items = list(items)
         return Conditioning(
-            torch.cat([c.hidden for c in items]), {key: torch.cat([c.added[key] for c in items]) for key in items[0].added}
+            torch.cat([c.hidden for c in items]),
+            {key: torch.cat([c.added[key] for c in items]) for key in items[0].added},
         )
 
     def unet_kwargs(self) -> dict[str, Any]:
@@ -113,7 +114,9 @@ class Family(ABC):
         """The parts of a diffusers folder or hub repository (StableDiffusion's fields but source)."""
 
     def load_single_file(self, path: Path) -> dict[str, Any]:
-        raise PortraitistError(f"{path}: {self.label} models load from a diffusers folder, not a single file.")
+        raise PortraitistError(
+            f"{path}: {self.label} models load from a diffusers folder, not a single file."
+        )
 
     def check(self, model: StableDiffusion) -> None:
         """Refuse a loaded model whose parts do not fit together, with what to do instead."""
@@ -150,7 +153,11 @@ def tokenize(model: StableDiffusion, texts: list[str]) -> torch.Tensor:
     """(len(texts), 77) ids of the model's first tokenizer: every family's encoders share its vocabulary."""
     tokenizer = model.tokenizer
     return tokenizer(
-        texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        texts,
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
     ).input_ids
 
 
@@ -161,10 +168,6 @@ def register(family: Family) -> Family:
     """Make a family known to loading (by name, by model_index.json, by checkpoint layout)."""
     _FAMILIES[family.name] = family
     return family
-
-
-def families() -> list[Family]:
-    return list(_FAMILIES.values())
 
 
 def named(name: str) -> Family:
@@ -192,6 +195,6 @@ def for_checkpoint(keys: set[str], where: str) -> Family:
         if family.recognises_checkpoint(keys):
             return family
     raise PortraitistError(
-        f"{where} is not a checkpoint of a family portraitist supports ({supported()}); its tensor names match "
-        "none of their layouts."
+        f"{where} is not a checkpoint of a family portraitist supports ({supported()}); its tensor names "
+        "match none of their layouts."
     )

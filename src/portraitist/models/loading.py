@@ -29,9 +29,8 @@ from transformers import CLIPTokenizer
 
 from portraitist.errors import PortraitistError
 from portraitist.models import family as families
-from portraitist.models import random_sd
+from portraitist.models import random_sd, random_sdxl
 from portraitist.models.family import Family
-from portraitist.models import random_sdxl
 
 DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_VAE = "stabilityai/sd-vae-ft-mse"
@@ -102,7 +101,9 @@ def eval_mode(model: StableDiffusion) -> Iterator[None]:
             module.train(mode)
 
 
-def cast(module: torch.nn.Module, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
+def cast(
+    module: torch.nn.Module, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+) -> None:
     """Move and cast with torch's own `Module.to`: diffusers' `ModelMixin.to` (0.42) warns about
     modules to keep in float32 on every cast, even for models that have none (all of SD 1.x's)."""
     torch.nn.Module.to(module, device=device, dtype=dtype)
@@ -126,10 +127,6 @@ _NAMED: dict[str, NamedBase] = {}
 
 def register_base(name: str, base: NamedBase) -> None:
     _NAMED[name] = base
-
-
-def named_bases() -> list[str]:
-    return list(_NAMED)
 
 
 def _random_preset(name: str, builder: Any) -> NamedBase:
@@ -224,7 +221,9 @@ def _load_parts(spec: str, seed: int) -> dict[str, Any]:
     if path.is_file() and path.suffix in SINGLE_FILE_SUFFIXES:
         return _from_single_file(path)
     if path.exists():
-        raise PortraitistError(f"{path} is neither a model folder nor a .safetensors/.ckpt file. {_HOW_TO_GET}")
+        raise PortraitistError(
+            f"{path} is neither a model folder nor a .safetensors/.ckpt file. {_HOW_TO_GET}"
+        )
     if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
         return _from_hub(spec)
     raise PortraitistError(f"No base model at {spec!r}. {_HOW_TO_GET}")
@@ -238,7 +237,9 @@ def load_base(spec: str = DEFAULT_BASE, *, vae: str | None = None, seed: int = 0
         raise
     except (OSError, ValueError, KeyError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PortraitistError(f"Could not load the base model {spec!r} ({first_line}). {_HOW_TO_GET}") from exc
+        raise PortraitistError(
+            f"Could not load the base model {spec!r} ({first_line}). {_HOW_TO_GET}"
+        ) from exc
     model = StableDiffusion(source=spec, **parts)
     model.family.check(model)
     if vae:
@@ -257,7 +258,7 @@ def replace_vae(model: StableDiffusion, spec: str) -> None:
     override = load_vae(spec)
     if override.config.latent_channels != model.vae.config.latent_channels:
         raise PortraitistError(
-            f"The VAE {spec!r} makes {override.config.latent_channels}-channel latents, but {model.source}'s UNet "
-            f"works on {model.vae.config.latent_channels}-channel ones; leave --vae out for this base."
+            f"The VAE {spec!r} makes {override.config.latent_channels}-channel latents, but {model.source}'s "
+            f"UNet works on {model.vae.config.latent_channels}-channel ones; leave --vae out for this base."
         )
     model.vae = override.requires_grad_(False).eval()

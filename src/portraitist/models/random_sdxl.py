@@ -27,7 +27,9 @@ _SDXL_UNET = dict(
     norm_num_groups=32,
 )
 
-_SMALL_TEXT = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, projection_dim=32)
+_SMALL_TEXT = dict(
+    hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, projection_dim=32
+)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # 64 px, 6.3M parameters: CPU unit tests
@@ -55,8 +57,20 @@ PRESETS: dict[str, dict[str, Any]] = {
             addition_time_embed_dim=64,
         ),
         vae=dict(block_out_channels=(32, 64, 128, 128), layers_per_block=2),
-        text=dict(hidden_size=384, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=6, projection_dim=384),
-        text_2=dict(hidden_size=640, intermediate_size=2560, num_hidden_layers=8, num_attention_heads=10, projection_dim=640),
+        text=dict(
+            hidden_size=384,
+            intermediate_size=1536,
+            num_hidden_layers=6,
+            num_attention_heads=6,
+            projection_dim=384,
+        ),
+        text_2=dict(
+            hidden_size=640,
+            intermediate_size=2560,
+            num_hidden_layers=8,
+            num_attention_heads=10,
+            projection_dim=640,
+        ),
     ),
     # 1024 px, SDXL base 1.0's exact shapes (3.47B parameters): GPU benchmarks
     "sdxl-random": dict(
@@ -69,9 +83,19 @@ PRESETS: dict[str, dict[str, Any]] = {
             addition_time_embed_dim=256,
         ),
         vae=dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2),
-        text=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, projection_dim=768),
+        text=dict(
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            projection_dim=768,
+        ),
         text_2=dict(
-            hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20, projection_dim=1280
+            hidden_size=1280,
+            intermediate_size=5120,
+            num_hidden_layers=32,
+            num_attention_heads=20,
+            projection_dim=1280,
         ),
     ),
 }
@@ -88,7 +112,8 @@ def build_unet(preset: str, seed: int = 0) -> UNet2DConditionModel:
         out_channels=4,
         # both encoders' hidden states side by side; 6 size numbers embedded plus the pooled text
         cross_attention_dim=text["hidden_size"] + text_2["hidden_size"],
-        projection_class_embeddings_input_dim=6 * p["unet"]["addition_time_embed_dim"] + text_2["projection_dim"],
+        projection_class_embeddings_input_dim=6 * p["unet"]["addition_time_embed_dim"]
+        + text_2["projection_dim"],
         **_SDXL_UNET,
         **p["unet"],
     )
@@ -106,7 +131,9 @@ def build_components(preset: str, seed: int = 0) -> dict[str, Any]:
     text_encoder = CLIPTextModel(clip_text_config(p["text"]))
     torch.manual_seed(seed + 3)
     # SDXL's second encoder is OpenCLIP's: GELU, and its tokenizer pads with "!" (id 0)
-    text_encoder_2 = CLIPTextModelWithProjection(clip_text_config(p["text_2"], hidden_act="gelu", pad_token_id=0))
+    text_encoder_2 = CLIPTextModelWithProjection(
+        clip_text_config(p["text_2"], hidden_act="gelu", pad_token_id=0)
+    )
     return dict(
         family=SDXL_FAMILY,
         tokenizer=clip_tokenizer(),

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from torch import nn
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from portraitist.errors import PortraitistError
@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from portraitist.models.loading import StableDiffusion
 
 
-def load_clip_parts(root: str, local_only: bool, vae: nn.Module | None = None, **extra: Any) -> dict[str, Any]:
+def load_clip_parts(
+    root: str, local_only: bool, vae: nn.Module | None = None, **extra: Any
+) -> dict[str, Any]:
     """tokenizer, text_encoder, unet, vae (unless given) and the training scheduler of a diffusers
     folder or repo, and `extra` parts."""
     kw: dict[str, Any] = dict(local_files_only=local_only)
@@ -70,12 +72,14 @@ class SD1(Family):
         unet, text_encoder = model.unet.config, model.text_encoder.config
         if unet.get("addition_embed_type"):
             raise PortraitistError(
-                f"{model.source} has an SDXL-style UNet with a single text encoder; use a complete SD 1.x or SDXL model."
+                f"{model.source} has an SDXL-style UNet with a single text encoder; use a complete SD 1.x or "
+                "SDXL model."
             )
         if unet.cross_attention_dim != text_encoder.hidden_size:
             raise PortraitistError(
-                f"{model.source} does not fit together: the UNet attends to {unet.cross_attention_dim}-wide text "
-                f"embeddings but the text encoder makes {text_encoder.hidden_size}-wide ones. Use one SD 1.x/2.x model."
+                f"{model.source} does not fit together: the UNet attends to {unet.cross_attention_dim}-wide "
+                f"text embeddings but the text encoder makes {text_encoder.hidden_size}-wide ones. Use one "
+                "SD 1.x/2.x model."
             )
         check_latent_channels(model)
 
@@ -101,8 +105,8 @@ def check_latent_channels(model: StableDiffusion) -> None:
     """The UNet must take the VAE's latents (an inpainting or depth UNet takes more channels)."""
     if model.unet.config.in_channels != model.vae.config.latent_channels:
         raise PortraitistError(
-            f"{model.source}'s UNet takes {model.unet.config.in_channels} input channels (an inpainting or depth "
-            "model); train a plain text-to-image model."
+            f"{model.source}'s UNet takes {model.unet.config.in_channels} input channels (an inpainting or "
+            "depth model); train a plain text-to-image model."
         )
 
 

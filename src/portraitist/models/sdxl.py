@@ -29,7 +29,9 @@ def second_ids(input_ids: torch.Tensor, eos_id: int, pad_id: int) -> torch.Tenso
     return torch.where(padding, torch.full_like(input_ids, pad_id), input_ids)
 
 
-def pooled_projection(encoder: CLIPTextModelWithProjection, last: torch.Tensor, ids: torch.Tensor, eos_id: int) -> torch.Tensor:
+def pooled_projection(
+    encoder: CLIPTextModelWithProjection, last: torch.Tensor, ids: torch.Tensor, eos_id: int
+) -> torch.Tensor:
     """The projected state at the first end token. transformers takes the highest id's position when a
     config keeps the legacy eos_token_id 2 (SDXL's does), which an added token would win."""
     end = (ids == eos_id).int().argmax(dim=-1)
@@ -58,11 +60,14 @@ class SDXL(Family):
 
     def recognises(self, index: dict[str, Any]) -> bool:
         # the refiner has no first text encoder: it cannot learn the instance token there
-        return index.get("_class_name") == "StableDiffusionXLPipeline" and bool((index.get("text_encoder") or [None])[0])
+        return index.get("_class_name") == "StableDiffusionXLPipeline" and bool(
+            (index.get("text_encoder") or [None])[0]
+        )
 
     def recognises_checkpoint(self, keys: set[str]) -> bool:
-        return "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight" in keys and any(
-            k.startswith("conditioner.embedders.1.model.") for k in keys
+        return (
+            "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight" in keys
+            and any(k.startswith("conditioner.embedders.1.model.") for k in keys)
         )
 
     def load_folder(self, root: str, local_only: bool) -> dict[str, Any]:
@@ -71,7 +76,9 @@ class SDXL(Family):
             root,
             local_only,
             tokenizer_2=CLIPTokenizer.from_pretrained(root, subfolder="tokenizer_2", **kw),
-            text_encoder_2=CLIPTextModelWithProjection.from_pretrained(root, subfolder="text_encoder_2", **kw),
+            text_encoder_2=CLIPTextModelWithProjection.from_pretrained(
+                root, subfolder="text_encoder_2", **kw
+            ),
         )
 
     def load_single_file(self, path: Path) -> dict[str, Any]:
@@ -94,11 +101,14 @@ class SDXL(Family):
         widths = model.text_encoder.config.hidden_size + model.text_encoder_2.config.hidden_size
         if unet.get("addition_embed_type") != "text_time" or unet.cross_attention_dim != widths:
             raise PortraitistError(
-                f"{model.source} does not fit together: its UNet is not an SDXL UNet attending to both text encoders "
-                f"({unet.cross_attention_dim} wide, the encoders make {widths}). Use one complete SDXL model."
+                f"{model.source} does not fit together: its UNet is not an SDXL UNet attending to both text "
+                f"encoders ({unet.cross_attention_dim} wide, the encoders make {widths}). Use one complete "
+                "SDXL model."
             )
         if len(model.tokenizer) != len(model.tokenizer_2):
-            raise PortraitistError(f"{model.source}'s two tokenizers have different vocabularies; use an SDXL base.")
+            raise PortraitistError(
+                f"{model.source}'s two tokenizers have different vocabularies; use an SDXL base."
+            )
         check_latent_channels(model)
 
     def encode(self, model: StableDiffusion, input_ids: torch.Tensor, sizes: torch.Tensor) -> Conditioning:
@@ -108,8 +118,12 @@ class SDXL(Family):
         ids_2 = second_ids(ids, eos, int(model.tokenizer_2.pad_token_id)).to(model.text_encoder_2.device)
         first = model.text_encoder(ids, output_hidden_states=True)
         second = model.text_encoder_2(ids_2, output_hidden_states=True)
-        hidden = torch.cat([first.hidden_states[-2], second.hidden_states[-2].to(first.hidden_states[-2].device)], dim=-1)
-        pooled = pooled_projection(model.text_encoder_2, second.last_hidden_state, ids_2, eos).to(hidden.device)
+        hidden = torch.cat(
+            [first.hidden_states[-2], second.hidden_states[-2].to(first.hidden_states[-2].device)], dim=-1
+        )
+        pooled = pooled_projection(model.text_encoder_2, second.last_hidden_state, ids_2, eos).to(
+            hidden.device
+        )
         time_ids = sizes.to(hidden.device, hidden.dtype).expand(len(ids), -1)
         return Conditioning(hidden, {"text_embeds": pooled, "time_ids": time_ids})
 
@@ -119,7 +133,10 @@ class SDXL(Family):
         encoded = self.encode(model, tokenize(model, [text]), sizes)
         if text.strip():
             return encoded
-        return Conditioning(torch.zeros_like(encoded.hidden), dict(encoded.added, text_embeds=torch.zeros_like(encoded.added["text_embeds"])))
+        return Conditioning(
+            torch.zeros_like(encoded.hidden),
+            dict(encoded.added, text_embeds=torch.zeros_like(encoded.added["text_embeds"])),
+        )
 
     def pipeline(self, model: StableDiffusion, scheduler: Any) -> Any:
         from diffusers import StableDiffusionXLPipeline

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from portraitist.errors import PortraitistError
+from portraitist.models import family as families
 from portraitist.models.loading import StableDiffusion, load_base
 from portraitist.train.lora import merge_lora
 from portraitist.train.tokens import AddedToken, restore_model_tokens
@@ -165,8 +166,8 @@ def load_trained(workspace: Workspace, device: str | torch.device = "cpu", dtype
     model = load_base(info.base, vae=info.vae)
     if model.family.name != info.family:
         raise PortraitistError(
-            f"{workspace.root}'s model was trained on a {info.family} base, and {info.base} is now a "
-            f"{model.family.label} model. Give `train` the base again, or retrain."
+            f"{workspace.root}'s model was trained on a {families.named(info.family).label} base, and {info.base} is "
+            f"now a {model.family.label} model. Give `train` the base again, or retrain."
         )
     records = read_tokens(workspace)
     if records:

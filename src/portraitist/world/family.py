@@ -7,7 +7,6 @@ does, so the product knows the world only through these two registrations.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +49,11 @@ def world_base_dir() -> Path:
     return BASE_DIR
 
 
-def is_world_folder(path: Path) -> bool:
-    index = path / "model_index.json"
-    return index.is_file() and WORLD_FAMILY.recognises(json.loads(index.read_text()))
-
-
 WORLD_FAMILY = register(WorldFamily())
-register_base(WORLD, NamedBase(load=lambda seed: load_folder(world_base_dir()),
-                               vae_scale_factor=lambda: folder_vae_scale_factor(world_base_dir())))
+register_base(
+    WORLD,
+    NamedBase(
+        load=lambda seed: load_folder(world_base_dir()),
+        vae_scale_factor=lambda: folder_vae_scale_factor(world_base_dir()),
+    ),
+)
