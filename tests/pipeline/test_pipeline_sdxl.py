@@ -45,8 +45,8 @@ def test_run_swap_export_and_evaluate_on_sdxl(tmp_path: Path, sample_photos: lis
 
     comparison = EvaluateConfig(
         recipes=["staged", "textual-inversion"], every=2, steps=2, subject_images=1,
-        edit_prompts=["Elmo holding a {me}"], sampling_steps=1, train=TrainConfig(precision="fp32", flip=False),
-        scoring=OFFLINE_SCORING,
+        edit_prompts=["Elmo holding a {me}"], sampling_steps=1,
+        train=TrainConfig(precision="fp32", flip=False), scoring=OFFLINE_SCORING,
     )  # fmt: skip
     evaluation = evaluate(workspace, comparison, "tiny-xl")
     assert {r.recipe for r in evaluation.records} == {"staged", "textual-inversion"}
