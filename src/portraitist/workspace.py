@@ -52,6 +52,18 @@ class TokenInit(BaseModel):
     word: str | None = Field("face", description="The word whose embedding is copied (kind=word).")
 
 
+class IdentityCheck(BaseModel):
+    """What prepare's one-person check (prepare/identity.py) did."""
+
+    status: Literal["checked", "skipped", "off"] = Field(
+        description="checked; skipped: dlib saw fewer than two faces to compare; off: identity_check = false."
+    )
+    photos: int = Field(0, description="Photos the other checks kept, which this one looked at.")
+    faces: int = Field(0, description="Of those, photos where dlib found a face: only these were compared.")
+    max_distance: float | None = Field(None, description="Largest descriptor distance counted as the same person.")
+    note: str = Field("", description="What it found, in a sentence.")
+
+
 class DatasetManifest(BaseModel):
     """dataset/manifest.json: the training set `prepare` made."""
 
@@ -64,6 +76,9 @@ class DatasetManifest(BaseModel):
     instance_init: TokenInit = Field(default_factory=TokenInit)
     context: str = Field(description="Caption context strategy: photo_of, background_tokens, templates, captions.")
     resolution: int
+    upscale_small_faces: bool = Field(False, description="Whether small crops went through Real-ESRGAN.")
+    upscaler: str | None = Field(None, description="The Real-ESRGAN model they went through (None: its default).")
+    identity: IdentityCheck | None = Field(None, description="The check that every photo shows one person.")
     photos: list[PhotoRecord]
 
     @property
