@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,19 +88,39 @@ class DatasetManifest(BaseModel):
         return [p for p in self.photos if p.status == "kept"]
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once: os.umask can only be read by setting it, which would race with other threads' files.
+UMASK = _umask()
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path` to write, renamed onto it when the block ends, so a crash never
+    leaves half a file. Its mode is what open() would give (0644 under umask 022), not mkstemp's 0600:
+    outputs are for the user's other programs and for the service's other processes too."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        os.fchmod(fd, 0o666 & ~UMASK)
+        os.close(fd)
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename (atomic_path)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

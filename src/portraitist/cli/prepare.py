@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from portraitist.cli.app import app, console, progress_display, quiet_libraries
+from portraitist.cli.app import app, console, field_help, progress_display, quiet_libraries
 from portraitist.config import load_config
 from portraitist.prepare.config import PrepareConfig
 from portraitist.workspace import DatasetManifest, Workspace
@@ -28,6 +28,8 @@ HELP = (
     "portraitist prepare ~/Pictures/me --workspace ./me\n\n"
     "portraitist prepare a.jpg b.heic c.png -w ./me --class-word girl --context photo_of\n\n"
     "portraitist prepare ./photos -w ./me --json > manifest.json\n\n"
+    "portraitist prepare ./photos -w ./me --upscale-small-faces --upscaler realesr-animevideov3   (small faces "
+    "enlarged by Real-ESRGAN, thesis 2.1.1)\n\n"
     "portraitist prepare ./world0 -w ./world0-ws --boxes ./world0/world_person.json   (faces a detector cannot see: "
     "the boxes and masks come from the file)\n\n"
     "Every setting (limits, margin, thresholds, tokens) can go in a TOML file, in a \\[prepare] table: "
@@ -53,6 +55,11 @@ def prepare_command(
     clip_model: str | None = typer.Option(
         None, "--clip-model", help="CLIP for the class word: hub id or folder (default ViT-L/14), or `tiny` offline."
     ),
+    upscale_small_faces: bool | None = typer.Option(
+        None, "--upscale-small-faces/--no-upscale-small-faces",
+        help=field_help(PrepareConfig, "upscale_small_faces"), show_default=False,
+    ),
+    upscaler: str | None = typer.Option(None, "--upscaler", help=field_help(PrepareConfig, "upscaler")),
     boxes: Path | None = typer.Option(
         None, "--boxes",
         help="JSON file giving each photo's face box (and person mask) instead of detecting them, e.g. the "
@@ -64,7 +71,8 @@ def prepare_command(
     from portraitist.prepare.stage import prepare  # mediapipe and torch load only when a command runs
 
     settings = load_config(
-        PrepareConfig, config, "prepare", class_word=class_word, context=context, clip_model=clip_model
+        PrepareConfig, config, "prepare", class_word=class_word, context=context, clip_model=clip_model,
+        upscale_small_faces=upscale_small_faces, upscaler=upscaler,
     )
     ws = Workspace(workspace)
     if as_json:
