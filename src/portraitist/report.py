@@ -106,7 +106,9 @@ def write_report(workspace: Workspace, title: str | None = None) -> Path:
     model_info = _read_json(workspace.model_dir / "model.json")
     plot = plot_training(_read_jsonl(workspace.model_dir / "train_log.jsonl"), assets / "training.png")
 
-    scores = {img["file"]: img for img in _read_json(workspace.outputs_dir / "scores.json").get("images", [])}
+    ranking = _read_json(workspace.outputs_dir / "scores.json")
+    scores = {img["file"]: img for img in ranking.get("images", [])}
+    stand_ins: dict[str, str] = ranking.get("stand_ins", {})
     generations = []
     for g in _read_jsonl(workspace.outputs_dir / "generations.jsonl"):
         scored = scores.get(g["file"], {}).get("scores", {})
@@ -116,7 +118,7 @@ def write_report(workspace: Workspace, title: str | None = None) -> Path:
                 small=_smaller_than_thumb(workspace.path(g["file"])),
                 prompt=g.get("prompt", ""),
                 seed=g.get("seed"),
-                scores=[(name, _score_text(v)) for name, v in scored.items()],
+                scores=[(name, _score_text(v), name in stand_ins) for name, v in scored.items()],
             )
         )
 
@@ -142,6 +144,7 @@ def write_report(workspace: Workspace, title: str | None = None) -> Path:
         rejected=rejected,
         training_plot=href(plot) if plot else None,
         generations=generations,
+        stand_ins=stand_ins,
         thumb=THUMB,
         written=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         version=__version__,
