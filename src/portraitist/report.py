@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from portraitist import __version__
+from portraitist.models.clip import RANDOM_CLIPS
 from portraitist.models.random_sd import PRESETS as RANDOM_PRESETS
 from portraitist.workspace import Workspace, write_bytes_atomic
 
@@ -139,6 +140,7 @@ def write_report(workspace: Workspace, title: str | None = None) -> Path:
         base=base,
         recipe=model_info.get("recipe"),
         random_base=base in RANDOM_PRESETS,
+        random_class_model=manifest.class_model if manifest and manifest.class_model in RANDOM_CLIPS else None,
         selected=selected,
         kept=kept,
         rejected=rejected,

@@ -74,6 +74,7 @@ class DatasetManifest(BaseModel):
     class_scores: dict[str, float] = Field(
         default_factory=dict, description="Mean cosine distance of each candidate class word."
     )
+    class_model: str | None = Field(None, description="The CLIP that chose the class word (None: it was given).")
     instance_token: str
     instance_init: TokenInit = Field(default_factory=TokenInit)
     context: str = Field(description="Caption context strategy: photo_of, background_tokens, templates, captions.")

@@ -17,6 +17,7 @@ import portraitist
 from portraitist.cli import app
 from portraitist.errors import PortraitistError
 from portraitist.models.clip import tiny_clip
+from portraitist.report import write_report
 from portraitist.samples import two_people
 from portraitist.workspace import DatasetManifest, Workspace
 
@@ -38,6 +39,8 @@ def test_json_prints_the_manifest_on_stdout(tmp_path: Path, folder: Path) -> Non
     manifest = DatasetManifest.model_validate(json.loads(result.stdout))
     assert manifest == Workspace(tmp_path / "ws").read_manifest()
     assert [p.status for p in manifest.photos] == ["kept"] * 4 + ["rejected"]
+    assert manifest.class_model == "tiny"  # a random stand-in chose the class word: the report says so
+    assert "random stand-in CLIP" in write_report(Workspace(tmp_path / "ws")).read_text()
 
 
 def test_the_summary_table_names_each_decision(tmp_path: Path, folder: Path) -> None:

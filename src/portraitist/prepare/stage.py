@@ -205,7 +205,8 @@ def _manifest(
     identity: IdentityCheck,
 ) -> DatasetManifest:
     return DatasetManifest(
-        class_token=class_word, class_scores=scores, instance_token=config.instance_token,
+        class_token=class_word, class_scores=scores, class_model=config.clip_model if scores else None,
+        instance_token=config.instance_token,
         instance_init=config.token_init(), context=config.context, resolution=config.resolution,
         upscale_small_faces=config.upscale_small_faces, upscaler=config.upscaler, identity=identity,
         photos=records,
