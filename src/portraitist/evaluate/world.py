@@ -235,7 +235,8 @@ def swept_stages(out: Path) -> dict[str, list[Stage]]:
     if not path.is_file():
         return {}
     return {
-        name: [Stage.model_validate(stage) for stage in stages] for name, stages in json.loads(path.read_text()).items()
+        name: [Stage.model_validate(stage) for stage in stages]
+        for name, stages in json.loads(path.read_text()).items()
     }
 
 

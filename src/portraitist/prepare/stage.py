@@ -2,9 +2,10 @@
 
 Each photo is read, checked for exactly one subject, cropped square around the face, checked
 for blur and near-duplicates, and given a person mask; then the kept faces are checked for being
-one person, the class word is chosen and the captions are written. With a boxes file (prepare/boxes.py) the faces and masks it gives replace
-the detector's. WS/photos/ keeps copies of the originals, WS/dataset/ the crops, masks
-and manifest.json. A bad photo is recorded with its reason and never stops the run.
+one person, the class word is chosen and the captions are written. With a boxes file
+(prepare/boxes.py) the faces and masks it gives replace the detector's. WS/photos/ keeps copies
+of the originals, WS/dataset/ the crops, masks and manifest.json. A bad photo is recorded with
+its reason and never stops the run.
 """
 
 from __future__ import annotations
