@@ -55,6 +55,7 @@ def test_the_summary_table_names_each_decision(tmp_path: Path, folder: Path) -> 
     assert "party.jpg" in result.stderr and "multiple_people" in result.stderr
     assert "a photo of <sks> girl" in result.stderr
     assert "4 of 5 photos kept" in result.stderr
+    assert "One person: 4 of 4 faces are one person, 0 someone else." in result.stderr
 
 
 def test_bad_settings_are_a_clear_error(tmp_path: Path, folder: Path) -> None:

@@ -20,7 +20,9 @@ HELP = (
     "(small faces far in the background do not count), or a face too small to learn from;\n\n"
     "- cropped to a square three faces wide around the face, edges filled by repeating border pixels, "
     "resized to 512x512, with a person mask beside it;\n\n"
-    "- rejected if nearly the same as an earlier photo; flagged if blurry, rejected if very blurry.\n\n"
+    "- rejected if nearly the same as an earlier photo; flagged if blurry, rejected if very blurry;\n\n"
+    "- rejected if its face (dlib's face recognition) is not the person most of the photos show; "
+    "photos of several people with no one in most of them are an error.\n\n"
     "Then CLIP picks the class word (girl, man, boy or baby) and each kept photo gets a caption "
     "'<context> <me> <class>'. Results go to WS/dataset/ (manifest.json, crops/, masks/); WS/photos/ keeps "
     "the originals.\n\n"
@@ -82,6 +84,8 @@ def prepare_command(
     with progress_display() as progress:
         result = prepare(ws, photos, settings, progress, boxes=boxes)
     console.print(summary_table(result.manifest))
+    if result.manifest.identity is not None:
+        console.print(f"One person: {result.manifest.identity.note}")
     console.print(
         f"{len(result.kept)} of {len(result.manifest.photos)} photos kept; class word "
         f"[bold]{result.manifest.class_token}[/]. Dataset: {ws.manifest_path}"
