@@ -8,8 +8,9 @@ the photos show:
 1. the anchor is the face with the most faces within `max_distance` of it (itself included; a
    tie goes to the one whose neighbours are closest on average), and those faces are the majority;
 2. if the majority is no more than half of the faces, nobody is "most of the photos": an error;
-3. every other face whose mean distance to the majority's faces is over `max_distance` is another
-   person (other_person); one within it is a less typical view of the user and stays.
+3. every face whose mean distance to the majority's other faces is over `max_distance` is another
+   person (other_person), even one the anchor was near; a face outside the majority but within
+   it on average is a less typical view of the user and stays.
 
 Crops where dlib finds no face (a profile, a small face, the synthetic world's cartoons) are not
 compared and not rejected; with fewer than two faces there is nothing to compare and the check
@@ -36,8 +37,14 @@ DETECTOR_WINDOW = 100
 
 @dataclass
 class Majority:
+    """The person most faces show, and how far every face lies from them."""
+
     members: list[int]  # indices of the faces that are the majority's person
     distances: np.ndarray  # each face's mean descriptor distance to the majority's other faces
+
+    def outsiders(self, max_distance: float) -> list[int]:
+        """Faces of another person (module docstring, step 3)."""
+        return [i for i, distance in enumerate(self.distances) if distance > max_distance]
 
 
 @dataclass
@@ -57,8 +64,8 @@ def find_majority(descriptors: Sequence[np.ndarray], max_distance: float) -> Maj
     members = [int(i) for i in np.flatnonzero(near[anchor])]
     if 2 * len(members) <= len(faces):
         return None
-    others = np.array([len(members) - (i in members) for i in range(len(faces))])  # a face is not its own
-    return Majority(members, distances[:, members].sum(axis=1) / np.maximum(others, 1))
+    compared = np.array([len(members) - (i in members) for i in range(len(faces))])  # not with itself
+    return Majority(members, distances[:, members].sum(axis=1) / np.maximum(compared, 1))
 
 
 def check_identity(
@@ -82,11 +89,7 @@ def check_identity(
     majority = find_majority([found[i] for i in indices], max_distance)
     if majority is None:
         raise PortraitistError(_no_majority_message([names[i] for i in indices], max_distance))
-    others = {
-        indices[j]: float(majority.distances[j])
-        for j in range(len(indices))
-        if j not in majority.members and majority.distances[j] > max_distance
-    }
+    others = {indices[j]: float(majority.distances[j]) for j in majority.outsiders(max_distance)}
     unchecked = len(crops) - len(found)
     note = f"{len(found) - len(others)} of {len(found)} faces are one person, {len(others)} someone else" + (
         f"; {unchecked} photos without a face dlib can see were not compared." if unchecked else "."
