@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from portraitist import __version__
+from portraitist.models.clip import RANDOM_CLIPS
 from portraitist.models.random_sd import PRESETS as RANDOM_PRESETS
 from portraitist.workspace import Workspace, write_bytes_atomic
 
@@ -106,7 +107,9 @@ def write_report(workspace: Workspace, title: str | None = None) -> Path:
     model_info = _read_json(workspace.model_dir / "model.json")
     plot = plot_training(_read_jsonl(workspace.model_dir / "train_log.jsonl"), assets / "training.png")
 
-    scores = {img["file"]: img for img in _read_json(workspace.outputs_dir / "scores.json").get("images", [])}
+    ranking = _read_json(workspace.outputs_dir / "scores.json")
+    scores = {img["file"]: img for img in ranking.get("images", [])}
+    stand_ins: dict[str, str] = ranking.get("stand_ins", {})
     generations = []
     for g in _read_jsonl(workspace.outputs_dir / "generations.jsonl"):
         scored = scores.get(g["file"], {}).get("scores", {})
@@ -116,7 +119,7 @@ def write_report(workspace: Workspace, title: str | None = None) -> Path:
                 small=_smaller_than_thumb(workspace.path(g["file"])),
                 prompt=g.get("prompt", ""),
                 seed=g.get("seed"),
-                scores=[(name, _score_text(v)) for name, v in scored.items()],
+                scores=[(name, _score_text(v), name in stand_ins) for name, v in scored.items()],
             )
         )
 
@@ -137,11 +140,13 @@ def write_report(workspace: Workspace, title: str | None = None) -> Path:
         base=base,
         recipe=model_info.get("recipe"),
         random_base=base in RANDOM_PRESETS,
+        random_class_model=manifest.class_model if manifest and manifest.class_model in RANDOM_CLIPS else None,
         selected=selected,
         kept=kept,
         rejected=rejected,
         training_plot=href(plot) if plot else None,
         generations=generations,
+        stand_ins=stand_ins,
         thumb=THUMB,
         written=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         version=__version__,

@@ -1,8 +1,10 @@
-"""Sample photos built from real photographs that scikit-image ships (no download).
+"""Sample photos built from real photographs that scikit-image and matplotlib ship (no download).
 
 `astronaut` (Eileen Collins, NASA, public domain) is a real portrait; the variants below are
 what a user's phone gallery looks like: different framings, mirror images, a slight tilt,
 warmer light. `camera` (the cameraman) is a different person; `coffee` and `rocket` have none.
+Other people: `grace_hopper` (matplotlib's sample photo of Grace Hopper, US Navy, public
+domain) and `lfw_faces` (scikit-image's 100 faces of the LFW data set, 25 px each).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib import cbook
 from PIL import Image, ImageEnhance, ImageOps
 from skimage import data
 
@@ -20,6 +23,19 @@ def astronaut() -> Image.Image:
 
 def cameraman() -> Image.Image:
     return Image.fromarray(data.camera()).convert("RGB")
+
+
+def grace_hopper() -> Image.Image:
+    return Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")
+
+
+def lfw_faces(count: int = 100, side: int = 200) -> list[Image.Image]:
+    """LFW's faces enlarged from 25 px to `side`, on a grey border a face detector needs around a face."""
+    out = []
+    for face in data.lfw_subset()[:count]:  # the subset's first 100 are faces, the rest are not
+        grey = Image.fromarray(np.round(face * 255).astype(np.uint8)).convert("RGB")
+        out.append(ImageOps.expand(grey.resize((side, side), Image.LANCZOS), side * 3 // 10, fill=(128, 128, 128)))
+    return out
 
 
 def no_person() -> Image.Image:

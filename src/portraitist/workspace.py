@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +54,18 @@ class TokenInit(BaseModel):
     word: str | None = Field("face", description="The word whose embedding is copied (kind=word).")
 
 
+class IdentityCheck(BaseModel):
+    """What prepare's one-person check (prepare/identity.py) did."""
+
+    status: Literal["checked", "skipped", "off"] = Field(
+        description="checked; skipped: dlib saw fewer than two faces to compare; off: identity_check = false."
+    )
+    photos: int = Field(0, description="Photos the other checks kept, which this one looked at.")
+    faces: int = Field(0, description="Of those, photos where dlib found a face: only these were compared.")
+    max_distance: float | None = Field(None, description="Largest descriptor distance counted as the same person.")
+    note: str = Field("", description="What it found, in a sentence.")
+
+
 class DatasetManifest(BaseModel):
     """dataset/manifest.json: the training set `prepare` made."""
 
@@ -60,10 +74,14 @@ class DatasetManifest(BaseModel):
     class_scores: dict[str, float] = Field(
         default_factory=dict, description="Mean cosine distance of each candidate class word."
     )
+    class_model: str | None = Field(None, description="The CLIP that chose the class word (None: it was given).")
     instance_token: str
     instance_init: TokenInit = Field(default_factory=TokenInit)
     context: str = Field(description="Caption context strategy: photo_of, background_tokens, templates, captions.")
     resolution: int
+    upscale_small_faces: bool = Field(False, description="Whether small crops went through Real-ESRGAN.")
+    upscaler: str | None = Field(None, description="The Real-ESRGAN model they went through (None: its default).")
+    identity: IdentityCheck | None = Field(None, description="The check that every photo shows one person.")
     photos: list[PhotoRecord]
 
     @property
@@ -71,19 +89,39 @@ class DatasetManifest(BaseModel):
         return [p for p in self.photos if p.status == "kept"]
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once: os.umask can only be read by setting it, which would race with other threads' files.
+UMASK = _umask()
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path` to write, renamed onto it when the block ends, so a crash never
+    leaves half a file. Its mode is what open() would give (0644 under umask 022), not mkstemp's 0600:
+    outputs are for the user's other programs and for the service's other processes too."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        os.fchmod(fd, 0o666 & ~UMASK)
+        os.close(fd)
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename (atomic_path)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -19,6 +19,7 @@ from portraitist.evaluate.metrics import WORLD_METRICS
 from portraitist.evaluate.records import CheckpointRecord, read_records
 from portraitist.evaluate.report import lead_text
 from portraitist.evaluate.summary import build_curves, leads
+from portraitist.evaluate.world import tuning_rows
 from portraitist.evaluate.world_metrics import (
     WorldMetrics,
     judge_values,
@@ -187,3 +188,19 @@ def test_a_lead_is_clear_only_when_the_paired_interval_excludes_zero():
     (lead,) = leads(noisy, WORLD_METRICS[:1])
     assert lead.leader == "staged" and not lead.clear
     assert lead_text(lead).startswith("staged ≈ lora (+0.100 [")
+
+
+def test_the_report_says_where_each_recipe_s_stages_came_from(tmp_path: Path) -> None:
+    stages = [{"name": "unet", "share": 1.0, "learning_rates": {"unet": 2e-4}}]
+    config = EvaluateConfig.model_validate(
+        {"recipes": ["staged", "dreambooth"], "recipe_stages": {"staged": stages}}
+    )
+    from_file, own = tuning_rows(config, tmp_path)
+    assert from_file["how"] == "recipe_stages in the configuration file ([evaluate] table), as given"
+    assert "--sweep" not in from_file["how"] and from_file["stages"] == "unet: unet 0.0002 (100%)"
+    assert own["how"] == "the recipe's own settings (no --sweep, no recipe_stages)"
+
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "chosen.json").write_text(json.dumps({"staged": stages}))
+    swept, _ = tuning_rows(config, tmp_path)  # the stages are the ones the sweep in OUT chose
+    assert swept["how"].startswith("--sweep: the best of its trials")

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from portraitist.cli import app
+from portraitist.cli.demo import scene_followed
 from portraitist.errors import PortraitistError
 from portraitist.world import family as world_family
 from portraitist.pipeline import RunConfig
@@ -109,9 +110,15 @@ def test_prompts_share_the_images_with_the_styles() -> None:
     reason="the pretrained world base is not committed",
 )
 def test_the_demo_on_the_committed_base_draws_the_person(tmp_path: Path) -> None:
-    """The whole demo as a user runs it: most of its images are recognised as the held-out person."""
+    """The whole demo as a user runs it: the README's figures, within their stated tolerance (the
+    CPU's arithmetic moves them: 16 and 12 of 16 on an AMD EPYC, 16 recognised on an Intel Xeon)."""
     result = runner.invoke(app, ["demo", "-w", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
     scores = json.loads((tmp_path / "demo" / "outputs" / "scores.json").read_text())["images"]
     assert len(scores) == 16
-    assert sum(image["passes_identity"] for image in scores) >= 12
+    recognised = sum(image["passes_identity"] for image in scores)
+    followed, made = scene_followed(Workspace(tmp_path / "demo"))
+    assert made == 16
+    assert recognised >= 15 and followed >= 11, (recognised, followed)  # README: one below the lowest measured
+    said = result.stderr.replace("\n", "")
+    assert f"{recognised} of 16 generated images are recognised" in said and f"{followed} of 16 show the scene" in said

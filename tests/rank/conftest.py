@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from matplotlib import cbook
 from PIL import Image
 
 from portraitist import samples
@@ -16,11 +15,6 @@ from portraitist.workspace import DatasetManifest, PhotoRecord, Workspace
 
 INSTANCE = "<sks>"
 CROP = 192  # small crops keep the scorers fast; faces stay ~70 px, enough for dlib's detector
-
-
-def grace_hopper() -> Image.Image:
-    """A real portrait of someone other than the user (matplotlib ships it)."""
-    return Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB")
 
 
 def user_crops() -> list[Image.Image]:
@@ -36,7 +30,7 @@ def generated_images() -> dict[str, Image.Image]:
     return {
         "user-a": astronaut.crop((112, 16, 400, 304)).transpose(Image.FLIP_LEFT_RIGHT).resize((256, 256)),
         "user-b": astronaut.crop((80, 0, 432, 352)).rotate(4, fillcolor=(128, 128, 128)).resize((256, 256)),
-        "other-hopper": grace_hopper().crop((60, 40, 460, 440)).resize((256, 256)),
+        "other-hopper": samples.grace_hopper().crop((60, 40, 460, 440)).resize((256, 256)),
         "other-cameraman": samples.cameraman().resize((256, 256)),
         "no-face-coffee": samples.no_person().crop((100, 0, 500, 400)).resize((256, 256)),
         "no-face-noise": samples.noise_image(256),

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from portraitist.errors import PortraitistError
 from portraitist.rank.config import RankConfig
+from portraitist.rank.scorers import stand_ins
 from portraitist.rank.select import SCORERS
 from portraitist.rank.stage import RankResult, rank
+from portraitist.report import write_report
 from portraitist.workspace import Workspace
 
 USER = {"user-a", "user-b"}
@@ -74,3 +77,18 @@ def test_missing_inputs_say_what_to_run(tmp_path: Path, rank_workspace: Workspac
         rank(rank_workspace, RankConfig(**offline))
     with pytest.raises(PortraitistError, match="portraitist prepare"):
         rank(Workspace(tmp_path / "empty"), RankConfig(**offline))
+
+
+def test_scores_of_offline_stand_ins_are_marked_as_such(ranked: RankResult):
+    scores = json.loads((ranked.workspace.outputs_dir / "scores.json").read_text())
+    assert scores["stand_ins"] == {
+        "clip-image": "random CLIP 'tiny'",
+        "clip-text": "random CLIP 'tiny'",
+        "aesthetic": "random CLIP 'tiny' and random aesthetic head",
+        "lpips": "random LPIPS backbone",
+    }  # identity is dlib's real model: not a stand-in
+    html = write_report(ranked.workspace).read_text()
+    marked = re.findall(r'class="stand-in"[^>]*>(\S+) ', html)
+    assert len(marked) == 6 * 4 and set(marked) == {"clip-image", "clip-text", "aesthetic", "lpips"}
+    assert "random stand-ins" in html and "lpips (random LPIPS backbone)" in html
+    assert stand_ins(RankConfig()) == {}  # the real models: nothing to mark

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -37,11 +38,28 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+def field_help(model: type[BaseModel], name: str) -> str:
+    """A setting's --help text: its pydantic description, so the flag and the TOML field say one thing."""
+    return model.model_fields[name].description or ""
+
+
 def quiet_libraries() -> None:
-    """Keep mediapipe/TF-lite and hub chatter off the user's terminal."""
+    """Keep the libraries' own lines off the user's terminal: the progress display says what runs.
+
+    mediapipe's C++ logging (glog, TF Lite) reads its level when mediapipe loads, which commands
+    do only when a stage runs, after this; transformers and diffusers (imported with the command
+    modules) have a level and progress bars ("Loading weights") of their own. Errors still show.
+    A hub download keeps its progress bar (huggingface_hub's, not these).
+    """
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    for name in ("absl", "transformers", "diffusers", "huggingface_hub"):
+    import diffusers.utils.logging
+    import transformers.utils.logging
+
+    for library in (transformers.utils.logging, diffusers.utils.logging):
+        library.set_verbosity_error()
+        library.disable_progress_bar()
+    for name in ("absl", "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 

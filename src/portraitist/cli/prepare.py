@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from portraitist.cli.app import app, console, progress_display, quiet_libraries
+from portraitist.cli.app import app, console, field_help, progress_display, quiet_libraries
 from portraitist.config import load_config
 from portraitist.prepare.config import PrepareConfig
 from portraitist.workspace import DatasetManifest, Workspace
@@ -20,7 +20,9 @@ HELP = (
     "(small faces far in the background do not count), or a face too small to learn from;\n\n"
     "- cropped to a square three faces wide around the face, edges filled by repeating border pixels, "
     "resized to 512x512, with a person mask beside it;\n\n"
-    "- rejected if nearly the same as an earlier photo; flagged if blurry, rejected if very blurry.\n\n"
+    "- rejected if nearly the same as an earlier photo; flagged if blurry, rejected if very blurry;\n\n"
+    "- rejected if its face (dlib's face recognition) is not the person most of the photos show; "
+    "photos of several people with no one in most of them are an error.\n\n"
     "Then CLIP picks the class word (girl, man, boy or baby) and each kept photo gets a caption "
     "'<context> <me> <class>'. Results go to WS/dataset/ (manifest.json, crops/, masks/); WS/photos/ keeps "
     "the originals.\n\n"
@@ -28,6 +30,8 @@ HELP = (
     "portraitist prepare ~/Pictures/me --workspace ./me\n\n"
     "portraitist prepare a.jpg b.heic c.png -w ./me --class-word girl --context photo_of\n\n"
     "portraitist prepare ./photos -w ./me --json > manifest.json\n\n"
+    "portraitist prepare ./photos -w ./me --upscale-small-faces --upscaler realesr-animevideov3   (small faces "
+    "enlarged by Real-ESRGAN, thesis 2.1.1)\n\n"
     "portraitist prepare ./world0 -w ./world0-ws --boxes ./world0/world_person.json   (faces a detector cannot see: "
     "the boxes and masks come from the file)\n\n"
     "Every setting (limits, margin, thresholds, tokens) can go in a TOML file, in a \\[prepare] table: "
@@ -53,6 +57,11 @@ def prepare_command(
     clip_model: str | None = typer.Option(
         None, "--clip-model", help="CLIP for the class word: hub id or folder (default ViT-L/14), or `tiny` offline."
     ),
+    upscale_small_faces: bool | None = typer.Option(
+        None, "--upscale-small-faces/--no-upscale-small-faces",
+        help=field_help(PrepareConfig, "upscale_small_faces"), show_default=False,
+    ),
+    upscaler: str | None = typer.Option(None, "--upscaler", help=field_help(PrepareConfig, "upscaler")),
     boxes: Path | None = typer.Option(
         None, "--boxes",
         help="JSON file giving each photo's face box (and person mask) instead of detecting them, e.g. the "
@@ -64,7 +73,8 @@ def prepare_command(
     from portraitist.prepare.stage import prepare  # mediapipe and torch load only when a command runs
 
     settings = load_config(
-        PrepareConfig, config, "prepare", class_word=class_word, context=context, clip_model=clip_model
+        PrepareConfig, config, "prepare", class_word=class_word, context=context, clip_model=clip_model,
+        upscale_small_faces=upscale_small_faces, upscaler=upscaler,
     )
     ws = Workspace(workspace)
     if as_json:
@@ -74,6 +84,8 @@ def prepare_command(
     with progress_display() as progress:
         result = prepare(ws, photos, settings, progress, boxes=boxes)
     console.print(summary_table(result.manifest))
+    if result.manifest.identity is not None:
+        console.print(f"One person: {result.manifest.identity.note}")
     console.print(
         f"{len(result.kept)} of {len(result.manifest.photos)} photos kept; class word "
         f"[bold]{result.manifest.class_token}[/]. Dataset: {ws.manifest_path}"

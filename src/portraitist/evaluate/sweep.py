@@ -33,6 +33,8 @@ from portraitist.evaluate.config import EvaluateConfig, WorldSettings
 from portraitist.evaluate.metrics import Values
 from portraitist.evaluate.stage import copy_dataset, evaluate, recipe_steps
 from portraitist.evaluate.world import (
+    CHOSEN_FILE,
+    SWEEP_DIR,
     check_steps,
     judges_for,
     prepare_person,
@@ -50,7 +52,6 @@ STAGE = "sweep"
 # steps, gives every trial face_id 0: no image passes the face gate).
 SELECT_BY = ("face_id", "attribute_match", "scene_match")
 TRIALS_FILE = "trials.jsonl"
-CHOSEN_FILE = "chosen.json"
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def _sweep(
     out: Path, config: EvaluateConfig, base: str, progress: ProgressCallback
 ) -> dict[str, list[Stage]]:
     world = config.world
-    folder = out / "sweep"
+    folder = out / SWEEP_DIR
     judges, judges_path = judges_for(world)
     people = {k: prepare_person(out, k, world, progress) for k in world.sweep_people}
     base_weights = weights_id(base)

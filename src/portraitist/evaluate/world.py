@@ -50,6 +50,8 @@ STAGE = "world"
 PERSON_FILE = "world_person.json"  # what `world photos` writes beside the photos: boxes, masks, attributes
 MADE_WITH_FILE = "photos.json"  # the [evaluate.world] settings a person's photos were rendered with
 SUMMARY_FILE = "summary.json"
+SWEEP_DIR = "sweep"  # what `--sweep` (sweep.py) writes under OUT
+CHOSEN_FILE = "chosen.json"  # ... and in it, each recipe's chosen stages
 # The "someone else" whose photos give the identity metrics' floor: far from every compared or tuned person.
 STRANGER_OFFSET = 10_000
 
@@ -205,20 +207,37 @@ def untuned_recipe(config: EvaluateConfig, name: str) -> Recipe:
     )
 
 
-def tuning_rows(config: EvaluateConfig) -> list[dict[str, str]]:
-    """The report's "Each recipe's settings" table: the stages every recipe trained with, and why."""
+def tuning_rows(config: EvaluateConfig, out: Path) -> list[dict[str, str]]:
+    """The report's "Each recipe's settings" table: the stages every recipe trained with, and where
+    they came from: the sweep (the stages it wrote to OUT/sweep/chosen.json), the configuration's
+    recipe_stages, or the recipe itself."""
+    swept = swept_stages(out)
     rows = []
     for recipe in config.recipes:
         tuned = config.recipe_stages.get(recipe)
         stages = tuned or untuned_recipe(config, recipe).stages
-        how = (
-            f"--sweep: the best of its trials by final face_id on held-out people "
-            f"{', '.join(map(str, config.world.sweep_people))} (OUT/sweep/trials.jsonl)"
-            if tuned
-            else "the recipe's own settings (no --sweep)"
-        )
+        if not tuned:
+            how = "the recipe's own settings (no --sweep, no recipe_stages)"
+        elif swept.get(recipe) == tuned:
+            how = (
+                f"--sweep: the best of its trials by final face_id on held-out people "
+                f"{', '.join(map(str, config.world.sweep_people))} (OUT/sweep/trials.jsonl)"
+            )
+        else:
+            how = "recipe_stages in the configuration file ([evaluate] table), as given"
         rows.append(dict(recipe=recipe, stages=stages_text(stages), how=how))
     return rows
+
+
+def swept_stages(out: Path) -> dict[str, list[Stage]]:
+    """The stages `--sweep` chose for each recipe in OUT (none before a sweep ran there)."""
+    path = out / SWEEP_DIR / CHOSEN_FILE
+    if not path.is_file():
+        return {}
+    return {
+        name: [Stage.model_validate(stage) for stage in stages]
+        for name, stages in json.loads(path.read_text()).items()
+    }
 
 
 def _mean_values(rows: list[Values]) -> list[str]:
@@ -267,7 +286,7 @@ def write_world_report(
             "visible identity attributes the judge reads in every image; scene prompts followed: the share "
             "of the scene prompts' words (background, shirt) the judge reads in their images."
         ),
-        tuning=tuning_rows(config),
+        tuning=tuning_rows(config, out),
         reference=reference_rows(out, people, config.world, judges, judges_path),
         people=[
             dict(

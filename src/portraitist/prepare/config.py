@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from portraitist.config import StageConfig
 from portraitist.models.clip import DEFAULT_CLIP
+from portraitist.models.face_id import SAME_PERSON_DISTANCE
 from portraitist.workspace import TokenInit
 
 Context = Literal["photo_of", "background_tokens", "templates", "captions"]
@@ -39,6 +40,14 @@ class PrepareConfig(StageConfig):
     )
     min_face_size: int = Field(
         64, ge=1, description="Smallest face box side, in source pixels, worth training on (else face_too_small)."
+    )
+    # one person in every photo (thesis 2.1; the rule is in docs/prepare.md)
+    identity_check: bool = Field(
+        True, description="Reject photos whose face (dlib descriptor) is not the person most photos show."
+    )
+    identity_distance: float = Field(
+        SAME_PERSON_DISTANCE, gt=0, description="Largest mean dlib descriptor distance to the majority's faces "
+        "that is still the same person (dlib's own threshold).",
     )
     # crop (thesis 2.1.1)
     resolution: int = Field(512, ge=64, description="Side of the square training crops, in pixels.")

@@ -7,7 +7,7 @@ class PhotoRejected(Exception):
     """One photo is unusable; the run goes on with the others (never a PortraitistError).
 
     Codes: empty, not_an_image, unreadable, too_large, no_person, multiple_people,
-    face_too_small, duplicate, blurry.
+    face_too_small, duplicate, blurry, other_person.
     """
 
     def __init__(self, reason: str, message: str):

@@ -1,10 +1,11 @@
 """The `prepare` stage: from the photos a user sent to a training set (thesis 2.1-2.2).
 
 Each photo is read, checked for exactly one subject, cropped square around the face, checked
-for blur and near-duplicates, and given a person mask; then the class word is chosen and the
-captions are written. With a boxes file (prepare/boxes.py) the faces and masks it gives replace
-the detector's. WS/photos/ keeps copies of the originals, WS/dataset/ the crops, masks
-and manifest.json. A bad photo is recorded with its reason and never stops the run.
+for blur and near-duplicates, and given a person mask; then the kept faces are checked for being
+one person, the class word is chosen and the captions are written. With a boxes file
+(prepare/boxes.py) the faces and masks it gives replace the detector's. WS/photos/ keeps copies
+of the originals, WS/dataset/ the crops, masks and manifest.json. A bad photo is recorded with
+its reason and never stops the run.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from portraitist.prepare.classword import class_distances, nearest_word
 from portraitist.prepare.config import PrepareConfig
 from portraitist.prepare.crop import face_crop
 from portraitist.prepare.detect import PersonDetector
+from portraitist.prepare.identity import check_identity, other_person_message
 from portraitist.prepare.masks import person_mask
 from portraitist.prepare.photos import collect_photos, read_photo
 from portraitist.prepare.quality import blur_flags, check_duplicate, perceptual_hash
 from portraitist.prepare.rejection import PhotoRejected
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
-from portraitist.workspace import DatasetManifest, PhotoRecord, Workspace, write_bytes_atomic
+from portraitist.workspace import DatasetManifest, IdentityCheck, PhotoRecord, Workspace, write_bytes_atomic
 
 STAGE = "prepare"
 
@@ -56,6 +58,7 @@ class PrepareResult:
 class _Kept:
     record: PhotoRecord
     crop: Image.Image
+    mask: Image.Image
     phash: imagehash.ImageHash
 
 
@@ -84,18 +87,19 @@ def prepare(
         for index, path in enumerate(files):
             _copy_original(workspace, path, index, config.max_file_bytes)
             try:
-                accepted = _examine(workspace, path, len(kept), kept, detector, truth, config)
+                accepted = _examine(path, kept, detector, truth, config)
                 kept.append(accepted)
                 record = accepted.record
             except PhotoRejected as rejection:
-                record = PhotoRecord(source=str(path), status="rejected", reason=rejection.reason,
-                                     message=rejection.message)
+                record = _rejected(path, rejection)
             records.append(record)
             outcome = "kept" if record.status == "kept" else f"rejected: {record.reason}"
             progress(ProgressEvent(STAGE, index + 1, len(files), f"{path.name} {outcome}"))
 
+    kept, identity = _one_person(kept, records, config, progress)
+    _save_kept(workspace, kept)
     if len(kept) < config.min_photos:
-        manifest = _manifest(config, config.class_word or "", {}, records)
+        manifest = _manifest(config, config.class_word or "", {}, records, identity)
         workspace.write_manifest(manifest)
         raise PortraitistError(_too_few_message(manifest, config.min_photos, workspace))
 
@@ -106,16 +110,16 @@ def prepare(
     for item, caption in zip(kept, captions):
         item.record.caption = caption.text
         item.record.background_token = caption.background_token
-    manifest = _manifest(config, class_word, scores, records)
+    manifest = _manifest(config, class_word, scores, records, identity)
     workspace.write_manifest(manifest)
     return PrepareResult(workspace, manifest)
 
 
 def _examine(
-    workspace: Workspace, path: Path, number: int, kept: Sequence[_Kept], detector: PersonDetector | None,
-    truth: GroundTruth | None, config: PrepareConfig,
+    path: Path, kept: Sequence[_Kept], detector: PersonDetector | None, truth: GroundTruth | None,
+    config: PrepareConfig,
 ) -> _Kept:
-    """One photo through every check; its crop and mask saved as number NN if it passes.
+    """One photo through every per-photo check: its crop and mask, saved once the set is decided.
 
     `truth` (given boxes and masks) replaces the detector where it has an answer; `detector` is
     None only when `truth` answers everything.
@@ -134,19 +138,47 @@ def _examine(
     phash = perceptual_hash(crop)
     check_duplicate(phash, [(Path(k.record.source).name, k.phash) for k in kept], config.duplicate_distance)
 
-    image_path = workspace.dataset_dir / "crops" / f"{number:02d}.png"
-    mask_path = workspace.dataset_dir / "masks" / f"{number:02d}.png"
-    _save_png(crop, image_path)
     given = truth.mask(path, photo.size, crop_box, config.resolution) if truth is not None else None
-    _save_png(given if given is not None else person_mask(_need(detector), crop), mask_path)
+    mask = given if given is not None else person_mask(_need(detector), crop)
     notes = [*flags, f"box from {truth.source.name}"] if truth is not None else flags
     note = f" ({', '.join(notes)})" if notes else ""
     record = PhotoRecord(
         source=str(path), status="kept", message=f"Kept: a {subject.face.side:.0f} px face{note}.", flags=flags,
-        image=workspace.relative(image_path), mask=workspace.relative(mask_path),
         face_box=[round(v, 1) for v in subject.face.box], crop_box=list(crop_box), phash=str(phash),
     )
-    return _Kept(record, crop, phash)
+    return _Kept(record, crop, mask, phash)
+
+
+def _rejected(path: Path, rejection: PhotoRejected) -> PhotoRecord:
+    return PhotoRecord(source=str(path), status="rejected", reason=rejection.reason, message=rejection.message)
+
+
+def _one_person(
+    kept: list[_Kept], records: list[PhotoRecord], config: PrepareConfig, progress: ProgressCallback
+) -> tuple[list[_Kept], IdentityCheck]:
+    """The kept photos less those of another person (prepare/identity.py); their records say so."""
+    if not config.identity_check:
+        return kept, IdentityCheck(status="off", photos=len(kept), note="identity_check = false: not checked.")
+    progress(ProgressEvent("one person", 0, 1, "dlib face descriptors"))
+    face_side = config.resolution / (1 + 2 * config.margin)
+    result = check_identity([k.crop for k in kept], [Path(k.record.source).name for k in kept],
+                            config.identity_distance, face_side)
+    for index, distance in result.others.items():
+        rejection = PhotoRejected("other_person", other_person_message(distance, config.identity_distance))
+        records[records.index(kept[index].record)] = _rejected(Path(kept[index].record.source), rejection)
+    progress(ProgressEvent("one person", 1, 1, result.check.status))
+    return [k for i, k in enumerate(kept) if i not in result.others], result.check
+
+
+def _save_kept(workspace: Workspace, kept: Sequence[_Kept]) -> None:
+    """Crops and masks as NN.png, numbered in input order among the photos finally kept."""
+    for number, item in enumerate(kept):
+        image_path = workspace.dataset_dir / "crops" / f"{number:02d}.png"
+        mask_path = workspace.dataset_dir / "masks" / f"{number:02d}.png"
+        _save_png(item.crop, image_path)
+        _save_png(item.mask, mask_path)
+        item.record.image = workspace.relative(image_path)
+        item.record.mask = workspace.relative(mask_path)
 
 
 def _need(detector: PersonDetector | None) -> PersonDetector:
@@ -170,11 +202,15 @@ def _class_word(
 
 
 def _manifest(
-    config: PrepareConfig, class_word: str, scores: dict[str, float], records: list[PhotoRecord]
+    config: PrepareConfig, class_word: str, scores: dict[str, float], records: list[PhotoRecord],
+    identity: IdentityCheck,
 ) -> DatasetManifest:
     return DatasetManifest(
-        class_token=class_word, class_scores=scores, instance_token=config.instance_token,
-        instance_init=config.token_init(), context=config.context, resolution=config.resolution, photos=records,
+        class_token=class_word, class_scores=scores, class_model=config.clip_model if scores else None,
+        instance_token=config.instance_token,
+        instance_init=config.token_init(), context=config.context, resolution=config.resolution,
+        upscale_small_faces=config.upscale_small_faces, upscaler=config.upscaler, identity=identity,
+        photos=records,
     )
 
 

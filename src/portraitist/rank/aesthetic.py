@@ -14,6 +14,7 @@ from torch import nn
 from portraitist.errors import PortraitistError
 
 DEFAULT_AESTHETIC = "camenduru/improved-aesthetic-predictor:sac+logos+ava1-l14-linearMSE.pth"
+RANDOM_AESTHETIC = "random"  # seeded random weights: offline tests and the demo
 
 
 class AestheticHead(nn.Module):
@@ -63,7 +64,7 @@ def load_aesthetic(spec: str, embed_dim: int, seed: int = 0) -> AestheticHead:
     """The head for `embed_dim`-wide CLIP embeddings (768 for ViT-L/14); `random`: seeded random weights."""
     torch.manual_seed(seed)
     head = AestheticHead(embed_dim)
-    if spec != "random":
+    if spec != RANDOM_AESTHETIC:
         state = torch.load(weights_file(spec), map_location="cpu", weights_only=True)
         try:
             head.load_state_dict(state)

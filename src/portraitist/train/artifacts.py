@@ -15,8 +15,6 @@ model.json's `base`, so the folder holds only what training changed.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -30,7 +28,7 @@ from portraitist.models import family as families
 from portraitist.models.loading import StableDiffusion, load_base
 from portraitist.train.lora import merge_lora
 from portraitist.train.tokens import AddedToken, restore_model_tokens
-from portraitist.workspace import Workspace, write_json_atomic
+from portraitist.workspace import Workspace, atomic_path, write_json_atomic
 
 TOKEN_EMBEDDINGS = "model/token_embeddings.safetensors"
 WEIGHT_FILES = ("unet", "text_encoder", "text_encoder_2", "unet_lora", "text_encoder_lora", "text_encoder_2_lora")
@@ -84,17 +82,8 @@ class TokenRecord(BaseModel):
 
 def save_safetensors_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
     """safetensors via a temporary file and rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def model_info_path(workspace: Workspace) -> Path:

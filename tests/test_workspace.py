@@ -1,0 +1,39 @@
+"""The workspace's atomic writes: whole files only, with the mode the user's umask gives."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import portraitist
+from portraitist.workspace import write_bytes_atomic
+
+WRITE = (
+    "import sys; from pathlib import Path; from portraitist.workspace import write_bytes_atomic; "
+    "write_bytes_atomic(Path(sys.argv[1]), b'{}')"
+)
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_an_atomic_write_gets_the_mode_the_umask_gives(tmp_path: Path, umask: int, mode: int) -> None:
+    target = tmp_path / "sub" / "scores.json"
+    env = {**os.environ, "PYTHONPATH": str(Path(portraitist.__file__).parents[1])}
+    subprocess.run(
+        [sys.executable, "-c", WRITE, str(target)], env=env, preexec_fn=lambda: os.umask(umask), check=True
+    )
+    assert target.read_bytes() == b"{}"
+    assert stat.S_IMODE(target.stat().st_mode) == mode  # as open() would give, not mkstemp's 0600
+    assert [p.name for p in target.parent.iterdir()] == ["scores.json"]  # no temporary file left
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path: Path) -> None:
+    target = tmp_path / "manifest.json"
+    target.write_bytes(b"old")
+    with pytest.raises(TypeError):
+        write_bytes_atomic(target, "not bytes")  # type: ignore[arg-type]
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
