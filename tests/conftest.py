@@ -14,7 +14,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-import portraitist.world.family  # noqa: E402,F401  (registers --base world, as the CLI does)
+import portraitist.world.plugin  # noqa: E402,F401  (registers the world, as the CLI does)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -15,19 +15,19 @@ from typer.testing import CliRunner
 from portraitist.cli.app import app
 from portraitist.errors import PortraitistError
 from portraitist.evaluate.config import EvaluateConfig
-from portraitist.evaluate.metrics import WORLD_METRICS
 from portraitist.evaluate.records import CheckpointRecord, read_records
 from portraitist.evaluate.report import lead_text
 from portraitist.evaluate.summary import build_curves, leads
-from portraitist.evaluate.world import tuning_rows
-from portraitist.evaluate.world_metrics import (
+from portraitist.world import render as world
+from portraitist.world.evaluate import check_settings, tuning_rows
+from portraitist.world.judges import Judges, load_judges
+from portraitist.world.metrics import (
+    WORLD_METRICS,
     WorldMetrics,
     judge_values,
     reference_renders,
     world_evaluation_set,
 )
-from portraitist.world import render as world
-from portraitist.world.judges import Judges, load_judges
 
 RECIPES = ("staged", "textual-inversion")
 
@@ -148,8 +148,10 @@ def test_the_scene_checks_become_prompts_with_their_expected_words():
         ("a photo of {me}, on a red background", {"background": "red"}, 2),
         ("a photo of {me}, wearing a green shirt", {"shirt": "green"}, 3),
     ]
-    with pytest.raises(ValueError, match="Unknown background 'mauve'"):
-        EvaluateConfig.model_validate({"world": {"scene_checks": [{"background": "mauve"}]}})
+    # the renderer's words are checked before anything is rendered or trained
+    mauve = EvaluateConfig.model_validate({"world": {"scene_checks": [{"background": "mauve"}]}})
+    with pytest.raises(PortraitistError, match="Unknown background 'mauve'"):
+        check_settings(mauve)
 
 
 def record(recipe: str, step: int, face_id: float) -> CheckpointRecord:

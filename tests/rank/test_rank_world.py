@@ -12,12 +12,13 @@ import torch
 from PIL import Image
 
 from portraitist.rank.config import RankConfig
-from portraitist.rank.identity import FaceIdentity, WorldIdentity
+from portraitist.rank.identity import FaceIdentity
 from portraitist.rank.stage import RankResult, rank
 from portraitist.samples import noise_image
 from portraitist.workspace import DatasetManifest, PhotoRecord, Workspace
 from portraitist.world import render as world
 from portraitist.world.dataset import scene_rng
+from portraitist.world.identity import WorldIdentity
 
 OFFLINE = {"clip_model": "tiny", "aesthetic_weights": "random", "lpips_backbone": "random"}
 SIZE = 128  # the size a world demo's crops have; the judges box-filter them to 32 px

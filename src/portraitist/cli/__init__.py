@@ -16,7 +16,7 @@ from portraitist.cli import bench, demo, evaluate, run, serve  # noqa: E402,F401
 from portraitist.cli import world  # noqa: E402,F401
 
 # the synthetic world plugs in as a model family and the named base `--base world`
-import portraitist.world.family  # noqa: E402,F401
+import portraitist.world.plugin  # noqa: E402,F401
 
 # `portraitist --help` shows the commands in panels, in the order a new user meets them
 # (typer would list them in the order the modules above happen to register them).

@@ -18,7 +18,7 @@ from portraitist.train.recipes import RECIPES
 from portraitist.workspace import Workspace
 
 if TYPE_CHECKING:
-    from portraitist.evaluate.world import WorldResult
+    from portraitist.world.evaluate import WorldResult
 
 HELP = f"""Compare training recipes on your own photos, as the thesis compared its staged recipe with Textual Inversion and DreamBooth (2.3, Fig. 11).
 
@@ -230,12 +230,12 @@ def _world(
     except ValueError as exc:
         raise PortraitistError(f"Invalid --world settings: {exc}") from exc
     settings = settings.model_copy(update={"world": world_settings})
-    from portraitist.evaluate.world import evaluate_world  # torch, diffusers and the judges load only now
+    from portraitist.world.evaluate import evaluate_world  # torch, diffusers and the judges load only now
 
     folder = out or Path("eval-world")
     with progress_display() as progress:
         if sweep:
-            from portraitist.evaluate.sweep import sweep as tune
+            from portraitist.world.sweep import sweep as tune
 
             chosen = tune(folder, settings, base or "world", progress)
             settings = settings.model_copy(update={"recipe_stages": chosen})
@@ -247,7 +247,7 @@ def _world(
 
 def _world_summary(result: WorldResult) -> Table:
     """Who leads on each metric at each measured step: '*' marks a lead whose 95% interval excludes zero."""
-    from portraitist.evaluate.metrics import WORLD_METRICS
+    from portraitist.world.metrics import WORLD_METRICS
 
     table = Table(
         title=f"who leads, over {len(result.runs)} evaluation{'s' if len(result.runs) != 1 else ''} "
@@ -267,8 +267,8 @@ def _world_summary(result: WorldResult) -> Table:
 
 def _world_last(result: WorldResult) -> Table:
     """Each recipe's last checkpoint: mean ± 95% interval over the evaluations, one column per recipe."""
-    from portraitist.evaluate.metrics import WORLD_METRICS
     from portraitist.evaluate.summary import build_curves
+    from portraitist.world.metrics import WORLD_METRICS
 
     curves = build_curves([run.records for run in result.runs], WORLD_METRICS, "ci95")
     table = Table(title="each recipe's last checkpoint: mean ± 95% interval")

@@ -3,7 +3,7 @@
 The evaluate loop (stage.py) asks a `MetricSet` for its evaluation images, has the model under
 training draw them, and hands them back to be scored; it never knows which metrics it records.
 Two sets exist: `PhotoMetrics` here, for a user's photos with the ranking's models
-(rank/scorers.py), and `WorldMetrics` (world_metrics.py), read by the synthetic world's judges.
+(rank/scorers.py), and any metric set a plug-in registers (the synthetic world's judges: world/metrics.py).
 Every metric's definition (name, label, direction) is in CATALOGUE, so plots and reports draw
 any records from disk.
 
@@ -53,14 +53,15 @@ PHOTO_METRICS = (
     Metric("face_share", "Images with a face", True),
     Metric("aesthetic", "Aesthetic (LAION)", True),
 )
-# The world's (issue 9), read by its judges: world_metrics.py defines them.
-WORLD_METRICS = (
-    Metric("face_id", "Identity (face-ID, gated)", True),
-    Metric("face_gate", "Images that pass the face gate", True),
-    Metric("attribute_match", "Identity attributes kept", True),
-    Metric("scene_match", "Scene prompts followed", True),
-)
-CATALOGUE = PHOTO_METRICS + WORLD_METRICS
+# Every metric a report can draw: the photo metrics, and those a plug-in's metric set registers
+# (the synthetic world's judges, world/metrics.py)
+CATALOGUE: list[Metric] = list(PHOTO_METRICS)
+
+
+def register_metrics(*metrics: Metric) -> tuple[Metric, ...]:
+    """Add a metric set's definitions to the catalogue (once each); return them."""
+    CATALOGUE.extend(m for m in metrics if m not in CATALOGUE)
+    return metrics
 
 Values = dict[str, float | None]
 

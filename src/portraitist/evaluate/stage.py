@@ -4,7 +4,7 @@ measured every N steps (thesis 2.3, Fig. 11).
 Measuring happens inside the one training run, through train's validation hook: at each
 checkpoint the model under training samples the fixed evaluation set with generate's sampler,
 and a metric set scores it (metrics.py: the ranking's models for a user's photos; the world's
-judges for `--world`, world_metrics.py). Nothing is trained or sampled twice, and a run of N steps
+judges for `--world`, world/metrics.py). Nothing is trained or sampled twice, and a run of N steps
 is the same run with or without the evaluation (its RNG draws are per step).
 
     WS/eval/settings.json     what the numbers depend on (settings.py)

@@ -37,10 +37,10 @@ class RankConfig(StageConfig):
         "random: offline tests only, the distances mean little.",
     )
     lpips_size: int = Field(256, ge=64, description="Images and crops are resized to this side before LPIPS.")
-    identity_model: Literal["dlib", "world"] = Field(
+    identity_model: str = Field(
         "dlib",
-        description="Face model of the identity scorer: dlib (real photos) or world (the synthetic world's judges: "
-        "face gate + face-ID, for its rendered people, docs/world.md).",
+        description="Face model of the identity scorer: dlib (real photos), or one a plug-in registers: world (the "
+        "synthetic world's judges: face gate + face-ID, for its rendered people, docs/world.md).",
     )
     identity_max_distance: float | None = Field(
         None, gt=0,

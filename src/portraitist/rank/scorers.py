@@ -55,7 +55,7 @@ def load_scoring_models(config: RankConfig) -> ScoringModels:
     clip = load_clip(config.clip_model, device)
     head = load_aesthetic(config.aesthetic_weights, clip.model.config.projection_dim).to(device)
     perceptual = load_lpips(config.lpips_net, config.lpips_backbone, device)
-    faces = load_identity(config.identity_model, config.face_upsample, config.world_judges)
+    faces = load_identity(config)
     return ScoringModels(clip, head, perceptual, faces, config.lpips_size, device)
 
 

@@ -45,8 +45,8 @@ from portraitist.train.loop import batch_indices, step_generator
 from portraitist.train.precision import AUTOCAST_BF16, FP32, Precision, cpu_has_bf16
 from portraitist.train.stage import resolve_device
 from portraitist.world import model as world_model
-from portraitist.world.family import WORLD, WORLD_FAMILY, world_base_dir
 from portraitist.world.dataset import load_dataset, preview_grid, render_dataset
+from portraitist.world.family import WORLD, WORLD_FAMILY, world_base_dir
 from portraitist.world.render import (
     IDENTITY_ATTRIBUTES,
     SCENE_ATTRIBUTES,

@@ -32,10 +32,13 @@ from portraitist.errors import PortraitistError
 from portraitist.evaluate.config import EvaluateConfig, WorldSettings
 from portraitist.evaluate.metrics import Values
 from portraitist.evaluate.stage import copy_dataset, evaluate, recipe_steps
-from portraitist.evaluate.world import (
+from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
+from portraitist.train.recipes import Recipe, Stage
+from portraitist.workspace import write_bytes_atomic, write_json_atomic
+from portraitist.world.evaluate import (
     CHOSEN_FILE,
     SWEEP_DIR,
-    check_steps,
+    check_settings,
     judges_for,
     prepare_person,
     torch_threads,
@@ -43,9 +46,6 @@ from portraitist.evaluate.world import (
     weights_id,
     world_metrics,
 )
-from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
-from portraitist.train.recipes import Recipe, Stage
-from portraitist.workspace import write_bytes_atomic, write_json_atomic
 
 STAGE = "sweep"
 # Trials are ranked by the first metric, the others break ties (an undertrained base, or too few
@@ -135,7 +135,7 @@ def sweep(
 ) -> dict[str, list[Stage]]:
     """Tune every recipe of config.recipes (module docstring); returns and writes each one's chosen stages."""
     check_people(config)
-    check_steps(config)
+    check_settings(config)
     with torch_threads(config.world.threads):
         return _sweep(out.expanduser().resolve(), config, base, progress)
 

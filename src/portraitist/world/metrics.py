@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from portraitist.evaluate.config import EvaluateConfig
-from portraitist.evaluate.metrics import WORLD_METRICS, Values
+from portraitist.evaluate.metrics import Metric, Values, register_metrics
 from portraitist.evaluate.prompts import EvalImage, evaluation_set
 from portraitist.generate.prompts import ME
 from portraitist.workspace import Workspace
@@ -42,6 +42,14 @@ from portraitist.world.render import (
 JUDGE_SIZE = 32
 # The references' scenes come from their own stream, apart from the training photos' (dataset.scene_rng).
 REFERENCE_STREAM = 0x2EF
+
+# The world's metrics, read by its judges
+WORLD_METRICS = register_metrics(
+    Metric("face_id", "Identity (face-ID, gated)", True),
+    Metric("face_gate", "Images that pass the face gate", True),
+    Metric("attribute_match", "Identity attributes kept", True),
+    Metric("scene_match", "Scene prompts followed", True),
+)
 
 
 def reference_renders(person: Person, count: int) -> np.ndarray:

@@ -2,7 +2,7 @@
 seeds, measured by the world's judges, merged into curves with 95% bands (thesis Fig. 11).
 
 Each (person, seed) is one ordinary evaluation (stage.py's `evaluate`, the same training and
-sampling code as on a user's photos) with the judges' metric set (world_metrics.py):
+sampling code as on a user's photos) with the judges' metric set (metrics.py):
 
     OUT/people/p000/photos/      `world photos --person 0`: PNGs, masks/, world_person.json
     OUT/people/p000/prepared/    those photos through `prepare` with their ground-truth boxes
@@ -30,21 +30,21 @@ import torch
 from PIL import Image
 
 from portraitist.evaluate.config import EvaluateConfig, WorldSettings
-from portraitist.evaluate.metrics import WORLD_METRICS, Values
+from portraitist.evaluate.metrics import Values
 from portraitist.evaluate.records import CheckpointRecord
 from portraitist.evaluate.report import REPORT_NAME, crop_hrefs, write_merged_report
 from portraitist.evaluate.stage import copy_dataset, evaluate, recipe_steps
 from portraitist.evaluate.summary import Lead, build_curves, leads
-from portraitist.evaluate.world_metrics import WorldMetrics, reference_renders
-from portraitist.world.family import WORLD, world_base_dir
 from portraitist.prepare.config import PrepareConfig
 from portraitist.prepare.stage import prepare
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train.recipes import Recipe, Stage, get_recipe
 from portraitist.workspace import Workspace, write_json_atomic
 from portraitist.world.dataset import render_photos
+from portraitist.world.family import WORLD, world_base_dir
 from portraitist.world.judges import Judges, load_judges
-from portraitist.world.render import Person, held_out_person
+from portraitist.world.metrics import WORLD_METRICS, WorldMetrics, reference_renders
+from portraitist.world.render import SCENE_ATTRIBUTES, Person, check_word, held_out_person
 
 STAGE = "world"
 PERSON_FILE = "world_person.json"  # what `world photos` writes beside the photos: boxes, masks, attributes
@@ -136,10 +136,14 @@ def weights_id(base: str) -> str:
     return digest.hexdigest()
 
 
-def check_steps(config: EvaluateConfig) -> None:
-    """Fail before any photo is rendered when a recipe's steps do not divide by --every."""
+def check_settings(config: EvaluateConfig) -> None:
+    """Fail before any photo is rendered when a recipe's steps do not divide by --every, or a scene
+    check names a word the renderer does not draw."""
     for recipe in config.recipes:
         recipe_steps(config, recipe)
+    for check in config.world.scene_checks:
+        for name, word in check.items():
+            check_word(SCENE_ATTRIBUTES, name, word)
 
 
 def evaluate_world(
@@ -147,7 +151,7 @@ def evaluate_world(
 ) -> WorldResult:
     """Every recipe of config.recipes on held-out people 0..people-1 x seeds 0..seeds-1; the merged report."""
     world = config.world
-    check_steps(config)
+    check_settings(config)
     out = out.expanduser().resolve()
     with torch_threads(world.threads):
         return _evaluate_world(out, config, base, progress)
