@@ -18,6 +18,8 @@ DEFAULT_DEPTH_MODEL = "Intel/dpt-hybrid-midas"
 class SamplingConfig(StageConfig):
     """What every sampling command shares: the model, the sampler and the hardware."""
 
+    how_not_what = frozenset({"device", "batch_size", "cuda_graphs"})
+
     base: str | None = Field(None, description="Sample this base model instead of a workspace's (with --out).")
     out: Path | None = Field(None, description="Folder for the images when sampling a base model (no workspace).")
     vae: str | None = Field(None, description="Replace the model's VAE, e.g. stabilityai/sd-vae-ft-mse (sharper eyes).")

@@ -93,11 +93,8 @@ def _prompts(manifest: DatasetManifest, recipe: Recipe) -> tuple[list[str], str]
 
 def _fingerprint(config: TrainConfig, recipe: Recipe, total: int, base: str, precision: str) -> dict[str, Any]:
     """What must match for a checkpoint to be resumed (not: checkpoint/validation cadence, device)."""
-    fields = config.model_dump(
-        mode="json",
-        exclude={"steps", "device", "checkpoint_every", "keep_checkpoints", "validate_every", "validation_prompts",
-                 "validation_steps", "compile", "save_dtype", "restart"},
-    )
+    # steps: `total` stands for them; save_dtype: it applies to the saved weights, not to checkpoints
+    fields = config.model_dump(mode="json", exclude=set(config.how_not_what | {"steps", "save_dtype"}))
     return dict(fields, base=base, total_steps=total, precision=precision, recipe=recipe.model_dump(mode="json"))
 
 
