@@ -92,7 +92,7 @@ def test_trained_weights_change_the_images(trained_templates: dict[str, Path], t
     [
         (dict(style="steampunk-unicorn"), r"Unknown style 'steampunk-unicorn'. Styles: photo, studio"),
         (dict(aspect="9:16", size=500), r"not a positive multiple of 8.*496 or 504"),
-        (dict(aspect="tall"), r"Unknown aspect ratio"),
+        (dict(aspect="tall"), r"Unsupported aspect ratio .tall.. Use one of 1:1, 4:5"),
         (dict(prompt="a photo of {me}"), r"uses \{me\}.*give --workspace"),
         (dict(style="anime", prompt="a cat"), r"either a style .* or your own prompt"),
         (dict(scheduler="warp-drive"), r"Unknown scheduler 'warp-drive'. Schedulers: euler, euler-a"),

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from portraitist.config import StageConfig
 from portraitist.errors import PortraitistError
+from portraitist.generate.sizes import ASPECT_RANGE, parse_aspect
 
 ControlKind = Literal["pose", "canny", "depth"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -41,12 +42,20 @@ class GenerateConfig(SamplingConfig):
 
     style: str | None = Field(None, description="A style preset by name (see --list-styles); photo by default.")
     prompt: str | None = Field(None, description="Your own prompt; {me} stands for you.")
-    aspect: str = Field("1:1", description="Width:height: 1:1, 4:5, 9:16 (stories) or 16:9.")
+    aspect: str = Field(
+        "1:1", description=f"Width:height: 1:1, 4:5, 9:16 (stories), 16:9, or another ratio from {ASPECT_RANGE}."
+    )
     size: int | None = Field(None, description="The short side in pixels (default: the model's resolution).")
     scheduler: str = Field("euler", description="euler (Karras et al., the thesis's sampler) or a diffusers one.")
     control: ControlKind | None = Field(None, description="Steer the composition with a pose, depth or canny ControlNet.")
     reference: Path | None = Field(None, description="The image the control condition is taken from.")
     depth_model: str = Field(DEFAULT_DEPTH_MODEL, description="Depth-estimation model for --control depth.")
+
+    @field_validator("aspect")
+    @classmethod
+    def _known_aspect(cls, aspect: str) -> str:
+        parse_aspect(aspect)  # its PortraitistError passes through pydantic unwrapped
+        return aspect.strip()
 
     @model_validator(mode="after")
     def _control_needs_reference(self) -> GenerateConfig:
