@@ -13,6 +13,7 @@ from PIL import Image
 from portraitist.errors import PortraitistError
 from portraitist.generate.config import GenerateConfig
 from portraitist.generate.stage import generate
+from portraitist.models.random_sd import build_vae
 from portraitist.workspace import Workspace
 
 
@@ -121,3 +122,14 @@ def test_sizes_follow_the_models_latent_scale(tmp_path: Path) -> None:
     assert Image.open(result.images[0]).size == (34, 34)
     with pytest.raises(PortraitistError, match="33 px is not a positive multiple of 2"):
         generate(None, GenerateConfig(base="world", out=tmp_path, n=1, steps=1, size=33))
+
+
+def test_the_vae_that_decoded_an_image_is_recorded(tmp_path: Path) -> None:
+    folder = tmp_path / "my-vae"
+    build_vae("tiny", seed=5).save_pretrained(folder)  # a VAE saved to disk, as --vae takes it
+    generate(None, GenerateConfig(base="tiny", out=tmp_path / "own", n=1, steps=1))
+    generate(None, GenerateConfig(base="tiny", out=tmp_path / "swapped", n=1, steps=1, vae=str(folder)))
+    own = json.loads((tmp_path / "own" / "generations.jsonl").read_text())
+    swapped = json.loads((tmp_path / "swapped" / "generations.jsonl").read_text())
+    assert own["vae"] is None  # the base's own
+    assert swapped["vae"] == str(folder)

@@ -50,7 +50,7 @@ def generate_command(
     style: str | None = typer.Option(None, "--style", "-s", help="A style preset (see --list-styles); default photo."),
     prompt: str | None = typer.Option(None, "--prompt", "-p", help="Your own prompt; {me} stands for you."),
     negative: str | None = typer.Option(None, "--negative", help="Negative prompt (a style brings its own)."),
-    n: int | None = typer.Option(None, "-n", help="How many images (default 4)."),
+    n: int | None = typer.Option(None, "--num-images", "-n", help="How many images (default 4)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the first image; image i uses seed+i (default 0)."),
     steps: int | None = typer.Option(None, "--steps", help="Denoising steps (default 30)."),
     guidance: float | None = typer.Option(None, "--guidance", help="Classifier-free guidance scale (default 7)."),

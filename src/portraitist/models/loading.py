@@ -51,6 +51,7 @@ class StableDiffusion:
     vae: AutoencoderKL | PixelCodec
     scheduler: DDPMScheduler
     source: str
+    vae_source: str | None = None  # the VAE override in use (--vae, or the one training used); None: the base's own
 
     @property
     def vae_scale_factor(self) -> int:
@@ -235,3 +236,4 @@ def replace_vae(model: StableDiffusion, spec: str) -> None:
             f"works on {model.vae.config.latent_channels}-channel ones; leave --vae out for this base."
         )
     model.vae = override.requires_grad_(False).eval()
+    model.vae_source = spec

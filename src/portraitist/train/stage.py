@@ -251,7 +251,7 @@ def train(
     info = ModelInfo(
         base=base,
         vae=config.vae,
-        recipe=recipe.name,
+        recipe=recipe.label,
         weights="lora" if recipe.uses_lora else "full",
         resolution=model.resolution,
         steps_done=done,
@@ -265,7 +265,7 @@ def train(
     progress(ProgressEvent(STAGE, done, total, "done", {"loss": last["loss"]} if last["loss"] is not None else {}))
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return TrainResult(
-        workspace.model_dir, recipe.name, done, resume.step if resume else None, last["loss"], last["seconds"], peak,
+        workspace.model_dir, recipe.label, done, resume.step if resume else None, last["loss"], last["seconds"], peak,
         trained,
     )
 
