@@ -26,6 +26,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from portraitist.errors import PortraitistError
 from portraitist.models import random_sd
+from portraitist.models.offline import load_from_hub
 from portraitist.world.codec import PixelCodec
 from portraitist.world.model import BASE_DIR as WORLD_BASE_DIR
 
@@ -34,6 +35,10 @@ DEFAULT_VAE = "stabilityai/sd-vae-ft-mse"
 WORLD = "world"
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 
+_OFFLINE_BASE = (
+    "Give --base a diffusers folder or a .safetensors/.ckpt file you have, or use `--base tiny`, a small random "
+    "model that runs every stage offline."
+)
 _HOW_TO_GET = (
     "Pass --base with a diffusers folder, a .safetensors/.ckpt file, or a hub id you can download "
     f"(e.g. `huggingface-cli download {DEFAULT_BASE} --local-dir ./sd15` and then --base ./sd15). "
@@ -171,9 +176,12 @@ def _from_single_file(path: Path) -> dict[str, Any]:
 def _from_hub(repo_id: str) -> dict[str, Any]:
     from huggingface_hub import hf_hub_download
 
-    index_path = hf_hub_download(repo_id, "model_index.json")
-    _check_sd1_or_2(json.loads(Path(index_path).read_text()), repo_id)
-    return _from_parts(repo_id, local_only=False)
+    def load(local_only: bool) -> dict[str, Any]:
+        index_path = hf_hub_download(repo_id, "model_index.json", local_files_only=local_only)
+        _check_sd1_or_2(json.loads(Path(index_path).read_text()), repo_id)
+        return _from_parts(repo_id, local_only=local_only)
+
+    return load_from_hub(load, repo_id, "base model", _OFFLINE_BASE)
 
 
 def load_vae(spec: str) -> AutoencoderKL:
@@ -185,7 +193,10 @@ def load_vae(spec: str) -> AutoencoderKL:
         if path.is_dir():
             sub = "vae" if (path / "vae" / "config.json").exists() else None
             return AutoencoderKL.from_pretrained(str(path), subfolder=sub, local_files_only=True)
-        return AutoencoderKL.from_pretrained(spec)
+        return load_from_hub(
+            lambda local_only: AutoencoderKL.from_pretrained(spec, local_files_only=local_only), spec, "VAE",
+            "Give --vae a VAE folder or file you have, or leave --vae out to keep the base model's own.",
+        )
     except (OSError, ValueError) as exc:
         raise PortraitistError(
             f"Could not load the VAE {spec!r} ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
