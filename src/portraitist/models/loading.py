@@ -27,6 +27,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from portraitist.errors import PortraitistError
 from portraitist.models import random_sd
 from portraitist.models.offline import load_from_hub
+from portraitist.models.single_file import load_single_file, load_single_file_vae
 from portraitist.world.codec import PixelCodec
 from portraitist.world.model import BASE_DIR as WORLD_BASE_DIR
 
@@ -160,19 +161,6 @@ def _from_folder(path: Path) -> dict[str, Any]:
     return _from_parts(str(path), local_only=True)
 
 
-def _from_single_file(path: Path) -> dict[str, Any]:
-    from diffusers import StableDiffusionPipeline
-
-    pipe = StableDiffusionPipeline.from_single_file(str(path), safety_checker=None)
-    return dict(
-        tokenizer=pipe.tokenizer,
-        text_encoder=pipe.text_encoder,
-        unet=pipe.unet,
-        vae=pipe.vae,
-        scheduler=DDPMScheduler.from_config(pipe.scheduler.config),
-    )
-
-
 def _from_hub(repo_id: str) -> dict[str, Any]:
     from huggingface_hub import hf_hub_download
 
@@ -189,7 +177,7 @@ def load_vae(spec: str) -> AutoencoderKL:
     path = Path(spec).expanduser()
     try:
         if path.is_file():
-            return AutoencoderKL.from_single_file(str(path))
+            return load_single_file_vae(path)
         if path.is_dir():
             sub = "vae" if (path / "vae" / "config.json").exists() else None
             return AutoencoderKL.from_pretrained(str(path), subfolder=sub, local_files_only=True)
@@ -214,7 +202,7 @@ def load_base(spec: str = DEFAULT_BASE, *, vae: str | None = None, seed: int = 0
         elif path.is_dir():
             parts = _from_folder(path)
         elif path.is_file() and path.suffix in SINGLE_FILE_SUFFIXES:
-            parts = _from_single_file(path)
+            parts = load_single_file(path)
         elif path.exists():
             raise PortraitistError(f"{path} is neither a model folder nor a .safetensors/.ckpt file. {_HOW_TO_GET}")
         elif spec.count("/") == 1 and not spec.startswith((".", "/", "~")):

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
 from safetensors.torch import load_file
 
 from portraitist.errors import PortraitistError
 from portraitist.models.loading import StableDiffusion, has_pixel_codec
+from portraitist.models.single_file import configs_metadata
 from portraitist.train.artifacts import (
     TokenRecord,
     load_trained,
@@ -104,8 +105,7 @@ def ldm_unet_state_dict(unet: UNet2DConditionModel) -> dict[str, torch.Tensor]:
     return out
 
 
-def ldm_vae_state_dict(model: StableDiffusion) -> dict[str, torch.Tensor]:
-    vae = model.vae
+def ldm_vae_state_dict(vae: AutoencoderKL) -> dict[str, torch.Tensor]:
     n, layers = len(vae.config.block_out_channels), int(vae.config.layers_per_block)
     table: list[tuple[str, str]] = []
     for i in range(n):
@@ -146,7 +146,7 @@ def ldm_text_encoder_state_dict(model: StableDiffusion, vocabulary: int) -> dict
 
 
 def original_sd_state_dict(model: StableDiffusion, vocabulary: int) -> dict[str, torch.Tensor]:
-    return {**ldm_unet_state_dict(model.unet), **ldm_vae_state_dict(model), **ldm_text_encoder_state_dict(model, vocabulary)}
+    return {**ldm_unet_state_dict(model.unet), **ldm_vae_state_dict(model.vae), **ldm_text_encoder_state_dict(model, vocabulary)}
 
 
 # ---- kohya LoRA ----
@@ -232,5 +232,7 @@ def export(workspace: Workspace, fmt: Format, out: Path | None = None) -> list[P
         pipe.save_pretrained(out, safe_serialization=True)
         return [out]
     vocabulary = len(model.tokenizer) - len(read_tokens(workspace))
-    save_safetensors_atomic(original_sd_state_dict(model, vocabulary), out)
+    # the parts' configs ride along, so portraitist loads the file offline whatever its shapes
+    metadata = configs_metadata(model.unet, model.vae, model.text_encoder, model.scheduler, vocabulary)
+    save_safetensors_atomic(original_sd_state_dict(model, vocabulary), out, metadata)
     return [out, *write_embeddings(workspace, out.parent)]
