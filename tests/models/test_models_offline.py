@@ -32,7 +32,10 @@ LOADS: dict[str, tuple[Callable[[], object], str]] = {
         lambda: depth_condition(Image.new("RGB", (32, 32)), "portraitist-tests/no-such-dpt"),
         "Give --depth-model .* or use --control pose or canny",
     ),
-    "aesthetic": (lambda: weights_file("portraitist-tests/no-such-head:head.pth"), "set aesthetic_weights .* `random`"),
+    "aesthetic": (
+        lambda: weights_file("portraitist-tests/no-such-head:head.pth"),
+        "set aesthetic_weights .* `random`",
+    ),
 }
 
 

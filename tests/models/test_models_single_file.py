@@ -20,7 +20,9 @@ def test_an_sd15_vae_file_in_the_original_layout_loads_offline(tmp_path: Path) -
     """A file like vae-ft-mse-840000-ema-pruned.safetensors: SD 1.5's VAE, LDM keys, no configs."""
     vae = random_sd.build_vae("sd15-random", seed=7)
     path = tmp_path / "vae-ft-mse.safetensors"
-    save_file({k.removeprefix("first_stage_model."): v.half() for k, v in ldm_vae_state_dict(vae).items()}, path)
+    save_file(
+        {k.removeprefix("first_stage_model."): v.half() for k, v in ldm_vae_state_dict(vae).items()}, path
+    )
 
     loaded = load_vae(str(path))
 
@@ -39,5 +41,7 @@ def test_an_sd2_file_offline_is_refused_at_once_with_what_to_do(tmp_path: Path) 
 def test_a_file_that_is_no_checkpoint_says_which_files_load(tmp_path: Path) -> None:
     path = tmp_path / "notes.safetensors"
     path.write_bytes(b"not a safetensors file")
-    with pytest.raises(PortraitistError, match="could not be read as a Stable Diffusion checkpoint .*SD 1.5's shapes"):
+    with pytest.raises(
+        PortraitistError, match="could not be read as a Stable Diffusion checkpoint .*SD 1.5's shapes"
+    ):
         load_base(str(path))

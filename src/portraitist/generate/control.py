@@ -25,7 +25,7 @@ from PIL import Image, ImageOps
 
 from portraitist.errors import PortraitistError
 from portraitist.generate.config import DEFAULT_DEPTH_MODEL, ControlKind
-from portraitist.models.offline import load_from_hub
+from portraitist.models.offline import load_from_hub, load_pretrained
 
 DEFAULT_CONTROLNETS: dict[str, str] = {
     "pose": "lllyasviel/control_v11p_sd15_openpose",
@@ -184,10 +184,8 @@ def load_controlnet(spec: str) -> ControlNetModel:
         elif path.is_dir():
             model = ControlNetModel.from_pretrained(str(path), local_files_only=True)
         else:
-            model = load_from_hub(
-                lambda local_only: ControlNetModel.from_pretrained(spec, local_files_only=local_only), spec,
-                "ControlNet", "Give --controlnet a ControlNet folder or .safetensors file you have.",
-            )
+            instead = "Give --controlnet a ControlNet folder or .safetensors file you have."
+            (model,) = load_pretrained(spec, "ControlNet", instead, ControlNetModel)
     except (OSError, ValueError) as exc:
         raise PortraitistError(
             f"Could not load the ControlNet {spec!r} ({str(exc).splitlines()[0]}). Give --controlnet a folder, a "

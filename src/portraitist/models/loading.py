@@ -26,7 +26,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from portraitist.errors import PortraitistError
 from portraitist.models import random_sd
-from portraitist.models.offline import load_from_hub
+from portraitist.models.offline import load_from_hub, load_pretrained
 from portraitist.models.single_file import load_single_file, load_single_file_vae
 from portraitist.world.codec import PixelCodec
 from portraitist.world.model import BASE_DIR as WORLD_BASE_DIR
@@ -181,10 +181,11 @@ def load_vae(spec: str) -> AutoencoderKL:
         if path.is_dir():
             sub = "vae" if (path / "vae" / "config.json").exists() else None
             return AutoencoderKL.from_pretrained(str(path), subfolder=sub, local_files_only=True)
-        return load_from_hub(
-            lambda local_only: AutoencoderKL.from_pretrained(spec, local_files_only=local_only), spec, "VAE",
-            "Give --vae a VAE folder or file you have, or leave --vae out to keep the base model's own.",
+        (vae,) = load_pretrained(
+            spec, "VAE", "Give --vae a VAE folder or file you have, or leave --vae out to keep the base model's own.",
+            AutoencoderKL,
         )
+        return vae
     except (OSError, ValueError) as exc:
         raise PortraitistError(
             f"Could not load the VAE {spec!r} ({type(exc).__name__}: {str(exc).splitlines()[0]}). "

@@ -14,7 +14,7 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from portraitist.errors import PortraitistError
@@ -37,7 +37,7 @@ def hub_unreachable() -> str | None:
             return f"{name} is set"
     url = urlsplit(hub_endpoint())
     host, port = url.hostname or "", url.port or (80 if url.scheme == "http" else 443)
-    failure: list[str] = ["no answer within {:g} s".format(PROBE_TIMEOUT_S)]
+    failure: list[str] = [f"no answer within {PROBE_TIMEOUT_S:g} s"]
 
     def probe() -> None:
         try:
@@ -72,3 +72,13 @@ def load_from_hub(load: Callable[[bool], T], spec: str, what: str, instead: str)
             f"The {what} {spec!r} comes from the Hugging Face hub, which is out of reach ({offline}), and it is "
             f"not in the local hub cache. {instead}"
         ) from exc
+
+
+def load_pretrained(spec: str, what: str, instead: str, *classes: Any) -> list[Any]:
+    """Each class's `from_pretrained(spec)` (a model, its processor, its tokenizer), as `load_from_hub` loads."""
+    return load_from_hub(
+        lambda local_only: [cls.from_pretrained(spec, local_files_only=local_only) for cls in classes],
+        spec,
+        what,
+        instead,
+    )

@@ -48,13 +48,20 @@ _MODEL_INDEX = {
 
 
 def configs_metadata(
-    unet: torch.nn.Module, vae: torch.nn.Module, text_encoder: torch.nn.Module, scheduler: Any, vocabulary: int
+    unet: torch.nn.Module,
+    vae: torch.nn.Module,
+    text_encoder: torch.nn.Module,
+    scheduler: Any,
+    vocabulary: int,
 ) -> dict[str, str]:
     """safetensors metadata that lets `load_single_file` rebuild these parts offline; `vocabulary`: the
     text encoder's rows in the file (the base's, without learned tokens)."""
     text = dict(text_encoder.config.to_dict(), vocab_size=vocabulary)
     configs = {
-        "unet": dict(unet.config), "vae": dict(vae.config), "text_encoder": text, "scheduler": dict(scheduler.config)
+        "unet": dict(unet.config),
+        "vae": dict(vae.config),
+        "text_encoder": text,
+        "scheduler": dict(scheduler.config),
     }
     return {METADATA_KEY: json.dumps(configs, default=list)}
 
@@ -68,7 +75,11 @@ def sd15_configs() -> dict[str, dict[str, Any]]:
             "text_encoder": random_sd.build_text_encoder("sd15-random"),
         }
     configs = {name: dict(part.config) for name, part in parts.items() if name != "text_encoder"}
-    return {**configs, "text_encoder": parts["text_encoder"].config.to_dict(), "scheduler": random_sd.SD_SCHEDULER}
+    return {
+        **configs,
+        "text_encoder": parts["text_encoder"].config.to_dict(),
+        "scheduler": random_sd.SD_SCHEDULER,
+    }
 
 
 def _checkpoint_configs(path: Path) -> dict[str, dict[str, Any]] | None:
@@ -141,10 +152,10 @@ def load_single_file(path: Path) -> dict[str, Any]:
                 str(path), config=folder, local_files_only=True, tokenizer=clip_tokenizer(),
                 scheduler=DDPMScheduler.from_config(configs["scheduler"]), safety_checker=None, feature_extractor=None,
             )  # fmt: skip
-    return dict(
-        tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, unet=pipe.unet, vae=pipe.vae,
-        scheduler=DDPMScheduler.from_config(pipe.scheduler.config),
-    )  # fmt: skip
+    return {
+        "tokenizer": pipe.tokenizer, "text_encoder": pipe.text_encoder, "unet": pipe.unet, "vae": pipe.vae,
+        "scheduler": DDPMScheduler.from_config(pipe.scheduler.config),
+    }  # fmt: skip
 
 
 def load_single_file_vae(path: Path) -> AutoencoderKL:
@@ -152,4 +163,6 @@ def load_single_file_vae(path: Path) -> AutoencoderKL:
     with _reading(path), _configs_folder(path) as found:
         if found is None:
             return AutoencoderKL.from_single_file(str(path))
-        return AutoencoderKL.from_single_file(str(path), config=found[0], subfolder="vae", local_files_only=True)
+        return AutoencoderKL.from_single_file(
+            str(path), config=found[0], subfolder="vae", local_files_only=True
+        )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from portraitist.errors import PortraitistError
-from portraitist.models.offline import load_from_hub
+from portraitist.models.offline import load_pretrained
 from portraitist.prepare.config import Context
 
 # Textual Inversion's imagenet_templates_small (Gal et al. 2022), as CLIP-style prompts.
@@ -81,14 +81,11 @@ def blip_captions(crops: Sequence[Image.Image], model_id: str, device: str) -> l
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
     try:
-        processor, model = load_from_hub(
-            lambda local_only: (
-                BlipProcessor.from_pretrained(model_id, local_files_only=local_only),
-                BlipForConditionalGeneration.from_pretrained(model_id, local_files_only=local_only),
-            ),
+        processor, model = load_pretrained(
             model_id, "BLIP caption model",
             "Set caption_model to a BLIP folder you have (in the [prepare] table of a --config file), or use "
             "another context such as --context background_tokens.",
+            BlipProcessor, BlipForConditionalGeneration,
         )  # fmt: skip
         model = model.to(device).eval()
     except (OSError, ValueError) as exc:
