@@ -113,10 +113,6 @@ class RunResult:
     seconds: dict[str, float]  # wall-clock seconds of each step this call ran (models loading included)
     training_resumed_from: int | None  # the checkpoint step, when this run continued a training
 
-    @property
-    def skipped(self) -> list[str]:
-        return self.plan.skipped
-
 
 def read_done(workspace: Workspace) -> list[str]:
     """Stages (and generate's styles, as `generate:<style>`) this workspace has finished."""

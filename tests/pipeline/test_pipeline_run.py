@@ -74,7 +74,7 @@ def test_run_resumes_after_a_crash_between_stages_without_redoing_work(
     seen: list[ProgressEvent] = []
     result = run_pipeline(workspace, None, offline_run, seen.append)  # no photos needed to resume
 
-    assert result.skipped == ["prepare", "train"]
+    assert result.plan.skipped == ["prepare", "train"]
     assert {e.stage for e in seen} >= {"generate", "rank", "upscale"}
     assert not {"prepare", "train"} & {e.stage for e in seen}
     assert (workspace.model_dir / "model.json").stat().st_mtime_ns == trained
