@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -22,6 +22,14 @@ class StageConfig(BaseModel):
     """Base of every stage's settings: an unknown (e.g. misspelt) setting is an error, not ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+    # settings that change how a stage runs (where, how fast, how often it saves), not what it makes:
+    # `portraitist run` resumes a stage when only these changed
+    how_not_what: ClassVar[frozenset[str]] = frozenset()
+
+    def output_settings(self) -> dict[str, Any]:
+        """The settings the stage's output depends on, as JSON values (what WS/run.json records)."""
+        return self.model_dump(mode="json", exclude=set(self.how_not_what))
 
 
 def load_config(model: type[C], path: Path | None, section: str, /, **overrides: Any) -> C:

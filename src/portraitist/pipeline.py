@@ -1,15 +1,14 @@
 """`portraitist run`: prepare -> train -> generate -> rank -> upscale, resumable.
 
-Finished stages are recorded in WS/run.json and skipped when the same run is started again;
-training resumes from its own checkpoint. So rerunning after a crash, a kill or a cancelled
-service job continues from the last finished stage (issue 6, issue 7's worker).
+WS/run.json records each step's settings (run_state.py): rerunning the same command after a crash,
+a kill or a cancelled service job continues from the last finished step (training from its
+checkpoint); rerunning with changed settings redoes the steps they affect and every later stage.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from pydantic import BaseModel, Field, model_validator
 from portraitist.config import StageConfig
 from portraitist.errors import PortraitistError
 from portraitist.generate.config import GenerateConfig
+from portraitist.generate.outputs import OutputFolder
 from portraitist.generate.stage import generate
 from portraitist.models.loading import DEFAULT_BASE
 from portraitist.prepare.config import PrepareConfig
@@ -27,13 +27,13 @@ from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.rank.config import RankConfig
 from portraitist.rank.stage import rank
 from portraitist.report import write_report
+from portraitist.run_state import Plan, RunState, plan_steps
 from portraitist.train.config import TrainConfig
 from portraitist.train.stage import TrainResult, train
 from portraitist.upscale.config import UpscaleConfig
 from portraitist.upscale.stage import upscale
-from portraitist.workspace import Workspace, write_json_atomic
+from portraitist.workspace import Workspace
 
-STAGES = ("prepare", "train", "generate", "rank", "upscale")
 DEFAULT_STYLES = ["photo", "oil-painting", "cinematic", "pencil-sketch"]
 
 
@@ -55,6 +55,11 @@ class RunConfig(StageConfig):
     )
     n: int = Field(32, ge=1, description="Images generated in all, shared among the styles and prompts.")
     k: int = Field(4, ge=1, description="Best images kept and upscaled.")
+    clip_model: str | None = Field(
+        None,
+        description="CLIP of every stage that uses one (prepare's class word, rank's scorers): hub id, folder, "
+        "or `tiny` offline (default: each stage's own).",
+    )
     scale: int | None = Field(None, description="Upscale factor, 2 or 4 (default 2).")
     seed: int = Field(0, description="Seed of every stage: same photos and seed, same portraits.")
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
@@ -71,11 +76,12 @@ class RunConfig(StageConfig):
         if self.steps:
             train["steps"] = self.steps
         upscale = {"scale": self.scale} if self.scale else {}
+        clip = {"clip_model": self.clip_model} if self.clip_model else {}
         return {
-            "prepare": self.prepare.model_copy(update={"seed": self.seed}),
+            "prepare": self.prepare.model_copy(update={"seed": self.seed, **clip}),
             "train": self.train.model_copy(update=train),
             "generate": self.generate.model_copy(update={"vae": self.vae or self.generate.vae}),
-            "rank": self.rank.model_copy(update={"k": self.k}),
+            "rank": self.rank.model_copy(update={"k": self.k, **clip}),
             "upscale": self.upscale.model_copy(update=upscale),
         }
 
@@ -103,28 +109,60 @@ class RunResult:
     workspace: Workspace
     selected: list[Path]
     report: Path
-    skipped: list[str]
+    plan: Plan  # which steps this call ran, skipped or ran again, and why
     seconds: dict[str, float]  # wall-clock seconds of each step this call ran (models loading included)
     training_resumed_from: int | None  # the checkpoint step, when this run continued a training
 
 
-def _state_path(workspace: Workspace) -> Path:
-    return workspace.root / "run.json"
-
-
-def _read_state(workspace: Workspace) -> dict[str, Any]:
-    path = _state_path(workspace)
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def read_done(workspace: Workspace) -> list[str]:
     """Stages (and generate's styles, as `generate:<style>`) this workspace has finished."""
-    return list(_read_state(workspace).get("done", []))
+    return list(RunState.read(workspace).done)
 
 
 def read_seconds(workspace: Workspace) -> dict[str, float]:
     """Wall-clock seconds each finished step took, for the report and `portraitist bench run`."""
-    return dict(_read_state(workspace).get("seconds", {}))
+    return dict(RunState.read(workspace).seconds)
+
+
+@dataclass(frozen=True)
+class _Step:
+    name: str
+    settings: dict[str, Any]  # what the step's output depends on
+    work: Callable[[bool], list[Path] | None]  # (start over?) -> the files it made that a rerun replaces
+
+
+def _steps(
+    workspace: Workspace, photos: list[Path], config: RunConfig, progress: ProgressCallback, boxes: Path | None,
+    trained: list[TrainResult],
+) -> list[_Step]:
+    """Every step of the job in run order, each with the settings its output depends on."""
+    configs = config.stage_configs()
+
+    def prepare_step(_: bool) -> None:
+        prepare(workspace, photos, configs["prepare"], progress, boxes)
+
+    def train_step(fresh: bool) -> None:
+        # a finished or outdated training is redone from step 0; an interrupted one continues
+        settings = configs["train"].model_copy(update={"restart": fresh})
+        trained.append(train(workspace, settings, config.base, progress))
+
+    def generate_step(request: GenerateConfig) -> Callable[[bool], list[Path]]:
+        return lambda _: generate(workspace, request, progress).images
+
+    def rank_step(_: bool) -> None:
+        rank(workspace, configs["rank"], progress)
+
+    def upscale_step(_: bool) -> None:
+        upscale(workspace, configs["upscale"], progress)
+
+    requests = [(name, configs["generate"].model_copy(update=s)) for name, s in config.generation_requests()]
+    return [
+        _Step("prepare", configs["prepare"].output_settings(), prepare_step),
+        _Step("train", {"base": config.base, **configs["train"].output_settings()}, train_step),
+        *(_Step(name, request.output_settings(), generate_step(request)) for name, request in requests),
+        _Step("rank", configs["rank"].output_settings(), rank_step),
+        _Step("upscale", configs["upscale"].output_settings(), upscale_step),
+    ]
 
 
 def run_pipeline(
@@ -134,42 +172,57 @@ def run_pipeline(
     progress: ProgressCallback = no_progress,
     boxes: Path | None = None,
 ) -> RunResult:
-    """Run every stage not yet finished; an exception from `progress` stops the run there.
+    """Run every step not yet finished with these settings; an exception from `progress` stops the run there.
 
     boxes: the photos' face boxes and masks for prepare (`prepare --boxes`, prepare/boxes.py).
     """
-    configs = config.stage_configs()
-    done = read_done(workspace)
-    seconds = read_seconds(workspace)
-    skipped = list(done)
-    ran: dict[str, float] = {}
-
-    def step(name: str, work: Any) -> None:
-        if name in done:
-            return
-        start = time.perf_counter()
-        work()
-        ran[name] = seconds[name] = time.perf_counter() - start
-        done.append(name)
-        write_json_atomic(_state_path(workspace), {"done": done, "seconds": seconds})
-        progress(ProgressEvent("run", len(done), None, f"{name} done"))
-
-    if "prepare" not in done and not photos:
-        raise PortraitistError(
-            f"{workspace.root} has no prepared dataset yet: give the photos, "
-            f"e.g. `portraitist run ~/Pictures/me/*.jpg --workspace {workspace.root} --base MODEL`."
-        )
-    step("prepare", lambda: prepare(workspace, list(photos or []), configs["prepare"], progress, boxes))
+    state = RunState.read(workspace)
     trained: list[TrainResult] = []
-    step("train", lambda: trained.append(train(workspace, configs["train"], config.base, progress)))
-    for name, settings in config.generation_requests():
-        request = configs["generate"].model_copy(update=settings)
-        step(name, lambda c=request: generate(workspace, c, progress))
-    step("rank", lambda: rank(workspace, configs["rank"], progress))
-    step("upscale", lambda: upscale(workspace, configs["upscale"], progress))
+    steps = _steps(workspace, _photos(workspace, photos, state), config, progress, boxes, trained)
+    plan = plan_steps(state, [(step.name, step.settings) for step in steps])
+    _forget(workspace, state, plan)
+    ran: dict[str, float] = {}
+    for step in steps:
+        if step.name not in plan.run:
+            continue
+        state.settings[step.name] = step.settings
+        state.write(workspace)
+        start = time.perf_counter()
+        made = step.work(step.name not in plan.continued)
+        ran[step.name] = state.seconds[step.name] = time.perf_counter() - start
+        if made is not None:
+            state.files[step.name] = [workspace.relative(path) for path in made]
+        state.done.append(step.name)
+        state.write(workspace)
+        progress(ProgressEvent("run", len(state.done), len(steps), f"{step.name} done"))
     report = write_report(workspace)
     selected_dir = workspace.outputs_dir / "selected"
     selected = sorted(selected_dir.glob("*.png")) if selected_dir.exists() else []
     resumed = trained[0].resumed_from if trained else None
-    return RunResult(workspace, selected, report, skipped, ran, resumed)
+    return RunResult(workspace, selected, report, plan, ran, resumed)
 
+
+def _photos(workspace: Workspace, photos: Sequence[Path] | None, state: RunState) -> list[Path]:
+    """The photos prepare reads: those given, else the copies an earlier prepare kept in WS/photos/."""
+    if photos:
+        return list(photos)
+    if workspace.photos_dir.is_dir() and any(workspace.photos_dir.iterdir()):
+        return [workspace.photos_dir]
+    if "prepare" not in state.done:
+        raise PortraitistError(
+            f"{workspace.root} has no prepared dataset yet: give the photos, "
+            f"e.g. `portraitist run ~/Pictures/me/*.jpg --workspace {workspace.root} --base MODEL`."
+        )
+    return []
+
+
+def _forget(workspace: Workspace, state: RunState, plan: Plan) -> None:
+    """Before anything runs: the steps about to run, or no longer asked for, are no longer done and the
+    images they made leave outputs/, so an interrupted rerun cannot leave stale ones to be ranked."""
+    forget = plan.dropped + plan.run
+    state.done = [name for name in state.done if name not in forget]
+    for name in plan.dropped:
+        state.settings.pop(name, None)
+    outputs = OutputFolder.in_workspace(workspace, "images", "generations.jsonl")
+    outputs.remove([file for name in forget for file in state.files.pop(name, [])])
+    state.write(workspace)

@@ -75,12 +75,12 @@ def test_canny_is_white_edges_on_black(astronaut: Image.Image) -> None:
 
 
 def test_depth_model_offline_says_what_to_do(astronaut: Image.Image) -> None:
-    with pytest.raises(PortraitistError, match="Could not load the depth model.*--control pose or canny"):
+    with pytest.raises(PortraitistError, match="depth model .Intel/dpt-hybrid-midas. comes from the Hugging Face hub.*--control pose or canny"):
         depth_condition(astronaut, "Intel/dpt-hybrid-midas")
 
 
 def test_missing_controlnet_weights_say_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(PortraitistError, match="Could not load the ControlNet"):
+    with pytest.raises(PortraitistError, match="There is no ControlNet at .*nothing-here. Give --controlnet a ControlNet folder"):
         load_controlnet(str(tmp_path / "nothing-here"))
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from portraitist.config import load_config
 from portraitist.errors import PortraitistError
+from portraitist.generate.config import GenerateConfig
 from portraitist.generate.sizes import image_size
+from portraitist.pipeline import RunConfig
 
 
 @pytest.mark.parametrize(
@@ -37,3 +42,22 @@ def test_size_not_divisible_by_8_is_refused_with_the_nearest_good_sizes() -> Non
 def test_unknown_aspect_is_refused(aspect: str) -> None:
     with pytest.raises(PortraitistError, match="aspect ratio"):
         image_size(aspect, 512)
+
+
+@pytest.mark.parametrize("aspect", ["7:3", "100:1", "1:3"])
+def test_ratios_past_2_to_1_are_refused_by_every_way_in_with_the_allowed_ones(aspect: str, tmp_path: Path) -> None:
+    allowed = r"Use one of 1:1, 4:5, 9:16, 16:9, or another width:height from 1:2 to 2:1"
+    with pytest.raises(PortraitistError, match=allowed):
+        GenerateConfig(aspect=aspect)
+    with pytest.raises(PortraitistError, match=allowed):  # `run`'s file and the service's jobs
+        RunConfig.model_validate({"generate": {"aspect": aspect}})
+    toml = tmp_path / "generate.toml"
+    toml.write_text(f'[generate]\naspect = "{aspect}"\n')
+    with pytest.raises(PortraitistError, match=allowed):
+        load_config(GenerateConfig, toml, "generate")
+
+
+@pytest.mark.parametrize(("aspect", "expected"), [("2:3", (64, 96)), ("2:1", (128, 64)), (" 9:16 ", (64, 112))])
+def test_other_ratios_within_2_to_1_are_accepted(aspect: str, expected: tuple[int, int]) -> None:
+    config = GenerateConfig(aspect=aspect)
+    assert image_size(config.aspect, 64) == expected

@@ -13,6 +13,7 @@ from PIL import Image
 from portraitist.errors import PortraitistError
 from portraitist.generate.config import GenerateConfig
 from portraitist.generate.stage import generate
+from portraitist.models.random_sd import build_vae
 from portraitist.workspace import Workspace
 
 
@@ -62,7 +63,7 @@ def test_me_expands_to_the_workspace_subject(trained: Workspace) -> None:
     assert record["file"] == f"outputs/images/{result.images[0].name}"
     assert set(record) == {
         "file", "prompt", "negative_prompt", "style", "seed", "steps", "guidance", "width", "height", "scheduler",
-        "control",
+        "vae", "control",
     }  # fmt: skip
 
 
@@ -92,7 +93,7 @@ def test_trained_weights_change_the_images(trained_templates: dict[str, Path], t
     [
         (dict(style="steampunk-unicorn"), r"Unknown style 'steampunk-unicorn'. Styles: photo, studio"),
         (dict(aspect="9:16", size=500), r"not a positive multiple of 8.*496 or 504"),
-        (dict(aspect="tall"), r"Unknown aspect ratio"),
+        (dict(aspect="tall"), r"Unsupported aspect ratio .tall.. Use one of 1:1, 4:5"),
         (dict(prompt="a photo of {me}"), r"uses \{me\}.*give --workspace"),
         (dict(style="anime", prompt="a cat"), r"either a style .* or your own prompt"),
         (dict(scheduler="warp-drive"), r"Unknown scheduler 'warp-drive'. Schedulers: euler, euler-a"),
@@ -121,3 +122,14 @@ def test_sizes_follow_the_models_latent_scale(tmp_path: Path) -> None:
     assert Image.open(result.images[0]).size == (34, 34)
     with pytest.raises(PortraitistError, match="33 px is not a positive multiple of 2"):
         generate(None, GenerateConfig(base="world", out=tmp_path, n=1, steps=1, size=33))
+
+
+def test_the_vae_that_decoded_an_image_is_recorded(tmp_path: Path) -> None:
+    folder = tmp_path / "my-vae"
+    build_vae("tiny", seed=5).save_pretrained(folder)  # a VAE saved to disk, as --vae takes it
+    generate(None, GenerateConfig(base="tiny", out=tmp_path / "own", n=1, steps=1))
+    generate(None, GenerateConfig(base="tiny", out=tmp_path / "swapped", n=1, steps=1, vae=str(folder)))
+    own = json.loads((tmp_path / "own" / "generations.jsonl").read_text())
+    swapped = json.loads((tmp_path / "swapped" / "generations.jsonl").read_text())
+    assert own["vae"] is None  # the base's own
+    assert swapped["vae"] == str(folder)

@@ -30,3 +30,10 @@ def test_misspelt_setting_in_a_file_names_it(tmp_path: Path) -> None:
     path.write_text("[train]\nlearning_rate = 1e-5\n")  # the field is learning_rates
     with pytest.raises(PortraitistError, match="learning_rate"):
         load_config(TrainConfig, path, "train")
+
+
+def test_runs_clip_model_reaches_every_stage_that_uses_clip() -> None:
+    stages = RunConfig(clip_model="tiny").stage_configs()
+    assert stages["prepare"].clip_model == stages["rank"].clip_model == "tiny"
+    own = RunConfig(prepare={"clip_model": "./my-clip"}).stage_configs()  # without it, each stage's own
+    assert own["prepare"].clip_model == "./my-clip" and own["rank"].clip_model == RankConfig().clip_model

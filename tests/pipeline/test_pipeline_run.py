@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
+from portraitist.cli import app
 from portraitist.pipeline import RunConfig, read_done, run_pipeline
 from portraitist.progress import ProgressEvent
 from portraitist.workspace import Workspace
@@ -72,7 +74,7 @@ def test_run_resumes_after_a_crash_between_stages_without_redoing_work(
     seen: list[ProgressEvent] = []
     result = run_pipeline(workspace, None, offline_run, seen.append)  # no photos needed to resume
 
-    assert result.skipped == ["prepare", "train"]
+    assert result.plan.skipped == ["prepare", "train"]
     assert {e.stage for e in seen} >= {"generate", "rank", "upscale"}
     assert not {"prepare", "train"} & {e.stage for e in seen}
     assert (workspace.model_dir / "model.json").stat().st_mtime_ns == trained
@@ -124,3 +126,57 @@ def test_run_survives_kill_9_inside_training(tmp_path: Path, sample_photos: list
     assert 4 <= checkpoint < steps and checkpoint % 4 == 0  # continued, not restarted
     assert train_steps(workspace) == list(range(1, steps + 1))  # every step logged exactly once
     assert read_done(workspace)[-1] == "upscale"
+
+
+def generated_files(workspace: Workspace) -> list[str]:
+    lines = (workspace.outputs_dir / "generations.jsonl").read_text().splitlines()
+    return sorted(json.loads(line)["file"] for line in lines if line.strip())
+
+
+def test_a_rerun_with_changed_settings_redoes_what_they_affect_and_says_why(
+    tmp_path: Path, sample_photos: list[Path], offline_run: RunConfig
+) -> None:
+    workspace = Workspace(tmp_path / "ws")
+    run_pipeline(workspace, sample_photos, offline_run)
+    trained = (workspace.model_dir / "model.json").stat().st_mtime_ns
+
+    # a third style and one more kept image: photo's and anime's requests stay as they were (2 images each)
+    more = offline_run.model_copy(update=dict(styles=["photo", "anime", "cyborg"], n=6, k=3))
+    result = run_pipeline(workspace, None, more)
+
+    assert result.plan.skipped == ["prepare", "train", "generate:photo", "generate:anime"]
+    assert list(result.plan.changed) == ["rank"] and "k 2 -> 3" in result.plan.changed["rank"]
+    assert result.plan.after == ["upscale"]
+    assert list(result.seconds) == ["generate:cyborg", "rank", "upscale"]
+    assert (workspace.model_dir / "model.json").stat().st_mtime_ns == trained
+    assert len(generated_files(workspace)) == 6 and len(result.selected) == 3
+    ranked = json.loads((workspace.outputs_dir / "scores.json").read_text())["images"]
+    assert sorted(image["file"] for image in ranked) == generated_files(workspace)  # the new images are ranked too
+
+    # more training steps and one style, from the command line: the model is trained again from step 0,
+    # and only the new images stay
+    config = tmp_path / "run.toml"
+    config.write_text(OFFLINE_TOML)
+    command = ["run", "-w", str(workspace.root), "--base", "tiny", "--styles", "photo", "--num-images", "2",
+               "--keep", "1", "--steps", "12", "--config", str(config)]  # fmt: skip
+    result = CliRunner().invoke(app, command, env={"COLUMNS": "200"})
+
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "Resumed: already done were prepare." in said
+    assert "Settings changed since the last run: train (steps 8 -> 12); rank (k 3 -> 1)." in said
+    assert "Ran again because an earlier stage did: generate:photo, upscale." in said
+    assert "No longer asked for, so their images were removed: generate:anime, generate:cyborg." in said
+    assert train_steps(workspace) == list(range(1, 13))  # from step 0, not from the 8-step model
+    files = generated_files(workspace)
+    assert len(files) == 2 and all(f.startswith("outputs/images/photo-") for f in files)
+    assert sorted(p.name for p in (workspace.outputs_dir / "images").iterdir()) == sorted(Path(f).name for f in files)
+    assert len(list((workspace.outputs_dir / "selected").glob("*.png"))) == 1
+
+    # the same settings again: nothing to do
+    fewer = RunConfig.model_validate(
+        dict(tomllib.loads(OFFLINE_TOML), base="tiny", steps=12, styles=["photo"], n=2, k=1)
+    )
+    seen: list[ProgressEvent] = []
+    again = run_pipeline(workspace, None, fewer, seen.append)
+    assert again.plan.run == [] and again.plan.skipped == read_done(workspace) and seen == []

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from portraitist.cli import app
 from portraitist.cli.demo import scene_followed
 from portraitist.errors import PortraitistError
-from portraitist.world import family as world_family
 from portraitist.pipeline import RunConfig
 from portraitist.workspace import Workspace
+from portraitist.world import family as world_family
 from portraitist.world.model import build_world_base
 
 runner = CliRunner()

@@ -3,6 +3,8 @@ kohya LoRAs and textual-inversion embeddings."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline
@@ -163,3 +165,28 @@ def test_export_command(full_workspace):
     assert result.exit_code == 0, result.output
     assert (full_workspace.root / "export" / "model.safetensors").exists()
     assert (full_workspace.root / "export" / "portraitist-sks.safetensors").exists()
+
+
+def test_an_exported_single_file_loads_back_offline_as_a_base(full_workspace, tmp_path):
+    """portraitist's own single file is a --base anywhere, without a network: its configs ride along."""
+    out = tmp_path / "me.safetensors"
+    export(full_workspace, "single-file", out)
+
+    loaded = load_base(str(out))  # tiny's shapes, which SD 1.5's configs would not fit
+    trained = load_trained(full_workspace)
+    for name in ("unet", "vae"):
+        ours, theirs = getattr(trained, name).state_dict(), getattr(loaded, name).state_dict()
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours), name
+    rows = loaded.text_encoder.get_input_embeddings().weight
+    assert torch.equal(rows, trained.text_encoder.get_input_embeddings().weight[:N_BASE])
+    assert loaded.scheduler.config.prediction_type == trained.scheduler.config.prediction_type
+
+    # and `generate` samples it, with a VAE folder saved to disk in place of its own
+    vae = tmp_path / "vae"
+    random_sd.build_vae("tiny", seed=3).save_pretrained(vae)
+    command = ["generate", "--base", str(out), "--vae", str(vae), "--out", str(tmp_path / "images"), "-n", "1",
+               "--steps", "2", "--prompt", "a photo of portraitist-sks girl"]  # fmt: skip
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "images" / "generations.jsonl").read_text())
+    assert record["vae"] == str(vae) and (tmp_path / "images" / record["file"]).exists()

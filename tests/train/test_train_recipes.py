@@ -10,7 +10,7 @@ import torch
 from portraitist.models.loading import load_base
 from portraitist.train.artifacts import load_trained, read_model_info
 from portraitist.train.config import TrainConfig
-from portraitist.train.recipes import get_recipe, stage_steps
+from portraitist.train.recipes import Stage, get_recipe, stage_steps
 from portraitist.train.stage import train
 
 N_BASE = 49408
@@ -100,3 +100,14 @@ def test_default_precision_on_this_cpu_saves_fp32_truth(prepared):
     assert rows.dtype == torch.float32
     assert torch.equal(rows[:N_BASE], base.text_encoder.get_input_embeddings().weight)
     assert torch.equal(rows[N_BASE:], result.model.text_encoder.get_input_embeddings().weight[N_BASE:])
+
+
+def test_your_own_stages_are_reported_as_such(prepared):
+    stages = [
+        Stage(name="tokens", share=0.5, learning_rates={"tokens": 1e-3}),
+        Stage(name="unet", share=0.5, learning_rates={"unet": 1e-6}),
+    ]
+    assert get_recipe("staged").label == "staged"
+    result = train(prepared, TrainConfig(stages=stages, steps=2, flip=False), "tiny")
+    assert result.recipe == "custom (2 stages, staged's prompts)"
+    assert read_model_info(prepared).recipe == result.recipe  # what the report shows

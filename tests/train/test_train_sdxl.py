@@ -246,3 +246,28 @@ def test_staged_trains_the_sdxl_unet_as_lora_by_default_and_whole_when_asked(pre
 
     train(prepared, staged.model_copy(update={"unet_lora": False, "restart": True}), "tiny-xl")
     assert set(read_model_info(prepared).files) == {"unet", "text_encoder", "text_encoder_2"}
+
+
+def test_an_exported_sdxl_single_file_loads_back_offline(prepared, tmp_path):
+    train(prepared, TrainConfig(recipe="textual-inversion", steps=1, precision="fp32", flip=False), "tiny-xl")
+    out = tmp_path / "me.safetensors"
+    export(prepared, "single-file", out)
+
+    loaded = load_base(str(out))  # HF_HUB_OFFLINE is set for the tests: the configs come from the file
+
+    base = load_base("tiny-xl")
+    assert loaded.family.name == "sdxl"
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        ours, theirs = _plain(getattr(base, name).state_dict()), _plain(getattr(loaded, name).state_dict())
+        assert all(torch.equal(ours[k], theirs[k]) for k in ours), name
+    assert loaded.tokenizer_2.pad_token == "!"
+
+
+def test_a_foreign_sdxl_file_gets_sdxl_base_configs():
+    """An A1111/ComfyUI SDXL file carries no configs: SDXL base 1.0's, read off the meta device."""
+    from portraitist.models.single_file import family_configs
+
+    configs = family_configs("sdxl-random")
+    assert configs["unet"]["cross_attention_dim"] == 2048
+    assert list(configs["unet"]["transformer_layers_per_block"]) == [1, 2, 10]
+    assert configs["text_encoder_2"]["hidden_size"] == 1280 and configs["vae"]["scaling_factor"] == 0.13025

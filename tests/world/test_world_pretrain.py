@@ -17,12 +17,12 @@ from portraitist.cli import app
 from portraitist.errors import PortraitistError
 from portraitist.generate.config import GenerateConfig
 from portraitist.generate.stage import generate
-from portraitist.world import family as world_family
 from portraitist.models.loading import load_base
 from portraitist.train.config import TrainConfig
 from portraitist.train.export import export
 from portraitist.train.stage import train
 from portraitist.workspace import DatasetManifest, PhotoRecord, TokenInit, Workspace
+from portraitist.world import family as world_family
 from portraitist.world.codec import PixelCodec
 from portraitist.world.model import BASE_DIR, build_codec, build_components, build_world_base
 from portraitist.world.pretrain import CHECKPOINT, PretrainConfig, learning_rate, pretrain

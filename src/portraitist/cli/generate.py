@@ -10,6 +10,7 @@ from rich.table import Table
 from portraitist.cli.app import app, console, progress_display, quiet_libraries
 from portraitist.config import load_config
 from portraitist.generate.config import GenerateConfig
+from portraitist.generate.sizes import ASPECT_RANGE
 from portraitist.generate.styles import STYLES
 from portraitist.workspace import Workspace
 
@@ -49,12 +50,14 @@ def generate_command(
     style: str | None = typer.Option(None, "--style", "-s", help="A style preset (see --list-styles); default photo."),
     prompt: str | None = typer.Option(None, "--prompt", "-p", help="Your own prompt; {me} stands for you."),
     negative: str | None = typer.Option(None, "--negative", help="Negative prompt (a style brings its own)."),
-    n: int | None = typer.Option(None, "-n", help="How many images (default 4)."),
+    n: int | None = typer.Option(None, "--num-images", "-n", help="How many images (default 4)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the first image; image i uses seed+i (default 0)."),
     steps: int | None = typer.Option(None, "--steps", help="Denoising steps (default 30)."),
     guidance: float | None = typer.Option(None, "--guidance", help="Classifier-free guidance scale (default 7)."),
     batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Images per UNet call (default 1)."),
-    aspect: str | None = typer.Option(None, "--aspect", help="1:1 (default), 4:5, 9:16 or 16:9."),
+    aspect: str | None = typer.Option(
+        None, "--aspect", help=f"1:1 (default), 4:5, 9:16, 16:9, or another W:H from {ASPECT_RANGE}."
+    ),
     size: int | None = typer.Option(None, "--size", help="Short side in pixels, a multiple of 8 (default: the model's)."),
     scheduler: str | None = typer.Option(
         None, "--scheduler", help="euler (default), euler-a, dpm++2m, dpm++2m-karras, ddim, pndm, lms, heun, unipc."

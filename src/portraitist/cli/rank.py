@@ -40,7 +40,7 @@ def rank_command(
     by: str | None = typer.Option(
         None, "--by", help=f"Scorer or comma-separated order of scorers (default {','.join(DEFAULT_ORDER)})."
     ),
-    k: int | None = typer.Option(None, "-k", help="How many of the best to select (default 4)."),
+    k: int | None = typer.Option(None, "--keep", "-k", help="How many of the best to select (default 4)."),
     clip_model: str | None = typer.Option(
         None, "--clip-model", help="CLIP: hub id or folder (default ViT-L/14), or `tiny` offline."
     ),

@@ -33,7 +33,7 @@ def swap_command(
     prompt: str | None = typer.Option(None, "--prompt", "-p", help="What the face becomes (default 'a photo of {me}')."),
     negative: str | None = typer.Option(None, "--negative", help="Negative prompt."),
     strength: float | None = typer.Option(None, "--strength", help="How much of the face is repainted, 0-1 (default 0.6)."),
-    n: int | None = typer.Option(None, "-n", help="How many versions (seeds; default 4)."),
+    n: int | None = typer.Option(None, "--num-images", "-n", help="How many versions (seeds; default 4)."),
     seed: int | None = typer.Option(None, "--seed", help="First seed (default 0)."),
     steps: int | None = typer.Option(None, "--steps", help="Denoising steps before strength (default 30)."),
     guidance: float | None = typer.Option(None, "--guidance", help="Classifier-free guidance scale (default 7)."),

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from portraitist.config import StageConfig
 from portraitist.errors import PortraitistError
+from portraitist.generate.sizes import ASPECT_RANGE, parse_aspect
 
 ControlKind = Literal["pose", "canny", "depth"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -17,6 +18,8 @@ DEFAULT_DEPTH_MODEL = "Intel/dpt-hybrid-midas"
 
 class SamplingConfig(StageConfig):
     """What every sampling command shares: the model, the sampler and the hardware."""
+
+    how_not_what = frozenset({"device", "batch_size", "cuda_graphs"})
 
     base: str | None = Field(None, description="Sample this base model instead of a workspace's (with --out).")
     out: Path | None = Field(None, description="Folder for the images when sampling a base model (no workspace).")
@@ -39,7 +42,9 @@ class GenerateConfig(SamplingConfig):
 
     style: str | None = Field(None, description="A style preset by name (see --list-styles); photo by default.")
     prompt: str | None = Field(None, description="Your own prompt; {me} stands for you.")
-    aspect: str = Field("1:1", description="Width:height: 1:1, 4:5, 9:16 (stories) or 16:9.")
+    aspect: str = Field(
+        "1:1", description=f"Width:height: 1:1, 4:5, 9:16 (stories), 16:9, or another ratio from {ASPECT_RANGE}."
+    )
     size: int | None = Field(
         None,
         description="The image's scale in pixels (default: the model's resolution): the short side on SD 1.x, the "
@@ -49,6 +54,12 @@ class GenerateConfig(SamplingConfig):
     control: ControlKind | None = Field(None, description="Steer the composition with a pose, depth or canny ControlNet.")
     reference: Path | None = Field(None, description="The image the control condition is taken from.")
     depth_model: str = Field(DEFAULT_DEPTH_MODEL, description="Depth-estimation model for --control depth.")
+
+    @field_validator("aspect")
+    @classmethod
+    def _known_aspect(cls, aspect: str) -> str:
+        parse_aspect(aspect)  # its PortraitistError passes through pydantic unwrapped
+        return aspect.strip()
 
     @model_validator(mode="after")
     def _control_needs_reference(self) -> GenerateConfig:

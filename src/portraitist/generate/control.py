@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import cv2
 import mediapipe as mp
@@ -24,6 +25,7 @@ from PIL import Image, ImageOps
 
 from portraitist.errors import PortraitistError
 from portraitist.generate.config import DEFAULT_DEPTH_MODEL, ControlKind
+from portraitist.models.offline import load_from_hub, load_pretrained
 
 # OpenPose body keypoints (COCO order) from mediapipe's 33 pose landmarks; the neck (1) is
 # the shoulders' midpoint. OpenPose's "right" is the person's right, as is mediapipe's.
@@ -124,10 +126,24 @@ def canny_condition(image: Image.Image, low: int = 100, high: int = 200) -> Imag
 
 def depth_condition(image: Image.Image, depth_model: str = DEFAULT_DEPTH_MODEL) -> Image.Image:
     """A relative depth map (near = bright) from a transformers depth-estimation model."""
-    from transformers import pipeline
+    from transformers import AutoImageProcessor, AutoModelForDepthEstimation, pipeline
+
+    def load(local_only: bool) -> Any:
+        # loaded here, not by name in pipeline(): transformers' look-up of a PEFT adapter beside the model
+        # ignores local_files_only unless it is given to it on its own
+        model = AutoModelForDepthEstimation.from_pretrained(
+            depth_model, local_files_only=local_only, adapter_kwargs={"local_files_only": local_only}
+        )
+        processor = AutoImageProcessor.from_pretrained(depth_model, local_files_only=local_only)
+        return pipeline("depth-estimation", model=model, image_processor=processor)
 
     try:
-        estimator = pipeline("depth-estimation", model=depth_model)
+        estimator = load_from_hub(
+            load,
+            depth_model, "depth model",
+            "Give --depth-model a depth-estimation folder you have, or use --control pose or canny, which need no "
+            "download.",
+        )  # fmt: skip
     except (OSError, ValueError) as exc:
         raise PortraitistError(
             f"Could not load the depth model {depth_model!r} ({str(exc).splitlines()[0]}). Give --depth-model a "
@@ -162,7 +178,8 @@ def load_controlnet(spec: str) -> ControlNetModel:
         elif path.is_dir():
             model = ControlNetModel.from_pretrained(str(path), local_files_only=True)
         else:
-            model = ControlNetModel.from_pretrained(spec)
+            instead = "Give --controlnet a ControlNet folder or .safetensors file you have."
+            (model,) = load_pretrained(spec, "ControlNet", instead, ControlNetModel)
     except (OSError, ValueError) as exc:
         raise PortraitistError(
             f"Could not load the ControlNet {spec!r} ({str(exc).splitlines()[0]}). Give --controlnet a folder, a "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,10 +56,21 @@ class OutputFolder:
             paths.append(path)
             records.append({"file": path.relative_to(self.root).as_posix(), **record})
         new_files = {r["file"] for r in records}
-        kept = [r for r in self.read() if r.get("file") not in new_files]
-        lines = [json.dumps(r, ensure_ascii=False) for r in kept + records]
-        write_bytes_atomic(self.log, ("\n".join(lines) + "\n").encode())
+        self._write([r for r in self.read() if r.get("file") not in new_files] + records)
         return paths
+
+    def remove(self, files: Iterable[str]) -> None:
+        """Delete these images (named as their records name them) and their records."""
+        gone = set(files)
+        if not gone:
+            return
+        for file in gone:
+            (self.root / file).unlink(missing_ok=True)
+        self._write([r for r in self.read() if r.get("file") not in gone])
+
+    def _write(self, records: list[dict[str, Any]]) -> None:
+        lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in records]
+        write_bytes_atomic(self.log, "".join(lines).encode())
 
     def read(self) -> list[dict[str, Any]]:
         if not self.log.exists():

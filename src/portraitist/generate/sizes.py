@@ -14,18 +14,23 @@ from portraitist.models.sd1 import SD1_FAMILY
 
 # width:height
 ASPECTS: dict[str, tuple[int, int]] = {"1:1": (1, 1), "4:5": (4, 5), "9:16": (9, 16), "16:9": (16, 9)}
+# Any other W:H up to twice as long as wide (or wide as long): past that the long side is over twice
+# the training resolution, where SD 1.x repeats heads and bodies, and the pixels grow without bound.
+MAX_ELONGATION = 2
+ASPECT_RANGE = f"1:{MAX_ELONGATION} to {MAX_ELONGATION}:1"
 
 
 def parse_aspect(aspect: str) -> tuple[int, int]:
-    """'9:16' -> (9, 16); any W:H of small positive integers is accepted."""
+    """'9:16' -> (9, 16); a W:H of positive integers from 1:2 to 2:1, else a PortraitistError."""
     parts = aspect.strip().split(":")
     try:
         w, h = (int(p) for p in parts)
     except ValueError:
         w = h = 0
-    if len(parts) != 2 or w <= 0 or h <= 0:
+    if len(parts) != 2 or w <= 0 or h <= 0 or max(w, h) > MAX_ELONGATION * min(w, h):
         raise PortraitistError(
-            f"Unknown aspect ratio {aspect!r}. Use width:height, e.g. one of {', '.join(ASPECTS)}."
+            f"Unsupported aspect ratio {aspect!r}. Use one of {', '.join(ASPECTS)}, or another width:height "
+            f"from {ASPECT_RANGE} (e.g. 2:3)."
         )
     return w, h
 

@@ -109,6 +109,7 @@ def generate(
         "width": size[0],
         "height": size[1],
         "scheduler": config.scheduler,
+        "vae": model.vae_source,
         "control": control_record,
     }
     seeds = [config.seed + i for i in range(config.n)]

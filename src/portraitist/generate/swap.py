@@ -170,6 +170,7 @@ def swap(
         "steps": config.steps,
         "guidance": config.guidance,
         "strength": config.strength,
+        "vae": model.vae_source,
         "control": config.control,
         "face_box": [round(v, 1) for v in region.face],
         "square": list(region.square),

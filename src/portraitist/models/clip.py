@@ -17,6 +17,7 @@ from PIL import Image
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
 from portraitist.errors import PortraitistError
+from portraitist.models.offline import load_pretrained
 from portraitist.models.tokenizer import VOCAB_SIZE, clip_tokenizer
 
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"
@@ -99,11 +100,13 @@ def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu") -> C
         clip = random_clip(spec)
     else:
         try:
-            clip = Clip(
-                CLIPModel.from_pretrained(spec).eval(),
-                CLIPImageProcessor.from_pretrained(spec),
-                CLIPTokenizer.from_pretrained(spec),
-            )
+            model, processor, tokenizer = load_pretrained(
+                spec, "CLIP model",
+                "Give --clip-model (clip_model in a --config file) a CLIP folder you have, or `tiny` for a small "
+                "random CLIP that runs offline.",
+                CLIPModel, CLIPImageProcessor, CLIPTokenizer,
+            )  # fmt: skip
+            clip = Clip(model.eval(), processor, tokenizer)
         except (OSError, ValueError) as exc:
             raise PortraitistError(
                 f"Could not load the CLIP model {spec!r} ({str(exc).splitlines()[0]}). Give a folder or a hub id "

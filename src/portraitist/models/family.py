@@ -11,7 +11,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -93,6 +92,11 @@ class Family(ABC):
     text_encoder_names: ClassVar[tuple[str, ...]] = ("text_encoder",)  # the model's encoders, in order
     controlnets: ClassVar[dict[str, str]] = {}  # default ControlNet weights per condition kind
     unet_lora_by_default: ClassVar[bool] = False  # train's --unet-lora default (docs/train.md, "SDXL")
+    pipeline_class: ClassVar[str] = "StableDiffusionPipeline"  # diffusers' pipeline for this family
+    pipeline_options: ClassVar[dict[str, Any]] = {}  # what its from_single_file needs besides the parts
+    tokenizer_pads: ClassVar[dict[str, str]] = {"text_encoder": "<|endoftext|>"}  # each tokenizer's pad token
+    # the named random base whose configs every single file of the family shares (models/single_file.py)
+    single_file_preset: ClassVar[str | None] = None
     # export layouts (train/export.py writes them; empty where a family has none):
     # the single-file (LDM/SGM) checkpoint's key prefix and key style of each text encoder
     checkpoint_encoders: ClassVar[dict[str, tuple[str, str]]] = {}
@@ -112,11 +116,6 @@ class Family(ABC):
     @abstractmethod
     def load_folder(self, root: str, local_only: bool) -> dict[str, Any]:
         """The parts of a diffusers folder or hub repository (StableDiffusion's fields but source)."""
-
-    def load_single_file(self, path: Path) -> dict[str, Any]:
-        raise PortraitistError(
-            f"{path}: {self.label} models load from a diffusers folder, not a single file."
-        )
 
     def check(self, model: StableDiffusion) -> None:
         """Refuse a loaded model whose parts do not fit together, with what to do instead."""

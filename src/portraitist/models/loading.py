@@ -31,11 +31,17 @@ from portraitist.errors import PortraitistError
 from portraitist.models import family as families
 from portraitist.models import random_sd, random_sdxl
 from portraitist.models.family import Family
+from portraitist.models.offline import load_from_hub, load_pretrained
+from portraitist.models.single_file import checkpoint_family, load_single_file, load_single_file_vae
 
 DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_VAE = "stabilityai/sd-vae-ft-mse"
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 
+_OFFLINE_BASE = (
+    "Give --base a diffusers folder or a .safetensors/.ckpt file you have, or use `--base tiny` (or `tiny-xl`), a "
+    "small random model that runs every stage offline."
+)
 _HOW_TO_GET = (
     "Pass --base with a diffusers folder, a .safetensors/.ckpt file, or a hub id you can download "
     f"(e.g. `huggingface-cli download {DEFAULT_BASE} --local-dir ./sd15` and then --base ./sd15). "
@@ -57,6 +63,7 @@ class StableDiffusion:
     family: Family
     tokenizer_2: CLIPTokenizer | None = None
     text_encoder_2: nn.Module | None = None
+    vae_source: str | None = None  # the VAE override in use (--vae, or the one training used); None: the base's own
 
     @property
     def text_encoders(self) -> list[tuple[str, CLIPTokenizer, nn.Module]]:
@@ -129,6 +136,11 @@ def register_base(name: str, base: NamedBase) -> None:
     _NAMED[name] = base
 
 
+def named_base_parts(name: str, seed: int = 0) -> dict[str, Any]:
+    """The parts of a named base (under `torch.device("meta")`: its configs without weights)."""
+    return _NAMED[name].load(seed)
+
+
 def _random_preset(name: str, builder: Any) -> NamedBase:
     return NamedBase(
         load=lambda seed: builder.build_components(name, seed),
@@ -169,29 +181,20 @@ def vae_scale_factor(spec: str) -> int:
     return folder_vae_scale_factor(Path(spec).expanduser())
 
 
-def _single_file_family(path: Path) -> Family:
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            keys = set(f.keys())
-    else:
-        state = torch.load(str(path), map_location="meta", weights_only=True)
-        keys = set(state.get("state_dict", state))
-    return families.for_checkpoint(keys, str(path))
-
-
 def _from_single_file(path: Path) -> dict[str, Any]:
-    family = _single_file_family(path)
-    return dict(family.load_single_file(path), family=family)
+    family = checkpoint_family(path)
+    return dict(load_single_file(path, family), family=family)
 
 
 def _from_hub(repo_id: str) -> dict[str, Any]:
     from huggingface_hub import hf_hub_download
 
-    index_path = hf_hub_download(repo_id, "model_index.json")
-    family = families.for_index(json.loads(Path(index_path).read_text()), repo_id)
-    return dict(family.load_folder(repo_id, local_only=False), family=family)
+    def load(local_only: bool) -> dict[str, Any]:
+        index_path = hf_hub_download(repo_id, "model_index.json", local_files_only=local_only)
+        family = families.for_index(json.loads(Path(index_path).read_text()), repo_id)
+        return dict(family.load_folder(repo_id, local_only=local_only), family=family)
+
+    return load_from_hub(load, repo_id, "base model", _OFFLINE_BASE)
 
 
 def load_vae(spec: str) -> AutoencoderKL:
@@ -199,11 +202,15 @@ def load_vae(spec: str) -> AutoencoderKL:
     path = Path(spec).expanduser()
     try:
         if path.is_file():
-            return AutoencoderKL.from_single_file(str(path))
+            return load_single_file_vae(path)
         if path.is_dir():
             sub = "vae" if (path / "vae" / "config.json").exists() else None
             return AutoencoderKL.from_pretrained(str(path), subfolder=sub, local_files_only=True)
-        return AutoencoderKL.from_pretrained(spec)
+        (vae,) = load_pretrained(
+            spec, "VAE", "Give --vae a VAE folder or file you have, or leave --vae out to keep the base model's own.",
+            AutoencoderKL,
+        )
+        return vae
     except (OSError, ValueError) as exc:
         raise PortraitistError(
             f"Could not load the VAE {spec!r} ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
@@ -262,3 +269,4 @@ def replace_vae(model: StableDiffusion, spec: str) -> None:
             f"UNet works on {model.vae.config.latent_channels}-channel ones; leave --vae out for this base."
         )
     model.vae = override.requires_grad_(False).eval()
+    model.vae_source = spec

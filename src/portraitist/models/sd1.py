@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -42,6 +41,8 @@ class SD1(Family):
         "depth": "lllyasviel/control_v11f1p_sd15_depth",
     }
     checkpoint_encoders = {"text_encoder": ("cond_stage_model.transformer.", "transformers")}
+    pipeline_options = {"safety_checker": None, "feature_extractor": None}
+    single_file_preset = "sd15-random"
     kohya_encoders = {"text_encoder": "lora_te"}
 
     def recognises(self, index: dict[str, Any]) -> bool:
@@ -55,18 +56,6 @@ class SD1(Family):
 
     def load_folder(self, root: str, local_only: bool) -> dict[str, Any]:
         return load_clip_parts(root, local_only)
-
-    def load_single_file(self, path: Path) -> dict[str, Any]:
-        from diffusers import StableDiffusionPipeline
-
-        pipe = StableDiffusionPipeline.from_single_file(str(path), safety_checker=None)
-        return dict(
-            tokenizer=pipe.tokenizer,
-            text_encoder=pipe.text_encoder,
-            unet=pipe.unet,
-            vae=pipe.vae,
-            scheduler=DDPMScheduler.from_config(pipe.scheduler.config),
-        )
 
     def check(self, model: StableDiffusion) -> None:
         unet, text_encoder = model.unet.config, model.text_encoder.config

@@ -8,7 +8,6 @@ six numbers: the photo's original size, the crop's top-left corner and the targe
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -53,6 +52,10 @@ class SDXL(Family):
         "text_encoder_2": ("conditioner.embedders.1.model.", "open_clip"),
     }
     kohya_encoders = {"text_encoder": "lora_te1", "text_encoder_2": "lora_te2"}
+    pipeline_class = "StableDiffusionXLPipeline"
+    pipeline_options = {"add_watermarker": False}
+    tokenizer_pads = {"text_encoder": "<|endoftext|>", "text_encoder_2": "!"}
+    single_file_preset = "sdxl-random"
     # a full fine-tune of the 2.6B-parameter UNet needs about 36 GB (bf16 weights, fp32 masters and
     # AdamW moments) before activations: recipes train it as LoRA unless asked (docs/train.md)
     unet_lora_by_default = True
@@ -79,20 +82,6 @@ class SDXL(Family):
             text_encoder_2=CLIPTextModelWithProjection.from_pretrained(
                 root, subfolder="text_encoder_2", **kw
             ),
-        )
-
-    def load_single_file(self, path: Path) -> dict[str, Any]:
-        from diffusers import DDPMScheduler, StableDiffusionXLPipeline
-
-        pipe = StableDiffusionXLPipeline.from_single_file(str(path), add_watermarker=False)
-        return dict(
-            tokenizer=pipe.tokenizer,
-            text_encoder=pipe.text_encoder,
-            tokenizer_2=pipe.tokenizer_2,
-            text_encoder_2=pipe.text_encoder_2,
-            unet=pipe.unet,
-            vae=pipe.vae,
-            scheduler=DDPMScheduler.from_config(pipe.scheduler.config),
         )
 
     def check(self, model: StableDiffusion) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from portraitist.errors import PortraitistError
+from portraitist.models.offline import load_pretrained
 from portraitist.prepare.config import Context
 
 # Textual Inversion's imagenet_templates_small (Gal et al. 2022), as CLIP-style prompts.
@@ -80,8 +81,13 @@ def blip_captions(crops: Sequence[Image.Image], model_id: str, device: str) -> l
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
     try:
-        processor = BlipProcessor.from_pretrained(model_id)
-        model = BlipForConditionalGeneration.from_pretrained(model_id).to(device).eval()
+        processor, model = load_pretrained(
+            model_id, "BLIP caption model",
+            "Set caption_model to a BLIP folder you have (in the [prepare] table of a --config file), or use "
+            "another context such as --context background_tokens.",
+            BlipProcessor, BlipForConditionalGeneration,
+        )  # fmt: skip
+        model = model.to(device).eval()
     except (OSError, ValueError) as exc:
         raise PortraitistError(
             f"Could not load the BLIP caption model {model_id!r} ({str(exc).splitlines()[0]}). It downloads from "

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from portraitist.errors import PortraitistError
+from portraitist.models.offline import load_from_hub
 
 DEFAULT_AESTHETIC = "camenduru/improved-aesthetic-predictor:sac+logos+ava1-l14-linearMSE.pth"
 RANDOM_AESTHETIC = "random"  # seeded random weights: offline tests and the demo
@@ -52,7 +53,13 @@ def weights_file(spec: str) -> Path:
 
     repo, filename = spec.split(":", 1)
     try:
-        return Path(hf_hub_download(repo, filename))
+        return Path(load_from_hub(
+            lambda local_only: hf_hub_download(repo, filename, local_files_only=local_only), repo,
+            "aesthetic predictor", f"Download {filename} and set aesthetic_weights to its path, or to `random` "
+            "for offline tests.",
+        ))  # fmt: skip
+    except PortraitistError:
+        raise
     except Exception as exc:  # offline, missing repo or file: all mean "cannot get it from here"
         raise PortraitistError(
             f"Could not fetch the aesthetic predictor {spec} from the hub ({str(exc).splitlines()[0]}). Download "

@@ -16,6 +16,8 @@ from portraitist.rank.select import DEFAULT_ORDER, parse_order
 class RankConfig(StageConfig):
     """Everything `portraitist rank` can be told; the defaults are what docs/rank.md argues for."""
 
+    how_not_what = frozenset({"device", "batch_size"})
+
     by: list[str] = Field(
         default_factory=lambda: list(DEFAULT_ORDER),
         description="Scorer order: identity is a gate (pass/fail), the others sort; earlier names win, "

@@ -80,10 +80,12 @@ class TokenRecord(BaseModel):
         return {"text_encoder": self.embedding_file, **self.encoder_files}
 
 
-def save_safetensors_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
+def save_safetensors_atomic(
+    tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None
+) -> None:
     """safetensors via a temporary file and rename: a crash never leaves half a file."""
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp)
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata)
 
 
 def model_info_path(workspace: Workspace) -> Path:

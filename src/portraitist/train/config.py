@@ -16,6 +16,11 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 class TrainConfig(StageConfig):
     """How to fine-tune the base model on a prepared workspace (thesis 2.3)."""
 
+    how_not_what = frozenset({
+        "device", "checkpoint_every", "keep_checkpoints", "validate_every", "validation_prompts", "validation_steps",
+        "compile", "restart",
+    })
+
     recipe: str = Field("staged", description=f"Training recipe: one of {', '.join(RECIPES)}.")
     steps: int | None = Field(None, ge=1, description="Total optimizer steps; default: the recipe's own.")
     learning_rates: dict[Part, float] = Field(

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from diffusers import UNet2DConditionModel
+from diffusers import AutoencoderKL, UNet2DConditionModel
 from safetensors.torch import load_file
 
 from portraitist.errors import PortraitistError
 from portraitist.models.loading import StableDiffusion
+from portraitist.models.single_file import configs_metadata
 from portraitist.train.artifacts import (
     TokenRecord,
     load_trained,
@@ -110,8 +111,7 @@ def ldm_unet_state_dict(unet: UNet2DConditionModel) -> dict[str, torch.Tensor]:
     return out
 
 
-def ldm_vae_state_dict(model: StableDiffusion) -> dict[str, torch.Tensor]:
-    vae = model.vae
+def ldm_vae_state_dict(vae: AutoencoderKL) -> dict[str, torch.Tensor]:
     n, layers = len(vae.config.block_out_channels), int(vae.config.layers_per_block)
     table: list[tuple[str, str]] = []
     for i in range(n):
@@ -196,7 +196,7 @@ _ENCODER_LAYOUTS = {"transformers": _transformers_clip, "open_clip": _open_clip}
 def original_sd_state_dict(model: StableDiffusion, vocabulary: int) -> dict[str, torch.Tensor]:
     """The whole model in its family's original single-file layout."""
     layouts = model.family.checkpoint_encoders
-    out = {**ldm_unet_state_dict(model.unet), **ldm_vae_state_dict(model)}
+    out = {**ldm_unet_state_dict(model.unet), **ldm_vae_state_dict(model.vae)}
     for name, _, encoder in model.text_encoders:
         prefix, layout = layouts[name]
         out.update(_ENCODER_LAYOUTS[layout](encoder, prefix, vocabulary))
@@ -305,5 +305,7 @@ def export(workspace: Workspace, fmt: Format, out: Path | None = None) -> list[P
         model.family.pipeline(model, model.scheduler).save_pretrained(out, safe_serialization=True)
         return [out]
     vocabulary = len(model.tokenizer) - len(read_tokens(workspace))
-    save_safetensors_atomic(original_sd_state_dict(model, vocabulary), out)
+    # the parts' configs ride along, so portraitist loads the file offline whatever its shapes
+    metadata = configs_metadata(model, vocabulary)
+    save_safetensors_atomic(original_sd_state_dict(model, vocabulary), out, metadata)
     return [out, *write_embeddings(workspace, out.parent)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from portraitist.errors import PortraitistError
 
@@ -45,6 +45,13 @@ class Recipe(BaseModel):
         description="captions: the dataset's captions with the new tokens; rare_token: 'a photo of sks <class>'."
     )
     stages: list[Stage]
+    # the stages are the user's own ([[train.stages]]); private, so checkpoints' fingerprints stay as they were
+    _custom: bool = PrivateAttr(False)
+
+    @property
+    def label(self) -> str:
+        """How reports name what was trained: the recipe's name, or the user's own stages on its prompts."""
+        return f"custom ({len(self.stages)} stages, {self.name}'s prompts)" if self._custom else self.name
 
     @property
     def parts(self) -> set[Part]:
@@ -144,6 +151,7 @@ def get_recipe(
         if "tokens" in {part for stage in stages for part in stage.learning_rates} and recipe.prompt != "captions":
             raise PortraitistError(f"The {name} recipe adds no tokens, so its stages cannot train 'tokens'.")
         recipe.stages = [stage.model_copy(deep=True) for stage in stages]
+        recipe._custom = True
     if train_text_encoder:
         if name != "dreambooth":
             raise PortraitistError("--train-text-encoder applies to the dreambooth recipe only.")

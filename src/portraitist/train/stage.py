@@ -86,11 +86,8 @@ def _prompts(manifest: DatasetManifest, recipe: Recipe) -> tuple[list[str], str]
 
 def _fingerprint(config: TrainConfig, recipe: Recipe, total: int, base: str, precision: str) -> dict[str, Any]:
     """What must match for a checkpoint to be resumed (not: checkpoint/validation cadence, device)."""
-    fields = config.model_dump(
-        mode="json",
-        exclude={"steps", "device", "checkpoint_every", "keep_checkpoints", "validate_every", "validation_prompts",
-                 "validation_steps", "compile", "save_dtype", "restart"},
-    )
+    # steps: `total` stands for them; save_dtype: it applies to the saved weights, not to checkpoints
+    fields = config.model_dump(mode="json", exclude=set(config.how_not_what | {"steps", "save_dtype"}))
     return dict(fields, base=base, total_steps=total, precision=precision, recipe=recipe.model_dump(mode="json"))
 
 
@@ -244,7 +241,7 @@ def train(
         base=base,
         family=model.family.name,
         vae=config.vae,
-        recipe=recipe.name,
+        recipe=recipe.label,
         weights="lora" if recipe.uses_lora else "full",
         resolution=model.resolution,
         steps_done=done,
@@ -256,7 +253,7 @@ def train(
     progress(ProgressEvent(STAGE, done, total, "done", {"loss": last["loss"]} if last["loss"] is not None else {}))
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return TrainResult(
-        workspace.model_dir, recipe.name, done, resume.step if resume else None, last["loss"], last["seconds"], peak,
+        workspace.model_dir, recipe.label, done, resume.step if resume else None, last["loss"], last["seconds"], peak,
         trained,
     )
 

@@ -19,7 +19,7 @@ from portraitist.train import lora
 from portraitist.train.cpu_attention import CpuAttnProcessor
 from portraitist.train.master_adamw import FlatPart
 from portraitist.train.precision import Precision
-from portraitist.train.recipes import LORA_PARTS, Part, Recipe, Stage
+from portraitist.train.recipes import Part, Recipe, Stage
 from portraitist.train.tokens import SplitTokenEmbedding, join_token_table, split_token_table
 
 

@@ -14,6 +14,8 @@ from portraitist.upscale.esrgan import DEFAULT_MODEL, DEFAULT_TILE
 class UpscaleConfig(StageConfig):
     """Everything `portraitist upscale` can be told."""
 
+    how_not_what = frozenset({"device", "tile"})
+
     scale: Literal[2, 4] = Field(2, description="Upscale factor: 2 (512 -> 1024, the thesis's choice) or 4.")
     model: str = Field(
         default_factory=lambda: os.environ.get("PORTRAITIST_UPSCALER", DEFAULT_MODEL),
