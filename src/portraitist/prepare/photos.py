@@ -55,8 +55,12 @@ def check_file_size(path: Path, max_file_bytes: int) -> None:
         )
 
 
-def read_photo(path: Path, max_pixels: int, max_file_bytes: int) -> Image.Image:
-    """The photo upright, as 8-bit sRGB; PhotoRejected if it is empty, too large or unreadable."""
+def read_photo(path: Path, max_pixels: int, max_file_bytes: int, max_side: int | None = None) -> Image.Image:
+    """The photo upright, as 8-bit sRGB; PhotoRejected if it is empty, too large or unreadable.
+
+    `max_side`: the caller only looks at the photo this big, so a format that can decode smaller
+    (JPEG's DCT scaling) is decoded at no less than that, costing a fraction of the full memory.
+    """
     check_file_size(path, max_file_bytes)
     try:
         with warnings.catch_warnings():
@@ -70,6 +74,8 @@ def read_photo(path: Path, max_pixels: int, max_file_bytes: int) -> Image.Image:
                         f"The photo is {image.width}x{image.height} ({pixels / 1e6:.0f} MP); "
                         f"the limit is {max_pixels / 1e6:.0f} MP.",
                     )
+                if max_side is not None:
+                    image.draft("RGB", (max_side, max_side))
                 image.load()
                 return to_rgb(ImageOps.exif_transpose(image))
     except Image.DecompressionBombError as exc:

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from portraitist.config import StageConfig
-from portraitist.train.recipes import RECIPES, Part, Stage
+from portraitist.train.recipes import RECIPES, Part, Recipe, Stage, get_recipe, stage_steps
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
@@ -69,3 +69,14 @@ class TrainConfig(StageConfig):
     save_dtype: Literal["fp32", "fp16", "bf16"] = Field(
         "fp32", description="Precision of the saved weights (fp16 halves a full fine-tune's size)."
     )
+
+    def plan(self) -> tuple[Recipe, list[int]]:
+        """The recipe with these overrides and its steps per stage; PortraitistError if they cannot work
+        (checked when a job is created, not hours later when training starts)."""
+        recipe = get_recipe(
+            self.recipe,
+            learning_rates=self.learning_rates,
+            train_text_encoder=self.train_text_encoder,
+            stages=self.stages,
+        )
+        return recipe, stage_steps(recipe, self.steps or recipe.steps)

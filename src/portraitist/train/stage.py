@@ -25,7 +25,7 @@ from portraitist.train.data import TrainingSet, encode, load_class_images, load_
 from portraitist.train.loop import Hooks, Loop, LoopSettings, StepRecord
 from portraitist.train.optimizer import StageOptimizer
 from portraitist.train.precision import choose_precision
-from portraitist.train.recipes import Recipe, get_recipe, stage_steps
+from portraitist.train.recipes import Recipe
 from portraitist.train.tokens import RARE_TOKEN, AddedToken, add_tokens
 from portraitist.train.trainee import Trainee
 from portraitist.train.validation import write_samples
@@ -146,14 +146,9 @@ def train(
     model/samples/ (`portraitist evaluate` measures one run at its checkpoints this way).
     """
     manifest = workspace.read_manifest()
-    recipe = get_recipe(
-        config.recipe,
-        learning_rates=config.learning_rates,
-        train_text_encoder=config.train_text_encoder,
-        stages=config.stages,
-    )
-    total = config.steps or recipe.steps
-    plan = list(zip(recipe.stages, stage_steps(recipe, total)))
+    recipe, steps = config.plan()
+    total = sum(steps)
+    plan = list(zip(recipe.stages, steps))
     device = resolve_device(config.device)
     precision = choose_precision(config.precision, device)
     if base.strip() and Path(base).expanduser().exists():
