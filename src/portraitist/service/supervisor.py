@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 # how long a stopping worker may take to hand its job back before it is killed (the reaper then
 # resumes the job once its heartbeat is stale)
-STOP_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 10.0
 
 
 class SupervisedWorker:
