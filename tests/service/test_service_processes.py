@@ -89,4 +89,5 @@ def test_a_job_running_when_serve_is_stopped_is_handed_on_and_finishes_later(
     service.start_api("--with-worker")
     events = read_events(client, job_id, 300)
     assert events[-1]["status"] == "succeeded" and events[-1]["attempt"] == 2
-    assert user_files(service_settings, service.tmpdir) == []
+    # the attempt that finished removes its scratch folder just after it marks the job succeeded
+    wait_for(lambda: user_files(service_settings, service.tmpdir) == [], 30, "the scratch folder to go")
