@@ -112,3 +112,22 @@ def test_html_pages_carry_security_headers(client: TestClient) -> None:
         assert page.headers["x-frame-options"] == "DENY"
         assert page.headers["referrer-policy"] == "no-referrer"
     assert client.get("/static/app.js").headers["x-content-type-options"] == "nosniff"
+
+
+def test_sign_ups_the_admin_vouches_for_are_not_limited_per_address(
+    tmp_path: Path, sample_photos: list[Path]
+) -> None:
+    # the bot signs up every chat from one address, with the admin token
+    settings = make_settings(
+        tmp_path, {}, admin_token="bot-secret", signups_per_hour=1, max_jobs_per_address=1
+    )
+    admin = {"Authorization": "Bearer bot-secret"}
+    with TestClient(create_app(settings)) as client:
+        tokens = [client.post("/v1/users", headers=admin) for _ in range(3)]
+        assert [t.status_code for t in tokens] == [201] * 3
+        for token in tokens[:2]:
+            headers = {"Authorization": f"Bearer {token.json()['token']}"}
+            client.post("/v1/photos", headers=headers, files=photo_files(sample_photos[:1]))
+            assert client.post("/v1/jobs", headers=headers, json=TINY_JOB).status_code == 201
+        assert client.post("/v1/users").status_code == 201
+        assert client.post("/v1/users").status_code == 429  # anyone else still is

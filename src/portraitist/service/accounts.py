@@ -25,21 +25,25 @@ class TooManySignups(Exception):
         self.retry_after_s = retry_after_s
 
 
-def sign_up(db: Database, address: str, per_hour: int) -> tuple[str, str]:
-    """A new user's (id, token), unless `address` has made `per_hour` sign-ups in the last hour."""
+def sign_up(db: Database, address: str | None, per_hour: int) -> tuple[str, str]:
+    """A new user's (id, token), unless `address` has made `per_hour` sign-ups in the last hour.
+
+    `address` None: a sign-up the admin vouched for (the bot signs up all its chats from one
+    address), counted against no address and so under no per-address limit.
+    """
     now = time.time()
-    key = address_key(address)
     with db.session() as session:
         # a write first: on SQLite it takes the write lock, so concurrent sign-ups count one by one
         session.execute(
             delete(Signup).where(Signup.user_id.is_(None), Signup.created_at < now - SIGNUP_WINDOW_S)
         )
+        key = address_key(address) if address is not None else None
         recent = session.scalars(
             select(Signup.created_at)
             .where(Signup.address == key, Signup.created_at >= now - SIGNUP_WINDOW_S)
             .order_by(Signup.created_at)
         ).all()
-        if len(recent) >= per_hour:
+        if key is not None and len(recent) >= per_hour:
             wait = recent[0] + SIGNUP_WINDOW_S - now
             raise TooManySignups(
                 f"Too many sign-ups from your address ({per_hour} an hour); "
@@ -50,7 +54,8 @@ def sign_up(db: Database, address: str, per_hour: int) -> tuple[str, str]:
         session.add(user)
         session.flush()
         token, user.token_hash = new_token(user.id)
-        session.add(Signup(address=key, user_id=user.id, created_at=now))
+        if key is not None:
+            session.add(Signup(address=key, user_id=user.id, created_at=now))
     return user.id, token
 
 

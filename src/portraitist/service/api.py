@@ -217,16 +217,16 @@ def build_router() -> APIRouter:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> TokenOut:
         """Sign up: a new user and its API token (open sign-up, or the admin token when signup = admin);
-        429 past signups_per_hour from one address."""
-        if svc.settings.signup == "admin":
-            given = credentials.credentials if credentials else ""
-            if not same_secret(given, svc.settings.admin_token):
-                raise HTTPException(
-                    status.HTTP_401_UNAUTHORIZED,
-                    "Sign-up needs the admin token on this server.",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-        address = request.client.host if request.client else ""
+        429 past signups_per_hour from one address, unless the admin token vouches for it (the bot)."""
+        given = credentials.credentials if credentials else ""
+        vouched = bool(svc.settings.admin_token) and same_secret(given, svc.settings.admin_token)
+        if svc.settings.signup == "admin" and not vouched:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "Sign-up needs the admin token on this server.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        address = None if vouched else (request.client.host if request.client else "")
         try:
             user_id, token = accounts.sign_up(svc.db, address, svc.settings.signups_per_hour)
         except accounts.TooManySignups as exc:

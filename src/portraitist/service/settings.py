@@ -77,7 +77,11 @@ class Settings(BaseSettings):
     signup: Literal["open", "admin"] = Field(
         "open", description="Who may create users: anyone (open) or only holders of the admin token (admin)."
     )
-    admin_token: str = Field("", description="Bearer token that may create users when signup is admin.")
+    admin_token: str = Field(
+        "",
+        description="Bearer token that may create users when signup is admin; a sign-up carrying it is "
+        "under no per-address limit (the bot sends it).",
+    )
     # abuse limits (docs/service.md: what a reverse proxy in front should add)
     signups_per_hour: int = Field(
         10, ge=1, description="Most sign-ups from one client address in any hour (429 beyond)."
