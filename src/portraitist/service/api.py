@@ -115,11 +115,9 @@ ServiceDep = Annotated[Service, Depends(service)]
 _bearer = HTTPBearer(auto_error=False, description="The token from POST /v1/users.")
 
 
-def _too_many(wait_s: float) -> HTTPException:
+def _too_many(detail: str, wait_s: float) -> HTTPException:
     return HTTPException(
-        status.HTTP_429_TOO_MANY_REQUESTS,
-        too_many_requests(wait_s),
-        headers={"Retry-After": str(math.ceil(wait_s))},
+        status.HTTP_429_TOO_MANY_REQUESTS, detail, headers={"Retry-After": str(math.ceil(wait_s))}
     )
 
 
@@ -134,7 +132,7 @@ def current_user(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, WRONG_TOKEN, headers={"WWW-Authenticate": "Bearer"})
     wait = svc.limiter.hit(user.id)
     if wait is not None:
-        raise _too_many(wait)
+        raise _too_many(too_many_requests(wait), wait)
     return user
 
 
@@ -230,11 +228,7 @@ def build_router() -> APIRouter:
         try:
             user_id, token = accounts.sign_up(svc.db, address, svc.settings.signups_per_hour)
         except accounts.TooManySignups as exc:
-            raise HTTPException(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                str(exc),
-                headers={"Retry-After": str(math.ceil(exc.retry_after_s))},
-            ) from exc
+            raise _too_many(str(exc), exc.retry_after_s) from exc
         return TokenOut(id=user_id, token=token)
 
     @v1.get("/me", response_model=MeOut, tags=["users"])
