@@ -17,6 +17,10 @@ from portraitist.errors import PortraitistError
 
 C = TypeVar("C", bound=BaseModel)
 
+# the widest seed every consumer takes (numpy's legacy seeding stops at 2**32 - 1); per-request seeds
+# derived as seed + 1000 i stay within what torch's generators accept
+MAX_SEED = 2**32 - 1
+
 
 class StageConfig(BaseModel):
     """Base of every stage's settings: an unknown (e.g. misspelt) setting is an error, not ignored."""
@@ -30,6 +34,16 @@ class StageConfig(BaseModel):
     def output_settings(self) -> dict[str, Any]:
         """The settings the stage's output depends on, as JSON values (what WS/run.json records)."""
         return self.model_dump(mode="json", exclude=set(self.how_not_what))
+
+
+def updated(config: C, **changes: Any) -> C:
+    """A copy of `config` with `changes`, validated (pydantic's model_copy would take any value)."""
+    return type(config).model_validate({**config.model_dump(), **changes})
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """Each problem as `field: what is wrong`, without echoing the values given (they may be secrets)."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
 
 
 def load_config(model: type[C], path: Path | None, section: str, /, **overrides: Any) -> C:
@@ -53,5 +67,4 @@ def load_config(model: type[C], path: Path | None, section: str, /, **overrides:
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise PortraitistError(f"Invalid {section} settings: {problems}") from exc
+        raise PortraitistError(f"Invalid {section} settings: {validation_problems(exc)}") from exc

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from portraitist.config import StageConfig
+from portraitist.config import MAX_SEED, StageConfig, updated
 from portraitist.errors import PortraitistError
 from portraitist.generate.config import GenerateConfig
 from portraitist.generate.outputs import OutputFolder
@@ -61,7 +61,9 @@ class RunConfig(StageConfig):
         "or `tiny` offline (default: each stage's own).",
     )
     scale: int | None = Field(None, description="Upscale factor, 2 or 4 (default 2).")
-    seed: int = Field(0, description="Seed of every stage: same photos and seed, same portraits.")
+    seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="Seed of every stage: same photos and seed, same portraits."
+    )
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
@@ -78,11 +80,11 @@ class RunConfig(StageConfig):
         upscale = {"scale": self.scale} if self.scale else {}
         clip = {"clip_model": self.clip_model} if self.clip_model else {}
         return {
-            "prepare": self.prepare.model_copy(update={"seed": self.seed, **clip}),
-            "train": self.train.model_copy(update=train),
-            "generate": self.generate.model_copy(update={"vae": self.vae or self.generate.vae}),
-            "rank": self.rank.model_copy(update={"k": self.k, **clip}),
-            "upscale": self.upscale.model_copy(update=upscale),
+            "prepare": updated(self.prepare, seed=self.seed, **clip),
+            "train": updated(self.train, **train),
+            "generate": updated(self.generate, vae=self.vae or self.generate.vae),
+            "rank": updated(self.rank, k=self.k, **clip),
+            "upscale": updated(self.upscale, **upscale),
         }
 
     @model_validator(mode="after")

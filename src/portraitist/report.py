@@ -136,7 +136,8 @@ def write_report(workspace: Workspace, title: str | None = None) -> Path:
     base = model_info.get("base")
     html = template.render(
         title=title or f"Portraits — {workspace.root.name}",
-        workspace=str(workspace.root),
+        # the folder's name, not its path: the page may be shared, and a path says where it was made
+        workspace=workspace.root.name,
         base=base,
         recipe=model_info.get("recipe"),
         random_base=base in RANDOM_PRESETS,

@@ -29,6 +29,9 @@ def make_settings(tmp_path: Path, backend: dict[str, str], **overrides: Any) -> 
         "progress_interval_s": 0.2,
         "sync_interval_s": 0.0,
         "max_attempts": 3,
+        # the tests sign up many users from one address (loopback); the limit has its own test
+        "signups_per_hour": 1000,
+        "max_jobs_per_address": 1000,
     }
     values.update(backend)
     values.update(overrides)
@@ -81,7 +84,15 @@ class ServiceProcesses:
     def __init__(self, settings: Settings, logs: Path):
         self.settings = settings
         self.logs = logs
-        self.env = {**os.environ, **settings.as_environment(), "HF_HUB_OFFLINE": "1"}
+        # the processes' own temporary folder, so a test can see that nothing of a user's lands there
+        self.tmpdir = logs / "tmp"
+        self.tmpdir.mkdir(exist_ok=True)
+        self.env = {
+            **os.environ,
+            **settings.as_environment(),
+            "HF_HUB_OFFLINE": "1",
+            "TMPDIR": str(self.tmpdir),
+        }
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -95,8 +106,9 @@ class ServiceProcesses:
         self.processes.append(process)
         return process
 
-    def start_api(self) -> subprocess.Popen[bytes]:
-        process = self._start("api", "serve", "--port", str(self.port))
+    def start_api(self, *options: str) -> subprocess.Popen[bytes]:
+        """`portraitist serve` with `options` (e.g. --with-worker), once it answers."""
+        process = self._start("api", "serve", "--port", str(self.port), *options)
 
         def ready() -> bool:
             assert process.poll() is None, f"the API exited; see {self.logs}"
@@ -124,6 +136,13 @@ class ServiceProcesses:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def user_files(settings: Settings, tmpdir: Path) -> list[Path]:
+    """Files a job or an upload left outside storage: in the scratch folder or the processes' TMPDIR."""
+    assert settings.scratch_dir is not None
+    roots = [root for root in (settings.scratch_dir, tmpdir) if root.exists()]
+    return [path for root in roots for path in root.rglob("*") if path.is_file()]
 
 
 def read_events(client: httpx.Client, job_id: str, timeout: float) -> list[dict[str, Any]]:

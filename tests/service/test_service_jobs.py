@@ -39,7 +39,7 @@ def _user(db: Database) -> str:
 
 
 def _job(db: Database) -> str:
-    return jobs.create_job(db, _user(db), {"base": "tiny"}, ["p1"], limit=5).id
+    return jobs.create_job(db, _user(db), {"base": "tiny"}, ["p1"], limit=5, address_limit=5).id
 
 
 def _silence(db: Database, job_id: str, seconds: float) -> None:
@@ -121,12 +121,12 @@ def test_a_queued_job_whose_message_was_lost_is_enqueued_again(
 
 def test_per_user_job_limit(db: Database) -> None:
     user_id = _user(db)
-    first = jobs.create_job(db, user_id, {}, ["p"], limit=2)
-    jobs.create_job(db, user_id, {}, ["p"], limit=2)
+    first = jobs.create_job(db, user_id, {}, ["p"], limit=2, address_limit=10)
+    jobs.create_job(db, user_id, {}, ["p"], limit=2, address_limit=10)
     with pytest.raises(jobs.TooManyJobs):
-        jobs.create_job(db, user_id, {}, ["p"], limit=2)
+        jobs.create_job(db, user_id, {}, ["p"], limit=2, address_limit=10)
     assert jobs.cancel(db, user_id, first.id)
-    jobs.create_job(db, user_id, {}, ["p"], limit=2)
+    jobs.create_job(db, user_id, {}, ["p"], limit=2, address_limit=10)
 
 
 def test_cancel_only_own_and_active_jobs(db: Database) -> None:

@@ -24,6 +24,7 @@ from servicekit import (
     make_settings,
     photo_files,
     read_events,
+    user_files,
     wait_for,
 )
 
@@ -115,6 +116,8 @@ def test_a_job_from_upload_to_downloaded_portraits(
         assert _image(direct.content).size == linked.size
     report = anonymous.get(results["report_url"])
     assert report.status_code == 200 and "<html" in report.text.lower()
+    assert "sandbox" in report.headers["content-security-policy"]
+    assert str(service_settings.scratch_dir) not in report.text and "/tmp" not in report.text
     report_dir = results["report_url"].rsplit("/", 1)[0]
     sources = re.findall(r'<img src="([^"]+)"', report.text)
     assert any("selected/" in src for src in sources)
@@ -125,9 +128,10 @@ def test_a_job_from_upload_to_downloaded_portraits(
     kept = storage.list(f"users/{user_id}/jobs/{job_id}")
     assert kept and all(key.startswith("results/1/") for key in kept)
 
-    # and deleting the user leaves nothing: not in storage, not in the database
+    # and deleting the user leaves nothing: not in storage, not in the database, not on local disk
     assert client.delete("/v1/me").status_code == 204
     assert storage.list(f"users/{user_id}") == []
+    assert user_files(service_settings, service.tmpdir) == []
     assert client.get(f"/v1/jobs/{job_id}").status_code == 401
     assert anonymous.get(results["report_url"]).status_code == 404
 
@@ -159,9 +163,12 @@ def test_a_worker_killed_in_training_is_replaced_and_the_job_resumes(
         killed_after = wait_for(lambda: saved_step() >= 4 and saved_step(), 240, "a checkpoint in storage")
         doomed.send_signal(signal.SIGKILL)
         doomed.wait()
+        assert user_files(settings, service.tmpdir)  # the dead attempt's copy of the photos, for now
         service.start_worker()
         events = read_events(client, job_id, JOB_TIMEOUT)
         portraits = client.get(f"/v1/jobs/{job_id}/results").json()["portraits"]
+        # the reaper removed what the killed attempt left; the second removed its own
+        wait_for(lambda: user_files(settings, service.tmpdir) == [], 30, "the dead attempt's files to go")
     finally:
         service.stop()
 

@@ -158,3 +158,12 @@ def test_deleting_a_photo(client: TestClient, settings: Settings, sample_photos:
     assert [p["id"] for p in client.get("/v1/photos", headers=headers).json()["photos"]] == [kept[1]["id"]]
     assert client.delete(f"/v1/photos/{kept[0]['id']}", headers=headers).status_code == 404
     assert len([p for p in (settings.data_dir / "storage").rglob("*") if p.is_file()]) == 1
+
+
+def test_a_large_jpeg_is_judged_from_a_smaller_decode_at_its_full_size(client: TestClient) -> None:
+    # decoded at a fraction of its size (JPEG DCT scaling) for the check; measured at its own size
+    headers = sign_up(client)
+    large = samples.astronaut().resize((4096, 4096), Image.LANCZOS)
+    files = [("files", ("large.jpg", io.BytesIO(_jpeg(large)), "image/jpeg"))]
+    record = client.post("/v1/photos", headers=headers, files=files).json()["photos"][0]
+    assert (record["status"], record["width"], record["height"]) == ("kept", 4096, 4096), record

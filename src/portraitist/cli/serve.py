@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import typer
@@ -64,39 +61,6 @@ def _settings(config: Path | None, **overrides: object) -> Settings:
     return load_settings(**overrides)
 
 
-class SupervisedWorker:
-    """`portraitist worker` as a child process, started again whenever it exits until stopped."""
-
-    def __init__(self, settings: Settings):
-        self.env = {**os.environ, **settings.as_environment()}
-        self.process: subprocess.Popen[bytes] | None = None
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._keep_running, name="worker-supervisor", daemon=True)
-
-    def start(self) -> SupervisedWorker:
-        self._thread.start()
-        return self
-
-    def _keep_running(self) -> None:
-        command = [sys.executable, "-c", "from portraitist.cli import main; main()", "worker"]
-        while not self._stopping.is_set():
-            self.process = subprocess.Popen(command, env=self.env)
-            code = self.process.wait()
-            if not self._stopping.is_set():
-                log.warning("worker exited with code %s; starting another", code)
-                self._stopping.wait(2.0)
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self._thread.join(timeout=5)
-
-
 @app.command("serve", help=SERVE_HELP)
 def serve_command(
     host: str = typer.Option(
@@ -112,19 +76,15 @@ def serve_command(
     import uvicorn
 
     from portraitist.service.api import create_app
+    from portraitist.service.connections import server_options
 
     settings = _settings(config, data_dir=data_dir)
     console.print(
         f"portraitist service on http://{host}:{port} (API docs at /docs); data in {settings.data_dir}"
     )
-    worker = SupervisedWorker(settings).start() if with_worker else None
-    try:
-        # keep idle connections longer than clients poll (every few seconds), so a poll rarely meets a
-        # connection the server is closing at that moment
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_keep_alive=30)
-    finally:
-        if worker:
-            worker.stop()
+    # the worker stops with the app's shutdown: uvicorn ends SIGTERM and SIGINT by re-raising the
+    # signal once the app has shut down, so nothing after uvicorn.run would get to stop it
+    uvicorn.run(create_app(settings, worker=with_worker), **server_options(settings, host, port))
 
 
 @app.command("worker", help=WORKER_HELP)
@@ -136,10 +96,13 @@ def worker_command(
     ),
     data_dir: Path | None = _data_dir_option,
     config: Path | None = _config_option,
+    parent_pid: int | None = typer.Option(
+        None, "--parent-pid", hidden=True, help="Stop once this process (serve --with-worker) is gone."
+    ),
 ) -> None:
     from portraitist.service.worker import run_worker
 
-    run_worker(_settings(config, data_dir=data_dir), gpu)
+    run_worker(_settings(config, data_dir=data_dir), gpu, parent_pid)
 
 
 @app.command("bot", help=BOT_HELP)

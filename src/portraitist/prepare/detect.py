@@ -110,9 +110,14 @@ class PersonDetector:
     def sees_body(self, image: Image.Image) -> bool:
         return self._pose.process(np.ascontiguousarray(np.asarray(image))).pose_landmarks is not None
 
-    def subject(self, photo: Image.Image) -> Subject:
-        """The photo's one subject, or PhotoRejected saying why there is not exactly one."""
+    def subject(self, photo: Image.Image, source_scale: float = 1.0) -> Subject:
+        """The photo's one subject, or PhotoRejected saying why there is not exactly one.
+
+        `source_scale`: source pixels per pixel of `photo`, when it was decoded smaller than the file
+        (read_photo's max_side); boxes and the face-size check are in source pixels either way.
+        """
         small, scale = _shrink(photo, self.config.detect_max_side)
+        scale *= source_scale
         faces = [
             Face(tuple(v * scale for v in f.box), f.score)  # type: ignore[arg-type]
             for f in self.find_faces(small)

@@ -23,6 +23,8 @@ from portraitist.prepare.rejection import PhotoRejected
 pillow_heif.register_heif_opener()
 
 _SRGB = ImageCms.createProfile("sRGB")
+# modes Image.reduce averages
+_REDUCIBLE = {"L", "LA", "RGB", "RGBA", "CMYK"}
 
 
 def collect_photos(paths: Sequence[Path]) -> list[Path]:
@@ -55,8 +57,13 @@ def check_file_size(path: Path, max_file_bytes: int) -> None:
         )
 
 
-def read_photo(path: Path, max_pixels: int, max_file_bytes: int) -> Image.Image:
-    """The photo upright, as 8-bit sRGB; PhotoRejected if it is empty, too large or unreadable."""
+def read_photo(path: Path, max_pixels: int, max_file_bytes: int, max_side: int | None = None) -> Image.Image:
+    """The photo upright, as 8-bit sRGB; PhotoRejected if it is empty, too large or unreadable.
+
+    `max_side`: the caller only looks at the photo this big, so a format that can decode smaller
+    (JPEG's DCT scaling) is decoded at no less than that, and any photo is shrunk to about that
+    size before it is converted: a fraction of the full memory.
+    """
     check_file_size(path, max_file_bytes)
     try:
         with warnings.catch_warnings():
@@ -70,14 +77,31 @@ def read_photo(path: Path, max_pixels: int, max_file_bytes: int) -> Image.Image:
                         f"The photo is {image.width}x{image.height} ({pixels / 1e6:.0f} MP); "
                         f"the limit is {max_pixels / 1e6:.0f} MP.",
                     )
+                if max_side is not None:
+                    image.draft("RGB", (max_side, max_side))
                 image.load()
-                return to_rgb(ImageOps.exif_transpose(image))
+                small = _shrunk(image, max_side) if max_side is not None else image
+                return to_rgb(ImageOps.exif_transpose(small))
     except Image.DecompressionBombError as exc:
         raise PhotoRejected("too_large", f"The photo has too many pixels to open safely ({exc}).") from exc
     except UnidentifiedImageError as exc:
         raise PhotoRejected("not_an_image", "This file is not a photo in a format Pillow can read.") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise PhotoRejected("unreadable", f"The photo is damaged or cut short and cannot be decoded ({exc}).") from exc
+
+
+def _shrunk(image: Image.Image, max_side: int) -> Image.Image:
+    """The image shrunk by a whole factor, its long side still at least `max_side`.
+
+    Pixel averaging where Pillow's reduce does it; palette and other images by nearest pixel
+    (averaging palette indices would mean nothing), which is enough to look for a person.
+    """
+    factor = max(image.size) // max_side
+    if factor < 2:
+        return image
+    if image.mode in _REDUCIBLE:
+        return image.reduce(factor)
+    return image.resize((-(-image.width // factor), -(-image.height // factor)), Image.NEAREST)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -9,8 +9,8 @@ of another user's answers 404, exactly as something that does not exist.
 from __future__ import annotations
 
 import logging
+import math
 import mimetypes
-import tempfile
 import unicodedata
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -31,24 +31,30 @@ from fastapi import (
     UploadFile,
     status,
 )
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from portraitist.config import validation_problems
 from portraitist.errors import PortraitistError
 from portraitist.generate.prompts import ME
 from portraitist.generate.styles import STYLES, get_style
 from portraitist.pipeline import RunConfig
-from portraitist.service import jobs
-from portraitist.service.auth import new_token, same_secret, secret_matches, split_token
+from portraitist.service import accounts, jobs
+from portraitist.service.auth import WRONG_TOKEN, find_user, same_secret
 from portraitist.service.db import Database
 from portraitist.service.events import event_stream
-from portraitist.service.models import Job, JobEvent, Photo, User
+from portraitist.service.guard import BodyGuard, too_many_requests
+from portraitist.service.headers import SANDBOXED_CSP, SecurityHeaders, with_inline_scripts_allowed
+from portraitist.service.limits import RateLimiter
+from portraitist.service.models import Job, Photo, User
 from portraitist.service.queue import JobQueue
 from portraitist.service.reaper import Reaper
+from portraitist.service.scratch import scratch_folder
 from portraitist.service.schemas import (
     JobCreated,
     JobOut,
@@ -72,14 +78,14 @@ from portraitist.service.storage import (
     user_prefix,
     workspace_prefix,
 )
+from portraitist.service.supervisor import SupervisedWorker
 from portraitist.service.uploads import PhotoJudge, copy_capped
-from portraitist.train.recipes import get_recipe
 
 log = logging.getLogger(__name__)
 
 STATIC = resources.files("portraitist.service") / "static"
-# multipart framing around the files of one upload request
-_FORM_OVERHEAD = 1 << 20
+# where Swagger UI's files come from (FastAPI's default), allowed on the /docs page only
+_DOCS_CDN = "https://cdn.jsdelivr.net"
 
 
 @dataclass
@@ -91,6 +97,7 @@ class Service:
     storage: Storage
     queue: JobQueue
     judge: PhotoJudge
+    limiter: RateLimiter
 
 
 def service(request: Request) -> Service:
@@ -108,21 +115,24 @@ ServiceDep = Annotated[Service, Depends(service)]
 _bearer = HTTPBearer(auto_error=False, description="The token from POST /v1/users.")
 
 
+def _too_many(detail: str, wait_s: float) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS, detail, headers={"Retry-After": str(math.ceil(wait_s))}
+    )
+
+
 def current_user(
     svc: ServiceDep,
     session: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
-    """The user whose token came in `Authorization: Bearer`, else 401."""
-    user_id, secret = split_token(credentials.credentials if credentials else "")
-    user = session.get(User, user_id) if user_id else None
-    if not secret_matches(secret, user.token_hash if user else None):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "Missing or wrong API token: send `Authorization: Bearer <token>` (POST /v1/users gives one).",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    assert user is not None
+    """The user whose token came in `Authorization: Bearer`, else 401; 429 over the request rate."""
+    user = find_user(session, credentials.credentials if credentials else "")
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, WRONG_TOKEN, headers={"WWW-Authenticate": "Bearer"})
+    wait = svc.limiter.hit(user.id)
+    if wait is not None:
+        raise _too_many(too_many_requests(wait), wait)
     return user
 
 
@@ -147,7 +157,9 @@ def _display_name(filename: str | None) -> str:
     return name[:255] or "photo"
 
 
-def _stream(storage: Storage, key: str, filename: str) -> StreamingResponse:
+def _stream(
+    storage: Storage, key: str, filename: str, headers: dict[str, str] | None = None
+) -> StreamingResponse:
     if not storage.exists(key):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No such file.")
     media_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
@@ -157,22 +169,30 @@ def _stream(storage: Storage, key: str, filename: str) -> StreamingResponse:
         headers={
             "Content-Length": str(storage.size(key)),
             "Content-Disposition": f'inline; filename="{filename}"',
+            **(headers or {}),
         },
     )
 
 
 def _check_run_config(svc: Service, config: dict[str, Any]) -> None:
-    """422 unless the pipeline accepts the config and it stays within this server's caps."""
+    """422 unless the pipeline accepts the config and it stays within this server's caps.
+
+    Everything a stage would refuse only hours later, once the job reaches it, is checked here:
+    each stage's settings (a validated copy), the recipe and its stages against the steps, the
+    styles. Messages name the fields, never the values: the operator's job_defaults are in there.
+    """
     try:
         run = RunConfig(**config)
-        # what the stages would refuse only hours later, once the job reaches them
-        get_recipe(run.stage_configs()["train"].recipe)
+        run.stage_configs()["train"].plan()
         for style in run.styles:
             get_style(style)
-    except (ValidationError, PortraitistError) as exc:
+    except ValidationError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"Invalid job: {validation_problems(exc)}"
+        ) from exc
+    except PortraitistError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"Invalid job: {exc}") from exc
-    problems = [] if run.styles or run.prompts else ["give at least one style or prompt"]
-    problems += [f"the prompt {p!r} must say {ME} where you appear" for p in run.prompts if ME not in p]
+    problems = [f"the prompt {p!r} must say {ME} where you appear" for p in run.prompts if ME not in p]
     if run.base not in svc.settings.allowed_bases:
         problems.append(f"base must be one of {', '.join(svc.settings.allowed_bases)}")
     if run.n > svc.settings.max_images:
@@ -190,25 +210,26 @@ def build_router() -> APIRouter:
 
     @v1.post("/users", status_code=status.HTTP_201_CREATED, response_model=TokenOut, tags=["users"])
     def create_user(
+        request: Request,
         svc: ServiceDep,
-        session: DbSession,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> TokenOut:
-        """Sign up: a new user and its API token (open sign-up, or the admin token when signup = admin)."""
-        if svc.settings.signup == "admin":
-            given = credentials.credentials if credentials else ""
-            if not same_secret(given, svc.settings.admin_token):
-                raise HTTPException(
-                    status.HTTP_401_UNAUTHORIZED,
-                    "Sign-up needs the admin token on this server.",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-        user = User(token_hash="")
-        session.add(user)
-        session.flush()
-        token, user.token_hash = new_token(user.id)
-        session.commit()
-        return TokenOut(id=user.id, token=token)
+        """Sign up: a new user and its API token (open sign-up, or the admin token when signup = admin);
+        429 past signups_per_hour from one address, unless the admin token vouches for it (the bot)."""
+        given = credentials.credentials if credentials else ""
+        vouched = bool(svc.settings.admin_token) and same_secret(given, svc.settings.admin_token)
+        if svc.settings.signup == "admin" and not vouched:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "Sign-up needs the admin token on this server.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        address = None if vouched else (request.client.host if request.client else "")
+        try:
+            user_id, token = accounts.sign_up(svc.db, address, svc.settings.signups_per_hour)
+        except accounts.TooManySignups as exc:
+            raise _too_many(str(exc), exc.retry_after_s) from exc
+        return TokenOut(id=user_id, token=token)
 
     @v1.get("/me", response_model=MeOut, tags=["users"])
     def me(user: CurrentUser, session: DbSession) -> MeOut:
@@ -218,17 +239,18 @@ def build_router() -> APIRouter:
 
     @v1.delete("/me", status_code=status.HTTP_204_NO_CONTENT, tags=["users"])
     def delete_me(user: CurrentUser, svc: ServiceDep, session: DbSession) -> Response:
-        """Delete the user and everything of theirs: photos, models, results, jobs, from storage and database.
+        """Delete the user and everything of theirs: photos, models, results, jobs, from storage, the
+        queue and the database (scrubbed from its files, not only unlinked).
 
         A job still running stops at its next progress report (its row is gone) and removes what it
         uploaded after this.
         """
-        jobs_of_user = select(Job.id).where(Job.user_id == user.id)
-        session.execute(delete(JobEvent).where(JobEvent.job_id.in_(jobs_of_user)))
-        session.execute(delete(Job).where(Job.user_id == user.id))
-        session.execute(delete(Photo).where(Photo.user_id == user.id))
-        session.execute(delete(User).where(User.id == user.id))
-        session.commit()
+        session.close()  # its read snapshot would hold up the scrub of the database files
+        job_ids = accounts.delete_user(svc.db, user.id)
+        try:
+            svc.queue.discard(job_ids)
+        except Exception:  # the queue is away: a worker skips these messages anyway (no such job)
+            log.exception("could not drop the queue messages of a deleted user's jobs")
         svc.storage.delete_prefix(user_prefix(user.id))
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -249,7 +271,7 @@ def build_router() -> APIRouter:
         def reject(name: str, reason: str | None, message: str | None) -> None:
             out.append(PhotoOut(id=None, name=name, status="rejected", reason=reason, message=message))
 
-        with tempfile.TemporaryDirectory(prefix="portraitist-upload-") as tmp:
+        with scratch_folder(svc.settings.scratch_dir, "upload") as tmp:
             for index, upload in enumerate(files):
                 name = _display_name(upload.filename)
                 if index >= settings.max_upload_files:
@@ -338,7 +360,14 @@ def build_router() -> APIRouter:
         config = body.model_dump(exclude_none=True)
         _check_run_config(svc, svc.settings.job_config(config))
         try:
-            job = jobs.create_job(svc.db, user.id, config, photo_ids, svc.settings.max_jobs_per_user)
+            job = jobs.create_job(
+                svc.db,
+                user.id,
+                config,
+                photo_ids,
+                svc.settings.max_jobs_per_user,
+                svc.settings.max_jobs_per_address,
+            )
         except jobs.TooManyJobs as exc:
             raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc)) from exc
         try:
@@ -366,7 +395,7 @@ def build_router() -> APIRouter:
         responses={200: {"content": {"text/event-stream": {}}}},
     )
     def job_events(
-        job: OwnedJob, svc: ServiceDep, last_event_id: Annotated[int, Header()] = 0
+        job: OwnedJob, svc: ServiceDep, last_event_id: Annotated[int, Header(ge=0, le=2**63 - 1)] = 0
     ) -> StreamingResponse:
         """Progress as Server-Sent Events (`event: progress`, JSON data), in order, ending after the
         event with status succeeded, failed or cancelled. Reconnect with Last-Event-ID to resume."""
@@ -423,56 +452,35 @@ def build_router() -> APIRouter:
         except ValueError as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "No such file.") from exc
         return _stream(
-            svc.storage, f"{results_prefix(job.user_id, job.id, job.attempt)}/{path}", Path(path).name
+            svc.storage,
+            f"{results_prefix(job.user_id, job.id, job.attempt)}/{path}",
+            Path(path).name,
+            {"Content-Security-Policy": SANDBOXED_CSP},
         )
 
     return v1
 
 
-class UploadSizeLimit:
-    """Refuses oversized upload requests before they are read (413), and ones of unknown size (411)."""
-
-    def __init__(self, app: Any, limit: int):
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/v1/photos":
-            length = dict(scope["headers"]).get(b"content-length")
-            problem = None
-            if length is None:
-                problem = (411, "Send the upload with a Content-Length header.")
-            elif not length.isdigit() or int(length) > self.limit:
-                problem = (
-                    413,
-                    (
-                        f"The upload is larger than {self.limit / 2**20:.0f} MiB in all; send fewer or "
-                        "smaller photos per request."
-                    ),
-                )
-            if problem:
-                response = JSONResponse({"detail": problem[1]}, status_code=problem[0])
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def create_app(settings: Settings, reaper: bool = True) -> FastAPI:
-    """The API app; `reaper`: also run the reaper in this process (serve does)."""
+def create_app(settings: Settings, reaper: bool = True, worker: bool = False) -> FastAPI:
+    """The API app; `reaper`: also run the reaper in this process (serve does); `worker`: also run a
+    job worker as a child process, stopped when the app shuts down (serve --with-worker)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
         db.create_tables()
         queue = JobQueue(settings.queue_url, settings.queue_name)
-        judge = PhotoJudge(settings.max_photo_pixels, settings.max_photo_bytes)
-        app.state.service = Service(
-            settings, db, Storage(settings.storage_url, settings.storage_options), queue, judge
-        )
+        judge = PhotoJudge(settings.max_photo_pixels, settings.max_photo_bytes, settings.photo_checks)
+        storage = Storage(settings.storage_url, settings.storage_options)
+        limiter = RateLimiter(settings.requests_per_minute)
+        app.state.service = Service(settings, db, storage, queue, judge, limiter)
         running = Reaper(db, queue, settings).start() if reaper else None
+        child = SupervisedWorker(settings).start() if worker else None
         try:
             yield
         finally:
+            if child:
+                child.stop()
             if running:
                 running.stop()
             judge.close()
@@ -483,6 +491,7 @@ def create_app(settings: Settings, reaper: bool = True) -> FastAPI:
         summary="Portraits of a person from a handful of photos: upload, start a job, watch it, download.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,
     )
     app.include_router(build_router())
 
@@ -494,8 +503,12 @@ def create_app(settings: Settings, reaper: bool = True) -> FastAPI:
     def index() -> FileResponse:
         return FileResponse(str(STATIC / "index.html"), media_type="text/html")
 
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        page = get_swagger_ui_html(openapi_url=app.openapi_url or "", title=f"{app.title} API")
+        return with_inline_scripts_allowed(page, _DOCS_CDN)
+
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    app.add_middleware(
-        UploadSizeLimit, limit=settings.max_upload_files * settings.max_photo_bytes + _FORM_OVERHEAD
-    )
+    app.add_middleware(BodyGuard, settings=settings)
+    app.add_middleware(SecurityHeaders)
     return app

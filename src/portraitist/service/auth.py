@@ -11,7 +11,12 @@ import hashlib
 import hmac
 import secrets
 
+from sqlalchemy.orm import Session
+
+from portraitist.service.models import User
+
 _DUMMY_HASH = hashlib.sha256(b"no such user").hexdigest()
+WRONG_TOKEN = "Missing or wrong API token: send `Authorization: Bearer <token>` (POST /v1/users gives one)."
 
 
 def hash_secret(secret: str) -> str:
@@ -34,6 +39,24 @@ def secret_matches(secret: str, stored_hash: str | None) -> bool:
     """Constant-time check of a secret against the stored hash (None: no such user)."""
     matches = hmac.compare_digest(hash_secret(secret), stored_hash or _DUMMY_HASH)
     return matches and stored_hash is not None
+
+
+def find_user(session: Session, token: str) -> User | None:
+    """The user whose token this is, or None (malformed, unknown id or wrong secret alike)."""
+    user_id, secret = split_token(token)
+    user = session.get(User, user_id) if user_id else None
+    return user if secret_matches(secret, user.token_hash if user else None) else None
+
+
+def bearer_token(authorization: str) -> str:
+    """The token of an `Authorization: Bearer <token>` header value; '' for anything else."""
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def address_key(address: str) -> str:
+    """What the database keeps of a client address for the per-address limits: a hash, not the address."""
+    return hashlib.sha256(f"portraitist-address:{address}".encode()).hexdigest()
 
 
 def same_secret(given: str, expected: str) -> bool:

@@ -48,6 +48,8 @@ class Database:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # deleted rows are overwritten with zeros, not left in free pages (a deleted user's data)
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine
@@ -70,6 +72,19 @@ class Database:
         """One transaction: committed when the block ends, rolled back if it raises."""
         with self.sessions() as session, session.begin():
             yield session
+
+    def scrub(self) -> None:
+        """Make deleted rows unreadable in the database files, where the engine can do it itself.
+
+        SQLite: secure_delete (set on every connection) zeroes them in the main file; a TRUNCATE
+        checkpoint then moves the log into it and empties the -wal file, which still held the rows
+        as they were written. PostgreSQL keeps dead rows until VACUUM reuses their space: the
+        operator runs VACUUM (docs/service.md).
+        """
+        if self.url.get_backend_name() != "sqlite":
+            return
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.orm import Session
 
 from portraitist.service.db import Database
-from portraitist.service.models import ACTIVE, Job, JobEvent, User
+from portraitist.service.models import ACTIVE, Job, JobEvent, Signup, User
 
 _PROGRESS_FIELDS = ("stage", "step", "total", "eta_s", "message")
 
@@ -62,17 +62,36 @@ def lock_user(session: Session, user_id: str) -> None:
     session.execute(update(User).where(User.id == user_id).values(locked_at=time.time()))
 
 
-def create_job(db: Database, user_id: str, config: dict[str, Any], photo_ids: list[str], limit: int) -> Job:
-    """A queued job, unless the user already has `limit` active ones (TooManyJobs)."""
+def _active_jobs(session: Session, users: Any) -> int:
+    return session.scalar(
+        select(func.count()).select_from(Job).where(Job.user_id.in_(users), Job.status.in_(ACTIVE))
+    ) or 0
+
+
+def create_job(
+    db: Database,
+    user_id: str,
+    config: dict[str, Any],
+    photo_ids: list[str],
+    limit: int,
+    address_limit: int,
+) -> Job:
+    """A queued job, unless the user already has `limit` active ones, or the users who signed up
+    from the user's address have `address_limit` (TooManyJobs): new accounts do not make room."""
     with db.session() as session:
         lock_user(session, user_id)
-        active = session.scalar(
-            select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status.in_(ACTIVE))
-        )
+        active = _active_jobs(session, [user_id])
         if active >= limit:
             raise TooManyJobs(
                 f"You already have {active} jobs queued or running (the limit is {limit}); "
                 "wait for one to finish or cancel one."
+            )
+        address = select(Signup.address).where(Signup.user_id == user_id).scalar_subquery()
+        neighbours = _active_jobs(session, select(Signup.user_id).where(Signup.address == address))
+        if neighbours >= address_limit:
+            raise TooManyJobs(
+                f"Accounts from your network address have {neighbours} jobs queued or running (the limit "
+                f"is {address_limit}); wait for one to finish or cancel one."
             )
         job = Job(
             user_id=user_id,

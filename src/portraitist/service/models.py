@@ -40,6 +40,21 @@ class User(Base):
     locked_at: Mapped[float | None] = mapped_column(Float)
 
 
+class Signup(Base):
+    """One sign-up's client address (hashed) and time: the per-address limits count these.
+
+    Kept, without the user, after the user is deleted, so that deleting and signing up again
+    does not reset the count; rows older than the sign-up window go at the next sign-up.
+    """
+
+    __tablename__ = "signups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time, index=True)
+
+
 class Photo(Base):
     __tablename__ = "photos"
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey
+from huey.storage import SqliteStorage
 from sqlalchemy.engine import make_url
 
 from portraitist.errors import PortraitistError
@@ -42,6 +44,31 @@ class JobQueue:
         """(job id, attempt) of every message waiting in the queue."""
         return {(task.args[0], task.args[1]) for task in self.huey.pending() if task.name == TASK_NAME}
 
+    def discard(self, job_ids: list[str]) -> None:
+        """Remove the messages of these (deleted) jobs from the queue; a worker would only skip them."""
+        storage = self.huey.storage
+        for data in storage.enqueued_items():
+            task = self.huey.deserialize_task(data)
+            if task.name != TASK_NAME or task.args[0] not in job_ids:
+                continue
+            if isinstance(storage, SqliteStorage):
+                storage.sql(
+                    "delete from task where queue = ? and data = ?", (storage.name, data), commit=True
+                )
+            else:
+                storage.conn.lrem(storage.queue_key, 0, data)
+        if isinstance(storage, SqliteStorage):
+            storage.sql("pragma wal_checkpoint(TRUNCATE)")
+
+
+class _ScrubbingSqliteStorage(SqliteStorage):
+    """SqliteHuey's storage with deleted messages zeroed on disk, not left in free pages."""
+
+    def _create_connection(self) -> Any:
+        connection = super()._create_connection()
+        connection.execute("pragma secure_delete=on")
+        return connection
+
 
 def _make_huey(url: str, name: str) -> Huey:
     if url.startswith(("redis://", "rediss://", "unix://")):
@@ -52,5 +79,7 @@ def _make_huey(url: str, name: str) -> Huey:
         if not database:
             raise PortraitistError(f"queue_url {url!r} names no file; use sqlite:///PATH/queue.db")
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-        return SqliteHuey(name, filename=database, results=False, timeout=60)
+        return SqliteHuey(
+            name, filename=database, results=False, timeout=60, storage_class=_ScrubbingSqliteStorage
+        )
     raise PortraitistError(f"queue_url {url!r} is neither sqlite:///FILE nor redis://HOST:PORT/DB.")

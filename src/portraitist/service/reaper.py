@@ -3,9 +3,10 @@
 Two kinds: a running job whose heartbeat is stale (its worker died or was cut off) goes to its
 next attempt, or fails once max_attempts were used; a queued job with no message in the queue
 (the process that enqueued it died between the database commit and the enqueue, or a worker
-took the message and died before claiming) gets its message again. Every process may run a
-reaper (the API and each worker do): each change is a compare-and-set, so two reapers never
-hand the same job on twice.
+took the message and died before claiming) gets its message again. A pass also removes the
+scratch folders (a user's photos and workspace) that processes which died on this host left.
+Every process may run a reaper (the API and each worker do): each change is a compare-and-set,
+so two reapers never hand the same job on twice.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -21,6 +23,7 @@ from portraitist.service import jobs
 from portraitist.service.db import Database
 from portraitist.service.models import Job
 from portraitist.service.queue import JobQueue
+from portraitist.service.scratch import sweep
 from portraitist.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,11 +36,13 @@ class Reaped:
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
+    swept: list[Path] = field(default_factory=list)
 
 
 def reap_once(db: Database, queue: JobQueue, settings: Settings) -> Reaped:
-    """One pass over the job table."""
+    """One pass over the job table, and over the scratch folders of processes that died."""
     done = Reaped()
+    done.swept = sweep(settings.scratch_dir)
     now = time.time()
     cutoff = now - settings.stale_after_s
     with db.session() as session:

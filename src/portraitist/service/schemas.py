@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from portraitist.config import MAX_SEED
 from portraitist.service.models import Job, JobEvent, Photo
 
 
@@ -66,7 +67,10 @@ MAX_PROMPT_CHARS = 300
 
 
 class JobRequest(BaseModel):
-    """What to make; a field left out takes the pipeline's default (see `portraitist run --help`)."""
+    """What to make; a field left out takes the pipeline's default (see `portraitist run --help`).
+    A field this server does not know is refused (422), not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
 
     base: str | None = Field(
         None,
@@ -89,9 +93,15 @@ class JobRequest(BaseModel):
     )
     n: int | None = Field(None, ge=1, description="Images to generate.")
     k: int | None = Field(None, ge=1, description="Best images to keep (k <= n).")
-    scale: int | None = Field(None, ge=1, le=4, description="Upscaling factor of the kept images.")
-    steps: int | None = Field(None, ge=1, description="Training steps.")
-    seed: int | None = Field(None, description="Seed: the same photos and seed give the same portraits.")
+    scale: Literal[2, 4] | None = Field(None, description="Upscaling factor of the kept images: 2 or 4.")
+    steps: int | None = Field(
+        None,
+        ge=1,
+        description="Training steps: at least one per stage of the recipe (the staged recipe has 2).",
+    )
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED, description="Seed: the same photos and seed give the same portraits."
+    )
 
 
 class JobCreated(BaseModel):

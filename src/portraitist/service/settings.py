@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from portraitist.config import validation_problems
 from portraitist.errors import PortraitistError
 
 CONFIG_ENV = "PORTRAITIST_CONFIG"
@@ -62,6 +63,11 @@ class Settings(BaseSettings):
         description="fsspec URL of the artefact store: empty for DATA_DIR/storage, a folder, "
         "s3://BUCKET/PREFIX or memory://PREFIX.",
     )
+    scratch_dir: Path | None = Field(
+        None,
+        description="Folder for a running job's local copy of its photos and workspace and for uploads being "
+        "checked; empty: DATA_DIR/scratch. What a dead process left there goes at the next reaper pass.",
+    )
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
         description='Extra fsspec options for the store (JSON in env), e.g. {"endpoint_url": '
@@ -71,8 +77,40 @@ class Settings(BaseSettings):
     signup: Literal["open", "admin"] = Field(
         "open", description="Who may create users: anyone (open) or only holders of the admin token (admin)."
     )
-    admin_token: str = Field("", description="Bearer token that may create users when signup is admin.")
+    admin_token: str = Field(
+        "",
+        description="Bearer token that may create users when signup is admin; a sign-up carrying it is "
+        "under no per-address limit (the bot sends it).",
+    )
+    # abuse limits (docs/service.md: what a reverse proxy in front should add)
+    signups_per_hour: int = Field(
+        10, ge=1, description="Most sign-ups from one client address in any hour (429 beyond)."
+    )
+    requests_per_minute: int = Field(
+        300, ge=1, description="Most API requests of one user in any minute, per API process (429 beyond)."
+    )
+    max_json_bytes: int = Field(
+        64 * 2**10, ge=1, description="Largest request body other than an upload, in bytes (413 beyond)."
+    )
+    idle_timeout_s: float = Field(
+        30.0, gt=0, description="How long an idle keep-alive connection stays open between requests."
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest time a connection may take to send a request's headers (from connecting, or "
+        "from its first byte on a kept-alive connection); slower ones are closed.",
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait for the next part of a request body (408 beyond)."
+    )
     # uploads
+    photo_checks: int = Field(
+        2,
+        ge=1,
+        description="Uploaded photos decoded and checked at once by one API process; each holds one "
+        "decoded photo in memory, so this bounds the memory uploads can take.",
+    )
     max_photos: int = Field(30, ge=1, description="Most photos one user may keep stored at a time.")
     max_upload_files: int = Field(30, ge=1, description="Most files one upload request may carry.")
     max_photo_bytes: int = Field(20 * 2**20, ge=1, description="Largest photo file accepted, in bytes.")
@@ -91,6 +129,12 @@ class Settings(BaseSettings):
         "fields win.",
     )
     max_jobs_per_user: int = Field(2, ge=1, description="Most queued or running jobs one user may have.")
+    max_jobs_per_address: int = Field(
+        4,
+        ge=1,
+        description="Most queued or running jobs of all the users who signed up from one client address "
+        "(signing up again does not make room).",
+    )
     max_images: int = Field(64, ge=1, description="Largest n (images generated) a job may ask for.")
     max_steps: int = Field(2000, ge=1, description="Most training steps a job may ask for.")
     # reliability
@@ -161,6 +205,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir / 'portraitist.db'}"
         if not self.queue_url:
             self.queue_url = f"sqlite:///{self.data_dir / 'queue.db'}"
+        if not self.scratch_dir:
+            self.scratch_dir = self.data_dir / "scratch"
         if not self.storage_url:
             self.storage_url = str(self.data_dir / "storage")
         if self.stale_after_s <= 2 * self.heartbeat_interval_s:
@@ -191,7 +237,4 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
-        )
-        raise PortraitistError(f"Invalid service settings: {problems}") from exc
+        raise PortraitistError(f"Invalid service settings: {validation_problems(exc)}") from exc

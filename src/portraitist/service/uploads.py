@@ -8,14 +8,14 @@ prepare stage judges the kept ones again with the rest of its checks (blur, dupl
 from __future__ import annotations
 
 import queue
-import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image
+from PIL import ExifTags, Image
 
 from portraitist.prepare.config import PrepareConfig
 from portraitist.prepare.detect import PersonDetector
@@ -34,6 +34,10 @@ SUFFIXES = {
     "BMP": ".bmp",
     "MPO": ".jpg",
 }
+
+
+# EXIF orientations that turn the photo a quarter (width and height swap once upright)
+_QUARTER_TURNS = {5, 6, 7, 8}
 
 
 @dataclass(frozen=True)
@@ -61,37 +65,59 @@ def copy_capped(source: BinaryIO, target: Path, max_bytes: int) -> bool:
 
 
 class PhotoJudge:
-    """A few person detectors shared by the API's threads (mediapipe graphs are not thread-safe)."""
+    """Judges uploads for the API's threads, on a few threads of its own.
 
-    def __init__(self, max_pixels: int, max_bytes: int, detectors: int = 2):
+    Decoding is where a hostile upload costs memory (a small file can hold a 50 MP image), so
+    the decode and the person check run on `slots` threads, however many requests wait for them:
+    at most that many decoded photos exist at once, and a JPEG is decoded only as large as the
+    detector looks. Own threads, not a lock in the request threads, because the C allocator keeps
+    the memory a thread freed for that thread's next use: a photo decoded on each of forty request
+    threads would leave forty photos' worth of memory behind. The threads also bound the mediapipe
+    graphs, which are not thread-safe.
+    """
+
+    def __init__(self, max_pixels: int, max_bytes: int, slots: int = 2):
         self.config = PrepareConfig(max_pixels=max_pixels, max_file_bytes=max_bytes)
         self._idle: queue.Queue[PersonDetector] = queue.Queue()
-        self._slots = threading.Semaphore(detectors)
+        self._threads = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="photo-check")
 
     @contextmanager
     def _detector(self) -> Iterator[PersonDetector]:
-        # at most `detectors` checks at once: each is CPU-bound, more would only queue on the cores
-        with self._slots:
-            try:
-                detector = self._idle.get_nowait()
-            except queue.Empty:
-                detector = PersonDetector(self.config)
-            try:
-                yield detector
-            finally:
-                self._idle.put(detector)
+        try:
+            detector = self._idle.get_nowait()
+        except queue.Empty:
+            detector = PersonDetector(self.config)
+        try:
+            yield detector
+        finally:
+            self._idle.put(detector)
 
     def judge(self, path: Path) -> Judged:
+        """Judge one photo file; waits for a free photo-check thread."""
+        return self._threads.submit(self._judge, path).result()
+
+    def _judge(self, path: Path) -> Judged:
         try:
-            photo = read_photo(path, self.config.max_pixels, self.config.max_file_bytes)
+            photo = read_photo(
+                path, self.config.max_pixels, self.config.max_file_bytes, self.config.detect_max_side
+            )
+            width, height, suffix = _header(path)
             with self._detector() as detector:
-                detector.subject(photo)
+                detector.subject(photo, source_scale=max(width, height) / max(photo.size))
         except PhotoRejected as rejected:
             return Judged(False, rejected.reason, rejected.message)
-        with Image.open(path) as header:
-            suffix = SUFFIXES.get(header.format or "", ".img")
-        return Judged(True, None, "Kept: one person, face found.", photo.width, photo.height, suffix)
+        return Judged(True, None, "Kept: one person, face found.", width, height, suffix)
 
     def close(self) -> None:
+        self._threads.shutdown()
         while not self._idle.empty():
             self._idle.get_nowait().close()
+
+
+def _header(path: Path) -> tuple[int, int, str]:
+    """The photo's upright size at full resolution and its stored suffix, from the file's header."""
+    with Image.open(path) as header:
+        width, height = header.size
+        if header.getexif().get(ExifTags.Base.Orientation) in _QUARTER_TURNS:
+            width, height = height, width
+        return width, height, SUFFIXES.get(header.format or "", ".img")

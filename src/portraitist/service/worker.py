@@ -1,7 +1,8 @@
 """`portraitist worker`: runs jobs one at a time, each attempt resumable and fenced by its number.
 
 An attempt: claim the job row, copy the job's workspace (what earlier attempts finished, the
-training checkpoint) and the user's photos from storage into a temporary folder, run the
+training checkpoint) and the user's photos from storage into a scratch folder under the
+service's scratch_dir (scratch.py: removed on every way out, or by the reaper after a crash), run the
 pipeline there, upload the workspace as it grows (so the next attempt can resume), publish
 the results under the attempt's own prefix, and mark the job succeeded only if the row is
 still this attempt's (jobs.py). One Huey worker thread and nothing prefetched: a worker holds
@@ -13,14 +14,16 @@ from __future__ import annotations
 import logging
 import mimetypes
 import os
+import signal
 import socket
-import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from huey.consumer import Consumer
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from portraitist.errors import MachineError, PortraitistError
@@ -32,6 +35,7 @@ from portraitist.service.lease import JobStopped, Lease
 from portraitist.service.models import Job, Photo
 from portraitist.service.queue import JobQueue
 from portraitist.service.reaper import Reaper
+from portraitist.service.scratch import scratch_folder
 from portraitist.service.settings import Settings
 from portraitist.service.storage import (
     FileState,
@@ -47,6 +51,12 @@ log = logging.getLogger(__name__)
 
 # what the report page needs besides itself: every output, and the training crops it shows
 PUBLISHED = ("outputs", "dataset/crops")
+# how often a worker started by serve --with-worker looks whether serve is still there
+PARENT_CHECK_S = 1.0
+
+
+class WorkerStopping(JobStopped):
+    """The worker is shutting down: the attempt saved its workspace and hands the job on."""
 
 
 @dataclass
@@ -73,12 +83,16 @@ class ProgressWriter:
     workspace: Workspace
     settings: Settings
     uploaded: dict[str, FileState]
+    stopping: threading.Event
     _clock: _StageClock | None = None
     _written_at: float = 0.0
     _synced_at: float = field(default_factory=time.monotonic)
 
     def __call__(self, event: ProgressEvent) -> None:
         self.lease.check()
+        if self.stopping.is_set():
+            self.sync()  # the checkpoint and finished stages, for whichever worker resumes the job
+            raise WorkerStopping(f"job {self.job.id}: the worker is stopping")
         now = time.monotonic()
         new_stage = self._clock is None or self._clock.stage != event.stage
         if new_stage:
@@ -130,6 +144,8 @@ class JobRunner:
         self.storage = storage
         self.queue = queue
         self.worker_id = worker_id
+        # set when the worker shuts down: the running attempt stops at its next progress report
+        self.stopping = threading.Event()
 
     def __call__(self, job_id: str, attempt: int) -> None:
         if not jobs.claim(self.db, job_id, attempt, self.worker_id):
@@ -143,9 +159,11 @@ class JobRunner:
         lease = Lease(
             self.db, job_id, attempt, self.settings.heartbeat_interval_s, self.settings.stale_after_s
         )
-        with lease, tempfile.TemporaryDirectory(prefix=f"portraitist-{job_id}-") as tmp:
+        with lease, scratch_folder(self.settings.scratch_dir, f"job-{job_id}") as tmp:
             try:
-                self._run(job, lease, Path(tmp))
+                self._run(job, lease, tmp)
+            except WorkerStopping:
+                self._retry(job_id, attempt, "its worker was stopped")
             except JobStopped as stopped:
                 log.info("job %s attempt %d stopped: %s", job_id, attempt, stopped)
                 self._clean_after_stop(job)
@@ -153,7 +171,7 @@ class JobRunner:
                 # out of GPU memory or disk: this machine's trouble, not the request's; the checkpoint is kept
                 log.warning("job %s attempt %d: %s", job_id, attempt, exc)
                 self._retry(job_id, attempt, f"the worker ran out: {exc}")
-            except PortraitistError as exc:
+            except (PortraitistError, ValidationError) as exc:
                 # the user's inputs cannot work (too few usable photos, a bad setting): no retry
                 if jobs.fail(self.db, job_id, attempt, str(exc)):
                     self.storage.delete_prefix(workspace_prefix(job.user_id, job_id))
@@ -173,7 +191,9 @@ class JobRunner:
         workspace = Workspace(tmp / "workspace")
         uploaded = self.storage.download_dir(workspace_prefix(job.user_id, job.id), workspace.root)
         photos = self._download_photos(job, tmp / "photos")
-        writer = ProgressWriter(self.db, self.storage, lease, job, workspace, self.settings, uploaded)
+        writer = ProgressWriter(
+            self.db, self.storage, lease, job, workspace, self.settings, uploaded, self.stopping
+        )
         result = run_pipeline(
             workspace, photos, RunConfig(**self.settings.job_config(job.config)), progress=writer
         )
@@ -233,10 +253,36 @@ def worker_id(gpu: int | None) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{device}"
 
 
-def run_worker(settings: Settings, gpu: int | None = None) -> None:
-    """Serve jobs until SIGINT/SIGTERM; a reaper runs beside the consumer.
+class _Consumer(Consumer):
+    """Huey's consumer, stopping gracefully on SIGTERM as on SIGINT, and telling the job first."""
+
+    def __init__(self, runner: JobRunner, *args: object, **kwargs: object):
+        super().__init__(*args, graceful_signal="TERM", **kwargs)
+        self.runner = runner
+
+    def stop(self, graceful: bool = False) -> None:
+        self.runner.stopping.set()
+        super().stop(graceful=True)
+
+
+def watch_parent(parent_pid: int) -> None:
+    """Stop this worker (as SIGTERM would) once `parent_pid` is no longer its parent: the serve
+    process that started it died, even by kill -9, and nothing else would stop it."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_S)
+        log.warning("the serve process %d is gone; stopping", parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def run_worker(settings: Settings, gpu: int | None = None, parent_pid: int | None = None) -> None:
+    """Serve jobs until SIGINT/SIGTERM, then hand the running job on; a reaper runs beside the consumer.
 
     `gpu`: the CUDA device to use, made the only visible one before torch initialises CUDA.
+    `parent_pid`: also stop once that process is gone (serve --with-worker).
     """
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
@@ -249,7 +295,8 @@ def run_worker(settings: Settings, gpu: int | None = None) -> None:
     reaper = Reaper(db, queue, settings).start()
     # workers=1 and no periodic tasks: one job at a time, and Huey takes a message from the queue
     # only when its one thread is free, so nothing waits inside this process
-    consumer = Consumer(
+    consumer = _Consumer(
+        runner,
         queue.huey,
         workers=1,
         worker_type="thread",
@@ -257,6 +304,8 @@ def run_worker(settings: Settings, gpu: int | None = None) -> None:
         max_delay=settings.poll_interval_s,
         initial_delay=min(0.1, settings.poll_interval_s),
     )
+    if parent_pid is not None:
+        watch_parent(parent_pid)
     log.info("worker %s: queue %s, storage %s", runner.worker_id, settings.queue_url, settings.storage_url)
     try:
         consumer.run()

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from portraitist.config import StageConfig
-from portraitist.train.recipes import RECIPES, Part, Stage
+from portraitist.train.recipes import RECIPES, Part, Recipe, Stage, get_recipe, stage_steps
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
@@ -79,3 +79,16 @@ class TrainConfig(StageConfig):
     save_dtype: Literal["fp32", "fp16", "bf16"] = Field(
         "fp32", description="Precision of the saved weights (fp16 halves a full fine-tune's size)."
     )
+
+    def plan(self, unet_lora: bool = False) -> tuple[Recipe, list[int]]:
+        """The recipe with these overrides (its whole-UNet parts as LoRA when `unet_lora`) and its steps
+        per stage; PortraitistError if they cannot work (checked when a job is created, not hours later
+        when training starts)."""
+        recipe = get_recipe(
+            self.recipe,
+            learning_rates=self.learning_rates,
+            train_text_encoder=self.train_text_encoder,
+            stages=self.stages,
+            unet_lora=unet_lora,
+        )
+        return recipe, stage_steps(recipe, self.steps or recipe.steps)

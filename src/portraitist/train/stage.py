@@ -25,7 +25,7 @@ from portraitist.train.data import TrainingSet, encode, load_class_images, load_
 from portraitist.train.loop import Hooks, Loop, LoopSettings, StepRecord
 from portraitist.train.optimizer import StageOptimizer
 from portraitist.train.precision import choose_precision
-from portraitist.train.recipes import Recipe, get_recipe, stage_steps
+from portraitist.train.recipes import Recipe
 from portraitist.train.tokens import RARE_TOKEN, AddedToken, add_model_tokens, token_rows
 from portraitist.train.trainee import Trainee
 from portraitist.train.validation import write_samples
@@ -62,17 +62,6 @@ def resolve_device(wanted: str) -> torch.device:
     if wanted.startswith("cuda") and not torch.cuda.is_available():
         raise PortraitistError(f"--device {wanted} asked for a GPU, and torch sees none; use --device cpu.")
     return torch.device(wanted)
-
-
-def config_recipe(config: TrainConfig, unet_lora: bool) -> Recipe:
-    """The recipe the settings ask for, the UNet trained as LoRA when `unet_lora`."""
-    return get_recipe(
-        config.recipe,
-        learning_rates=config.learning_rates,
-        train_text_encoder=config.train_text_encoder,
-        stages=config.stages,
-        unet_lora=unet_lora,
-    )
 
 
 def _prompts(manifest: DatasetManifest, recipe: Recipe) -> tuple[list[str], str]:
@@ -136,17 +125,16 @@ def train(
     model/samples/ (`portraitist evaluate` measures one run at its checkpoints this way).
     """
     manifest = workspace.read_manifest()
-    recipe = config_recipe(config, bool(config.unet_lora))  # bad settings are refused before the model loads
-    total = config.steps or recipe.steps
-    stage_steps(recipe, total)
+    recipe, steps = config.plan(bool(config.unet_lora))  # bad settings are refused before the model loads
+    total = sum(steps)
     device = resolve_device(config.device)
     precision = choose_precision(config.precision, device)
     if base.strip() and Path(base).expanduser().exists():
         base = str(Path(base).expanduser().resolve())
     progress(ProgressEvent(STAGE, 0, total, f"loading {base}"))
     model = load_base(base, vae=config.vae)
-    recipe = config_recipe(config, model.family.unet_lora_by_default if config.unet_lora is None else config.unet_lora)
-    plan = list(zip(recipe.stages, stage_steps(recipe, total)))
+    recipe, steps = config.plan(model.family.unet_lora_by_default if config.unet_lora is None else config.unet_lora)
+    plan = list(zip(recipe.stages, steps))
 
     n_base_tokens = len(model.tokenizer)
     added: list[AddedToken] = []
