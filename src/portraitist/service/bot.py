@@ -46,7 +46,7 @@ WELCOME = (
     "Hi! I make portraits of you in new styles from a handful of ordinary photos.\n\n"
     f"1. Send me {MIN_PHOTOS}-{MAX_PHOTOS} photos of yourself: only you in the picture, face visible, "
     "different days and light if you can. I tell you at once if a photo cannot be used, and why.\n"
-    "2. Pick styles with the buttons and press Start.\n"
+    "2. Pick styles (and the model, where there is a choice) with the buttons and press Start.\n"
     "3. I learn your face (this takes a while), then send you the best portraits.\n\n"
     "/styles shows the buttons again, /forget deletes everything I have of you."
 )
@@ -79,6 +79,7 @@ class PortraitBot:
         self.http = httpx.AsyncClient(base_url=settings.api_url, timeout=httpx.Timeout(120, connect=10))
         self.book = TokenBook(settings.data_dir / "bot-users.json")
         self.styles: list[str] = []
+        self.bases: list[str] = []  # the server's allowed_bases: offered as buttons when there are several
 
     async def _token(self, chat_id: int) -> str:
         """The chat's API token, signing the chat up on first contact."""
@@ -129,30 +130,49 @@ class PortraitBot:
         if not self.styles:
             options = (await self._api(update.effective_chat.id, "GET", "/v1/options")).json()
             self.styles = [style["name"] for style in options["styles"]]
+            self.bases = options["bases"]
         chosen = context.chat_data.setdefault("styles", set(self.styles[:2]))
         await update.effective_message.reply_text(
-            "Pick styles, then press Start:", reply_markup=self._keyboard(chosen)
+            "Pick styles, then press Start:", reply_markup=self.keyboard(chosen, self._base(context))
         )
 
-    def _keyboard(self, chosen: set[str]) -> InlineKeyboardMarkup:
+    def _base(self, context: ContextTypes.DEFAULT_TYPE) -> str | None:
+        """The chat's chosen base model: the bot's job's own until the user picks one."""
+        return context.chat_data.setdefault("base", self.settings.bot_job.get("base"))
+
+    def keyboard(self, chosen: set[str], base: str | None) -> InlineKeyboardMarkup:
+        """Style toggles two a row; the base models (SD 1.x, SDXL, ...) when the server allows several; Start."""
         buttons = [
             InlineKeyboardButton(("✅ " if name in chosen else "") + name, callback_data=f"style:{name}")
             for name in self.styles
         ]
         rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+        if len(self.bases) > 1:
+            rows.append([
+                InlineKeyboardButton(("✅ " if name == base else "") + name, callback_data=f"base:{name}")
+                for name in self.bases
+            ])  # fmt: skip
         rows.append([InlineKeyboardButton("▶ Start", callback_data=START)])
         return InlineKeyboardMarkup(rows)
+
+    def job_request(self, styles: set[str], base: str | None) -> dict[str, Any]:
+        """The job the Start button asks for: the bot's job settings, the chosen styles and base."""
+        return {**self.settings.bot_job, "styles": sorted(styles) or None, **({"base": base} if base else {})}
 
     async def button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         chosen: set[str] = context.chat_data.setdefault("styles", set(self.styles[:2]))
-        if query.data and query.data.startswith("style:"):
-            chosen ^= {query.data.removeprefix("style:")}
+        if query.data and query.data.startswith(("style:", "base:")):
+            kind, _, name = query.data.partition(":")
+            if kind == "style":
+                chosen ^= {name}
+            else:
+                context.chat_data["base"] = name
             await query.answer()
-            await query.edit_message_reply_markup(self._keyboard(chosen))
+            await query.edit_message_reply_markup(self.keyboard(chosen, self._base(context)))
             return
         chat_id = update.effective_chat.id
-        body = {**self.settings.bot_job, "styles": sorted(chosen) or None}
+        body = self.job_request(chosen, self._base(context))
         response = await self._api(chat_id, "POST", "/v1/jobs", json=body)
         if response.status_code != 201:
             await query.answer()
