@@ -271,3 +271,21 @@ def test_a_foreign_sdxl_file_gets_sdxl_base_configs():
     assert configs["unet"]["cross_attention_dim"] == 2048
     assert list(configs["unet"]["transformer_layers_per_block"]) == [1, 2, 10]
     assert configs["text_encoder_2"]["hidden_size"] == 1280 and configs["vae"]["scaling_factor"] == 0.13025
+
+
+def test_the_attention_loss_reads_sdxls_cross_attention(prepared):
+    """Thesis 2.3's masked cross-attention loss on SDXL's maps: it changes what training does."""
+    plain = TrainConfig(recipe="textual-inversion", steps=2, precision="fp32", flip=False)
+    without = train(prepared, plain, "tiny-xl").model.text_encoder_2.get_input_embeddings().weight[N_BASE].clone()
+    weighted = plain.model_copy(update={"attention_loss": 1.0, "restart": True})
+    with_loss = train(prepared, weighted, "tiny-xl").model.text_encoder_2.get_input_embeddings().weight[N_BASE]
+    assert not torch.equal(without, with_loss)
+
+
+def test_a_vae_override_keeps_the_sdxl_latent_scale(tmp_path):
+    """sdxl-vae-fp16-fix style: another VAE for an SDXL base; its latents stay scaled as SDXL's UNet needs."""
+    from portraitist.models.random_sd import build_vae
+
+    build_vae("tiny").save_pretrained(tmp_path / "vae")  # SD's scaling factor, 0.18215
+    model = load_base("tiny-xl", vae=str(tmp_path / "vae"))
+    assert model.vae.config.scaling_factor == 0.13025 and model.vae_source == str(tmp_path / "vae")

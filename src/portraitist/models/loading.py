@@ -268,5 +268,8 @@ def replace_vae(model: StableDiffusion, spec: str) -> None:
             f"The VAE {spec!r} makes {override.config.latent_channels}-channel latents, but {model.source}'s "
             f"UNet works on {model.vae.config.latent_channels}-channel ones; leave --vae out for this base."
         )
+    # the UNet's latents keep the base's scale (a VAE file without a config would bring SD 1.5's 0.18215 to an
+    # SDXL base, whose latents are scaled by 0.13025)
+    override.register_to_config(scaling_factor=model.vae.config.scaling_factor)
     model.vae = override.requires_grad_(False).eval()
     model.vae_source = spec
