@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from diffusers import ControlNetModel
+from controlkit import random_controlnet
 from PIL import Image
 
 from portraitist import samples
@@ -25,7 +24,6 @@ from portraitist.generate.control import (
     openpose_keypoints,
 )
 from portraitist.generate.stage import generate
-from portraitist.models.loading import load_base
 
 
 @pytest.fixture(scope="module")
@@ -86,15 +84,7 @@ def test_missing_controlnet_weights_say_what_to_do(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_controlnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random ControlNet shaped for the tiny UNet, its zero-initialised outputs made non-zero."""
-    controlnet = ControlNetModel.from_unet(load_base("tiny").unet)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for block in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
-            block.weight.normal_(0, 0.5)
-    folder = tmp_path_factory.mktemp("controlnet") / "tiny-canny"
-    controlnet.save_pretrained(folder)
-    return folder
+    return random_controlnet("tiny", tmp_path_factory.mktemp("controlnet") / "tiny-canny")
 
 
 def test_controlnet_steers_generation_and_is_logged(tmp_path: Path, astronaut: Image.Image, tiny_controlnet: Path) -> None:

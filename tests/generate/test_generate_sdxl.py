@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from controlkit import random_controlnet
 from diffusers import ControlNetModel, EulerDiscreteScheduler, StableDiffusionXLPipeline
 from PIL import Image
 
@@ -66,15 +67,7 @@ def test_conditioning_is_what_diffusers_pipeline_computes():
 
 @pytest.fixture(scope="module")
 def tiny_xl_controlnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random SDXL ControlNet shaped for tiny-xl's UNet, its zero-initialised outputs made non-zero."""
-    controlnet = ControlNetModel.from_unet(load_base("tiny-xl").unet)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for block in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
-            block.weight.normal_(0, 0.5)
-    folder = tmp_path_factory.mktemp("controlnet") / "tiny-xl-canny"
-    controlnet.save_pretrained(folder)
-    return folder
+    return random_controlnet("tiny-xl", tmp_path_factory.mktemp("controlnet") / "tiny-xl-canny")
 
 
 def test_an_sdxl_controlnet_steers_generation(tmp_path, tiny_xl_controlnet):
