@@ -170,7 +170,7 @@ def demo_command(
         0, "--person", min=0, help="Which held-out person of the world to personalise."
     ),
     steps: int = typer.Option(TRAIN_STEPS, "--steps", min=1, help="Training steps."),
-    n: int = typer.Option(IMAGES, "-n", min=1, help="Images to generate, shared among the prompts."),
+    n: int = typer.Option(IMAGES, "--num-images", "-n", min=1, help="Images to generate, shared among the prompts."),
 ) -> None:
     quiet_libraries()
     import torch
