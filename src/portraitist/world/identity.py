@@ -14,7 +14,7 @@ from portraitist.world.judges import load_judges
 
 
 class WorldIdentity:
-    """The world judges' face gate and face-ID embedding (issue 9): likeness of rendered people.
+    """The world judges' face gate and face-ID embedding: likeness of rendered people.
 
     The score is the mean cosine of the face-ID embeddings, as Judges.similarity; an image the
     gate rejects has no face (None). The gate passes cosines above halfway between the judges'
