@@ -106,7 +106,9 @@ def add_model_tokens(model: StableDiffusion, manifest: DatasetManifest, seed: in
     for offset, (_, tokenizer, encoder) in enumerate(model.text_encoders):
         tokens = add_tokens(tokenizer, encoder, manifest, seed=seed + offset)
         if added and [t.id for t in tokens] != [t.id for t in added]:
-            raise PortraitistError(f"{model.source}'s tokenizers gave the new tokens different ids; use an unmodified base.")
+            raise PortraitistError(
+                f"{model.source}'s tokenizers gave the new tokens different ids; use an unmodified base."
+            )
         added = added or tokens
     return added
 
@@ -121,7 +123,9 @@ def restore_model_tokens(model: StableDiffusion, texts: list[str], rows: dict[st
     """restore_tokens for every text encoder of the model, each from its own rows."""
     for name, tokenizer, encoder in model.text_encoders:
         if name not in rows:
-            raise PortraitistError(f"model/ has no learned token rows for {model.source}'s {name}; it was trained on another base.")
+            raise PortraitistError(
+                f"model/ has no learned token rows for {model.source}'s {name}; it was trained on another base."
+            )
         restore_tokens(tokenizer, encoder, texts, rows[name])
 
 
