@@ -86,11 +86,19 @@ def _metadata(path: Path) -> dict[str, Any] | None:
 
 
 def _keys(path: Path) -> set[str]:
-    if path.suffix != ".safetensors":
-        state = torch.load(str(path), map_location="meta", weights_only=True)
-        return set(state.get("state_dict", state))
-    with safe_open(str(path), framework="pt") as checkpoint:
-        return set(checkpoint.keys())
+    """The checkpoint's tensor names, read once per file version: the family check and the configs
+    both ask, and a pickled .ckpt is unpickled whole to answer."""
+    stat = path.stat()
+    return set(_keys_of(str(path), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _keys_of(path: str, mtime_ns: int, size: int) -> frozenset[str]:
+    if not path.endswith(".safetensors"):
+        state = torch.load(path, map_location="meta", weights_only=True)
+        return frozenset(state.get("state_dict", state))
+    with safe_open(path, framework="pt") as checkpoint:
+        return frozenset(checkpoint.keys())
 
 
 def checkpoint_family(path: Path) -> Family:
@@ -126,8 +134,9 @@ def _hub_configs_needed(path: Path) -> None:
     reason = hub_unreachable()
     if reason is not None:
         raise PortraitistError(
-            f"{path} is not an SD 1.x or SDXL checkpoint (SD 2.x?), and diffusers needs its configs from the Hugging "
-            f"Face hub, which is out of reach ({reason}). Give --base the model as a diffusers folder instead."
+            f"{path} is not an SD 1.x or SDXL checkpoint (SD 2.x?), and diffusers needs its configs from "
+            f"the Hugging Face hub, which is out of reach ({reason}). Give --base the model as a diffusers "
+            "folder instead."
         )
 
 
@@ -139,9 +148,9 @@ def _reading(path: Path) -> Iterator[None]:
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PortraitistError(
-            f"{path} could not be read as a Stable Diffusion checkpoint ({first_line}). Single files that load are "
-            "portraitist's own exports and SD 1.x / SDXL checkpoints with SD 1.5's / SDXL base 1.0's shapes "
-            "(A1111, ComfyUI); give any other model as a diffusers folder."
+            f"{path} could not be read as a Stable Diffusion checkpoint ({first_line}). Single files that "
+            "load are portraitist's own exports and SD 1.x / SDXL checkpoints with SD 1.5's / SDXL base "
+            "1.0's shapes (A1111, ComfyUI); give any other model as a diffusers folder."
         ) from exc
 
 
@@ -172,9 +181,14 @@ def load_single_file(path: Path, family: Family) -> dict[str, Any]:
                 _TOKENIZERS[name]: clip_tokenizer(pad) for name, pad in family.tokenizer_pads.items()
             }
             pipe = pipeline.from_single_file(
-                str(path), config=folder, local_files_only=True, scheduler=DDPMScheduler.from_config(configs["scheduler"]),
-                **tokenizers, **_open_clip_encoders(path, family, configs), **family.pipeline_options,
-            )  # fmt: skip
+                str(path),
+                config=folder,
+                local_files_only=True,
+                scheduler=DDPMScheduler.from_config(configs["scheduler"]),
+                **tokenizers,
+                **_open_clip_encoders(path, family, configs),
+                **family.pipeline_options,
+            )
     parts = {name: getattr(pipe, name) for name in ("unet", "vae")}
     for name in family.text_encoder_names:
         parts[name], parts[_TOKENIZERS[name]] = getattr(pipe, name), getattr(pipe, _TOKENIZERS[name])
@@ -205,9 +219,8 @@ def _open_clip_encoders(path: Path, family: Family, configs: dict[str, dict[str,
 def load_single_file_vae(path: Path) -> AutoencoderKL:
     """A VAE file (vae-ft-mse-840000 style), or the VAE of a whole SD 1.x / SDXL checkpoint."""
     with _reading(path):
-        stored, keys = _metadata(path), _keys(path)
-        whole = stored or any(
-            k.startswith(("model.diffusion_model.", "conditioner.", "cond_stage_model.")) for k in keys
+        whole = _metadata(path) or any(
+            k.startswith(("model.diffusion_model.", "conditioner.", "cond_stage_model.")) for k in _keys(path)
         )
         # a VAE file alone has no text encoder to tell the family by: SD's VAE shapes serve both
         family = checkpoint_family(path) if whole else families.named("sd1")
