@@ -37,9 +37,9 @@ def write_samples(
     sizes = size_rows([SizeInfo.plain(model.resolution, model.resolution)])
     paths = []
     with eval_mode(model):
+        uncond = model.family.negative(model, "", sizes)  # one negative for every prompt
         for i, prompt in enumerate(prompts):
             cond = model.family.encode(model, tokenize(model, [prompt.replace("{me}", subject)]), sizes)
-            uncond = model.family.negative(model, "", sizes)
             embeds = {k: v.to(device, dtype) for k, v in model.family.pipeline_embeds(cond, uncond).items()}
             latents = pipe(
                 **embeds,
@@ -49,7 +49,8 @@ def write_samples(
                 output_type="latent",
             ).images
             # the VAE stays fp32 while the UNet may compute in bf16
-            decoded = model.vae.decode(latents.to(model.vae.device, model.vae.dtype) / model.vae.config.scaling_factor)
+            vae = model.vae
+            decoded = vae.decode(latents.to(vae.device, vae.dtype) / vae.config.scaling_factor)
             image = pipe.image_processor.postprocess(decoded.sample, output_type="pil")[0]
             path = out_dir / f"step{step:06d}-{i}.png"
             image.save(path)
