@@ -93,7 +93,7 @@ class Family(ABC):
     controlnets: ClassVar[dict[str, str]] = {}  # default ControlNet weights per condition kind
     unet_lora_by_default: ClassVar[bool] = False  # train's --unet-lora default (docs/train.md, "SDXL")
     pipeline_class: ClassVar[str] = "StableDiffusionPipeline"  # diffusers' pipeline for this family
-    pipeline_options: ClassVar[dict[str, Any]] = {}  # what its from_single_file needs besides the parts
+    pipeline_options: ClassVar[dict[str, Any]] = {}  # what the pipeline takes besides the parts
     tokenizer_pads: ClassVar[dict[str, str]] = {"text_encoder": "<|endoftext|>"}  # each tokenizer's pad token
     # the named random base whose configs every single file of the family shares (models/single_file.py)
     single_file_preset: ClassVar[str | None] = None
@@ -139,9 +139,14 @@ class Family(ABC):
         return (short_side, long_side) if w <= h else (long_side, short_side)
 
     # -- diffusers pipelines (folder export, validation samples) -------------------------------
-    @abstractmethod
     def pipeline(self, model: StableDiffusion, scheduler: Any) -> Any:
-        """The diffusers pipeline over the model's parts (no copies), with `scheduler`."""
+        """The family's diffusers pipeline over the model's parts (no copies), with `scheduler`."""
+        import diffusers
+
+        parts = {"unet": model.unet, "vae": model.vae, "scheduler": scheduler}
+        for name, tokenizer, encoder in model.text_encoders:
+            parts[name], parts[name.replace("text_encoder", "tokenizer")] = encoder, tokenizer
+        return getattr(diffusers, self.pipeline_class)(**parts, **self.pipeline_options)
 
     def pipeline_embeds(self, cond: Conditioning, uncond: Conditioning) -> dict[str, torch.Tensor]:
         """Precomputed conditioning as the pipeline's __call__ takes it."""

@@ -41,7 +41,7 @@ class SD1(Family):
         "depth": "lllyasviel/control_v11f1p_sd15_depth",
     }
     checkpoint_encoders = {"text_encoder": ("cond_stage_model.transformer.", "transformers")}
-    pipeline_options = {"safety_checker": None, "feature_extractor": None}
+    pipeline_options = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
     single_file_preset = "sd15-random"
     kohya_encoders = {"text_encoder": "lora_te"}
 
@@ -74,20 +74,6 @@ class SD1(Family):
 
     def encode(self, model: StableDiffusion, input_ids: torch.Tensor, sizes: torch.Tensor) -> Conditioning:
         return Conditioning(model.text_encoder(input_ids.to(model.text_encoder.device))[0])
-
-    def pipeline(self, model: StableDiffusion, scheduler: Any) -> Any:
-        from diffusers import StableDiffusionPipeline
-
-        return StableDiffusionPipeline(
-            vae=model.vae,
-            text_encoder=model.text_encoder,
-            tokenizer=model.tokenizer,
-            unet=model.unet,
-            scheduler=scheduler,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
 
 
 def check_latent_channels(model: StableDiffusion) -> None:

@@ -53,7 +53,8 @@ class SDXL(Family):
     }
     kohya_encoders = {"text_encoder": "lora_te1", "text_encoder_2": "lora_te2"}
     pipeline_class = "StableDiffusionXLPipeline"
-    pipeline_options = {"add_watermarker": False}
+    # SDXL base 1.0's pipeline guides an empty negative prompt against zeros; no invisible watermark
+    pipeline_options = {"force_zeros_for_empty_prompt": True, "add_watermarker": False}
     tokenizer_pads = {"text_encoder": "<|endoftext|>", "text_encoder_2": "!"}
     single_file_preset = "sdxl-random"
     # a full fine-tune of the 2.6B-parameter UNet needs about 36 GB (bf16 weights, fp32 masters and
@@ -125,21 +126,6 @@ class SDXL(Family):
         return Conditioning(
             torch.zeros_like(encoded.hidden),
             dict(encoded.added, text_embeds=torch.zeros_like(encoded.added["text_embeds"])),
-        )
-
-    def pipeline(self, model: StableDiffusion, scheduler: Any) -> Any:
-        from diffusers import StableDiffusionXLPipeline
-
-        return StableDiffusionXLPipeline(
-            vae=model.vae,
-            text_encoder=model.text_encoder,
-            text_encoder_2=model.text_encoder_2,
-            tokenizer=model.tokenizer,
-            tokenizer_2=model.tokenizer_2,
-            unet=model.unet,
-            scheduler=scheduler,
-            force_zeros_for_empty_prompt=True,
-            add_watermarker=False,
         )
 
     def pipeline_embeds(self, cond: Conditioning, uncond: Conditioning) -> dict[str, torch.Tensor]:
