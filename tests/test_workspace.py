@@ -1,4 +1,4 @@
-"""The workspace's atomic writes: whole files only, with the mode the user's umask gives."""
+"""The workspace's atomic writes: whole files and folders only, with the mode the user's umask gives."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import portraitist
-from portraitist.workspace import write_bytes_atomic
+from portraitist.workspace import UMASK, atomic_dir, write_bytes_atomic
 
 WRITE = (
     "import sys; from pathlib import Path; from portraitist.workspace import write_bytes_atomic; "
@@ -37,3 +37,25 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path: Path)
     with pytest.raises(TypeError):
         write_bytes_atomic(target, "not bytes")  # type: ignore[arg-type]
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
+
+
+def test_an_atomic_folder_replaces_the_old_one_whole(tmp_path: Path) -> None:
+    target = tmp_path / "step-0000010"
+    (target / "old").mkdir(parents=True)
+    with atomic_dir(target) as tmp:
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "weights").write_bytes(b"new")
+        assert not (target / "sub").exists()  # nothing shows before the block ends
+    assert [p.name for p in target.iterdir()] == ["sub"] and (target / "sub" / "weights").read_bytes() == b"new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~UMASK  # as mkdir would give, not mkdtemp's 0700
+    assert [p.name for p in tmp_path.iterdir()] == ["step-0000010"]
+
+
+def test_a_failed_folder_leaves_the_old_one_and_no_temporary_one(tmp_path: Path) -> None:
+    target = tmp_path / "dataset"
+    (target / "manifest.json").parent.mkdir()
+    (target / "manifest.json").write_bytes(b"old")
+    with pytest.raises(OSError), atomic_dir(target) as tmp:
+        (tmp / "half").write_bytes(b"half")
+        raise OSError("disk full")
+    assert [p.name for p in tmp_path.iterdir()] == ["dataset"] and [p.name for p in target.iterdir()] == ["manifest.json"]

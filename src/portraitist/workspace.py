@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -126,6 +127,36 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     write_bytes_atomic(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode())
+
+
+def fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries, to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """A temporary folder beside `path` to fill, renamed onto it when the block ends (an older folder
+    there is removed first), so a crash or a full disk leaves no folder or a whole one, never half of
+    one. Its mode is what mkdir would give, not mkdtemp's 0700 (see atomic_path)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        tmp.chmod(0o777 & ~UMASK)
+        yield tmp
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                fsync(f)
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+        fsync(path.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 class Workspace:

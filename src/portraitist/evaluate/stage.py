@@ -16,7 +16,6 @@ is the same run with or without the evaluation (its RNG draws are per step).
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -49,7 +48,7 @@ from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train import checkpoint
 from portraitist.train.recipes import get_recipe
 from portraitist.train.stage import TrainingState, train
-from portraitist.workspace import Workspace
+from portraitist.workspace import Workspace, atomic_dir
 
 STAGE = "evaluate"
 
@@ -89,11 +88,8 @@ def copy_dataset(source: Workspace, root: Path) -> Workspace:
         workspace.manifest_path.read_bytes() == source.manifest_path.read_bytes()
     )
     if not current:
-        partial = workspace.root / ".dataset-copy"
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(source.dataset_dir, partial)
-        shutil.rmtree(workspace.dataset_dir, ignore_errors=True)
-        os.replace(partial, workspace.dataset_dir)
+        with atomic_dir(workspace.dataset_dir) as partial:
+            shutil.copytree(source.dataset_dir, partial, dirs_exist_ok=True)
     return workspace
 
 

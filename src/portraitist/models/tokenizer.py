@@ -19,6 +19,7 @@ from pathlib import Path
 from transformers import CLIPTokenizer
 
 from portraitist.errors import PortraitistError
+from portraitist.workspace import write_bytes_atomic
 
 VOCAB_SIZE = 49408
 _N_MERGES = 49152 - 256 - 2  # CLIP keeps merges[1 : 49152 - 256 - 2 + 1]
@@ -50,15 +51,16 @@ def open_clip_bpe_path() -> Path:
 
 def write_clip_vocab(out_dir: Path, bpe_path: Path | None = None) -> Path:
     """Write vocab.json and merges.txt for CLIPTokenizer into out_dir; return out_dir."""
-    lines = gzip.open(bpe_path or open_clip_bpe_path()).read().decode("utf-8").split("\n")
+    lines = gzip.decompress((bpe_path or open_clip_bpe_path()).read_bytes()).decode("utf-8").split("\n")
     merges = [tuple(line.split()) for line in lines[1 : _N_MERGES + 1]]
     symbols = list(_bytes_to_unicode().values())
     vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
     assert len(vocab) == VOCAB_SIZE, len(vocab)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}, ensure_ascii=False))
-    (out_dir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
+    # each file whole or not at all: processes that build the cache at once write the same bytes
+    ids = json.dumps({t: i for i, t in enumerate(vocab)}, ensure_ascii=False)
+    write_bytes_atomic(out_dir / "vocab.json", ids.encode())
+    write_bytes_atomic(out_dir / "merges.txt", ("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n").encode())
     return out_dir
 
 
@@ -73,15 +75,7 @@ def _cache_dir() -> Path:
 def _vocab_dir() -> Path:
     out = _cache_dir()
     if not (out / "vocab.json").exists() or not (out / "merges.txt").exists():
-        # build beside, then rename: two processes building at once never see half a file
-        tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-        write_clip_vocab(tmp)
-        try:
-            os.replace(tmp, out)
-        except OSError:  # another process won the race; its files are identical
-            for f in tmp.iterdir():
-                f.unlink()
-            tmp.rmdir()
+        write_clip_vocab(out)
     return out
 
 

@@ -12,10 +12,8 @@ exists.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from portraitist.errors import PortraitistError
-from portraitist.workspace import Workspace
+from portraitist.workspace import Workspace, atomic_dir
 
 NAME = re.compile(r"^step-(\d{7})$")
 
@@ -44,23 +42,12 @@ def checkpoints_dir(workspace: Workspace) -> Path:
     return workspace.model_dir / "checkpoints"
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save(workspace: Workspace, checkpoint: Checkpoint, keep: int) -> Path:
     """Write atomically, then drop all but the `keep` newest checkpoints."""
-    root = checkpoints_dir(workspace)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{checkpoint.step:07d}"
+    final = checkpoints_dir(workspace) / f"step-{checkpoint.step:07d}"
     if (final / "checkpoint.json").exists():  # a rerun reached the same step: same seed, same state
         return final
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}."))
-    try:
+    with atomic_dir(final) as tmp:  # replaces an incomplete folder of that name (no checkpoint.json)
         save_file({k: v.detach().float().contiguous().cpu() for k, v in checkpoint.values.items()}, tmp / "weights.safetensors")
         torch.save({"optimizer": checkpoint.optimizer, "rng": checkpoint.rng}, tmp / "state.pt")
         meta = {
@@ -68,14 +55,6 @@ def save(workspace: Workspace, checkpoint: Checkpoint, keep: int) -> Path:
             "fingerprint": checkpoint.fingerprint,
         }
         (tmp / "checkpoint.json").write_text(json.dumps(meta, indent=2))
-        for f in tmp.iterdir():
-            _fsync(f)
-        shutil.rmtree(final, ignore_errors=True)  # an incomplete folder of that name (no checkpoint.json)
-        os.rename(tmp, final)
-        _fsync(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for old in list_checkpoints(workspace)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
