@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import torch
 
+from portraitist.devices import cpu_has_bf16
 from portraitist.errors import PortraitistError
 from portraitist.generate.attention import SamplingCpuAttnProcessor
 from portraitist.generate.config import Precision
 from portraitist.models.loading import StableDiffusion, cast, load_base, replace_vae
 from portraitist.train.artifacts import load_trained
-from portraitist.train.precision import cpu_has_bf16
 from portraitist.workspace import Workspace
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from portraitist.devices import resolve_device
 from portraitist.errors import PortraitistError
 from portraitist.generate.config import GenerateConfig
 from portraitist.generate.control import condition_image, condition_tensor, load_controlnet
@@ -26,7 +27,6 @@ from portraitist.generate.txt2img import txt2img
 from portraitist.models.loading import StableDiffusion, vae_scale_factor
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train.artifacts import read_model_info
-from portraitist.train.stage import resolve_device
 from portraitist.workspace import Workspace
 
 STAGE = "generate"

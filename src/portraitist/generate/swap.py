@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from portraitist.devices import resolve_device
 from portraitist.errors import PortraitistError
 from portraitist.generate.config import SwapConfig
 from portraitist.generate.control import canny_condition, pose_condition
@@ -38,7 +39,6 @@ from portraitist.generate.txt2img import initial_noise, seed_generators
 from portraitist.generate.vae import decode, encode
 from portraitist.models.loading import StableDiffusion
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
-from portraitist.train.stage import resolve_device
 from portraitist.workspace import Workspace
 
 STAGE = "swap"

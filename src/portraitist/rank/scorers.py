@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from portraitist.devices import resolve_device
 from portraitist.models.clip import RANDOM_CLIPS, Clip, load_clip
 from portraitist.rank.aesthetic import RANDOM_AESTHETIC, AestheticHead, load_aesthetic
 from portraitist.rank.config import RankConfig
@@ -51,7 +52,7 @@ class References:
 
 
 def load_scoring_models(config: RankConfig) -> ScoringModels:
-    device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(config.device)
     clip = load_clip(config.clip_model, device)
     head = load_aesthetic(config.aesthetic_weights, clip.model.config.projection_dim).to(device)
     perceptual = load_lpips(config.lpips_net, config.lpips_backbone, device)

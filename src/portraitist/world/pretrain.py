@@ -36,14 +36,14 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from portraitist.config import StageConfig
+from portraitist.devices import cpu_has_bf16, resolve_device
 from portraitist.errors import PortraitistError
 from portraitist.generate.txt2img import txt2img
 from portraitist.models.loading import StableDiffusion, load_base
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train.cpu_attention import CpuAttnProcessor
 from portraitist.train.loop import batch_indices, step_generator
-from portraitist.train.precision import AUTOCAST_BF16, FP32, Precision, cpu_has_bf16
-from portraitist.train.stage import resolve_device
+from portraitist.train.precision import AUTOCAST_BF16, FP32, Precision
 from portraitist.world import model as world_model
 from portraitist.world.dataset import load_dataset, preview_grid, render_dataset
 from portraitist.world.family import WORLD, WORLD_FAMILY, world_base_dir
