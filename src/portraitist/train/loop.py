@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers import DDPMScheduler
 
 from portraitist.models.family import Conditioning
 from portraitist.train.attention_loss import AttentionRecorder, attention_loss
@@ -87,19 +88,15 @@ def instance_positions(input_ids: torch.Tensor, token_id: int | None) -> torch.T
 class Denoiser:
     """Forward diffusion and the UNet's target for the model's scheduler (DDPM, epsilon or v)."""
 
-    def __init__(self, trainee: Trainee):
-        scheduler = trainee.model.scheduler
-        self.n_timesteps = int(scheduler.config.num_train_timesteps)
-        self.prediction = str(scheduler.config.prediction_type)
-        alphas = scheduler.alphas_cumprod.to(trainee.device, torch.float32)
-        self.signal = alphas.sqrt()
-        self.noise = (1 - alphas).sqrt()
+    def __init__(self, scheduler: DDPMScheduler):
+        self.scheduler = scheduler
+        self.n_timesteps = int(self.scheduler.config.num_train_timesteps)
+        self.prediction = str(self.scheduler.config.prediction_type)
 
     def noised(self, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        a = self.signal[t].view(-1, 1, 1, 1)
-        s = self.noise[t].view(-1, 1, 1, 1)
-        target = noise if self.prediction == "epsilon" else a * noise - s * latents
-        return a * latents + s * noise, target
+        noisy = self.scheduler.add_noise(latents, noise, t)
+        target = noise if self.prediction == "epsilon" else self.scheduler.get_velocity(latents, noise, t)
+        return noisy, target
 
 
 def encode_prompts(trainee: Trainee, input_ids: torch.Tensor, sizes: torch.Tensor) -> Conditioning:
@@ -128,7 +125,7 @@ class Loop:
         self.recorder = recorder
         self.instance_id = instance_id
         self.unet_forward = trainee.model.unet if unet_forward is None else unet_forward
-        self.denoiser = Denoiser(trainee)
+        self.denoiser = Denoiser(trainee.model.scheduler)
         self.cache: tuple[Conditioning, Conditioning | None] | None = None
 
     def _conditioning(self, data: TrainingSet, index: torch.Tensor, which: int) -> Conditioning:
