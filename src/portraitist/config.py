@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from portraitist.errors import PortraitistError
 
 C = TypeVar("C", bound=BaseModel)
+
+# the number format a setting asks for; each stage says what `auto` means on which hardware
+PrecisionChoice = Literal["auto", "fp32", "bf16", "fp16"]
 
 # the widest seed every consumer takes (numpy's legacy seeding stops at 2**32 - 1); per-request seeds
 # derived as seed + 1000 i stay within what torch's generators accept

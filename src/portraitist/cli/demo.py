@@ -141,7 +141,7 @@ def scene_followed(ws: Workspace) -> tuple[int, int]:
     return followed, len(records)
 
 
-def check_base(base: str) -> None:
+def require_world_base(base: str) -> None:
     """A missing world base is said before any work starts."""
     from portraitist.world.family import WORLD, world_base_dir
 
@@ -177,7 +177,7 @@ def demo_command(
 
     from portraitist.pipeline import run_pipeline
 
-    check_base(base)
+    require_world_base(base)
     torch.set_num_threads(THREADS)
     ws = Workspace(workspace)
     (ws.root / "run.json").unlink(missing_ok=True)  # the demo always runs every stage

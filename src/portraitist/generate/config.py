@@ -7,12 +7,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from portraitist.config import StageConfig
+from portraitist.config import PrecisionChoice, StageConfig
 from portraitist.errors import PortraitistError
 from portraitist.generate.sizes import ASPECT_RANGE, parse_aspect
 
 ControlKind = Literal["pose", "canny", "depth"]
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
 DEFAULT_DEPTH_MODEL = "Intel/dpt-hybrid-midas"
 
 
@@ -33,7 +32,7 @@ class SamplingConfig(StageConfig):
     controlnet: str | None = Field(None, description="ControlNet weights (folder, file or hub id); default per kind.")
     control_scale: float = Field(1.0, ge=0.0, description="How strongly the ControlNet steers.")
     device: str = Field("auto", description="cuda, cpu or auto (a GPU when there is one).")
-    dtype: Precision = Field("auto", description="Weights' precision: auto (fp16 on GPU, bf16 on CPU), fp32, bf16, fp16.")
+    dtype: PrecisionChoice = Field("auto", description="Weights' precision: auto (fp16 on GPU, bf16 on CPU), fp32, bf16, fp16.")
     cuda_graphs: bool = Field(True, description="On a GPU, replay the UNet as CUDA graphs (fewer kernel launches).")
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import torch
 
+from portraitist.config import PrecisionChoice
 from portraitist.devices import cpu_has_bf16
 from portraitist.errors import PortraitistError
 from portraitist.generate.attention import SamplingCpuAttnProcessor
-from portraitist.generate.config import Precision
 from portraitist.models.loading import StableDiffusion, cast, load_base, replace_vae
 from portraitist.train.artifacts import load_trained
 from portraitist.workspace import Workspace
@@ -20,7 +20,7 @@ from portraitist.workspace import Workspace
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def pick_dtype(precision: Precision, device: torch.device) -> torch.dtype:
+def pick_dtype(precision: PrecisionChoice, device: torch.device) -> torch.dtype:
     """auto: fp16 on GPUs (as diffusers' reference runs), bf16 on CPUs with bf16 instructions, else fp32."""
     if precision == "auto":
         if device.type == "cuda":

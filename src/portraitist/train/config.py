@@ -7,10 +7,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from portraitist.config import StageConfig
+from portraitist.config import PrecisionChoice, StageConfig
 from portraitist.train.recipes import RECIPES, Part, Recipe, Stage, get_recipe, stage_steps
-
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
 class TrainConfig(StageConfig):
@@ -32,7 +30,7 @@ class TrainConfig(StageConfig):
     )
     batch_size: int = Field(1, ge=1, description="Images per step.")
     seed: int = Field(0, description="Seeds token init, data order, noise and timesteps: same seed, same weights.")
-    precision: Precision = Field(
+    precision: PrecisionChoice = Field(
         "auto",
         description="auto: bf16 on GPUs that have it (else fp16) and on CPUs with bf16 instructions, else fp32.",
     )

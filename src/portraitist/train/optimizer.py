@@ -12,7 +12,7 @@ import torch
 
 from portraitist.errors import PortraitistError
 from portraitist.train.master_adamw import MasterAdamW
-from portraitist.train.precision import Precision
+from portraitist.train.precision import TrainingPrecision
 from portraitist.train.trainee import StageGroup
 
 # diffusers' DreamBooth / Textual Inversion scripts' AdamW settings
@@ -40,7 +40,7 @@ class StageOptimizer:
     def __init__(
         self,
         groups: list[StageGroup],
-        precision: Precision,
+        precision: TrainingPrecision,
         device: torch.device,
         max_grad_norm: float | None,
         eight_bit: bool = False,

@@ -17,12 +17,15 @@ from dataclasses import dataclass
 
 import torch
 
+from portraitist.config import PrecisionChoice
 from portraitist.devices import cpu_has_bf16
 from portraitist.errors import PortraitistError
 
 
 @dataclass(frozen=True)
-class Precision:
+class TrainingPrecision:
+    """How a training run computes and keeps its weights (the module's docstring says which runs where)."""
+
     name: str
     weights: torch.dtype  # the dtype the model's weights are stored in while training
     autocast: torch.dtype | None  # autocast compute dtype, None: compute in `weights`
@@ -39,14 +42,14 @@ class Precision:
         return self.autocast or self.weights
 
 
-FP32 = Precision("fp32", torch.float32, None, master=False, scale_loss=False)
-MASTER_BF16 = Precision("master-bf16", torch.bfloat16, None, master=True, scale_loss=False)
-AUTOCAST_BF16 = Precision("autocast-bf16", torch.float32, torch.bfloat16, master=False, scale_loss=False)
-AUTOCAST_FP16 = Precision("autocast-fp16", torch.float32, torch.float16, master=False, scale_loss=True)
+FP32 = TrainingPrecision("fp32", torch.float32, None, master=False, scale_loss=False)
+MASTER_BF16 = TrainingPrecision("master-bf16", torch.bfloat16, None, master=True, scale_loss=False)
+AUTOCAST_BF16 = TrainingPrecision("autocast-bf16", torch.float32, torch.bfloat16, master=False, scale_loss=False)
+AUTOCAST_FP16 = TrainingPrecision("autocast-fp16", torch.float32, torch.float16, master=False, scale_loss=True)
 
 
-def choose_precision(wanted: str, device: torch.device) -> Precision:
-    """Resolve the config's `precision` (auto|fp32|bf16|fp16) for this device."""
+def training_precision(wanted: PrecisionChoice, device: torch.device) -> TrainingPrecision:
+    """How a run on this device computes and keeps its weights, for the config's `precision` setting."""
     if wanted == "fp32":
         return FP32
     if device.type == "cuda":

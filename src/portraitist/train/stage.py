@@ -25,7 +25,7 @@ from portraitist.train.config import TrainConfig
 from portraitist.train.data import TrainingSet, encode, load_class_images, load_photos
 from portraitist.train.loop import Hooks, Loop, LoopSettings, StepRecord
 from portraitist.train.optimizer import StageOptimizer
-from portraitist.train.precision import choose_precision
+from portraitist.train.precision import training_precision
 from portraitist.train.recipes import Recipe
 from portraitist.train.tokens import RARE_TOKEN, AddedToken, add_model_tokens, token_rows
 from portraitist.train.trainee import Trainee
@@ -121,7 +121,7 @@ def train(
     recipe, steps = config.plan(bool(config.unet_lora))  # bad settings are refused before the model loads
     total = sum(steps)
     device = resolve_device(config.device)
-    precision = choose_precision(config.precision, device)
+    precision = training_precision(config.precision, device)
     if base.strip() and Path(base).expanduser().exists():
         base = str(Path(base).expanduser().resolve())
     progress(ProgressEvent(STAGE, 0, total, f"loading {base}"))

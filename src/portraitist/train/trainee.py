@@ -18,7 +18,7 @@ from portraitist.models.loading import StableDiffusion, cast
 from portraitist.train import lora
 from portraitist.train.cpu_attention import CpuAttnProcessor
 from portraitist.train.master_adamw import FlatPart
-from portraitist.train.precision import Precision
+from portraitist.train.precision import TrainingPrecision
 from portraitist.train.recipes import Part, Recipe, Stage
 from portraitist.train.tokens import SplitTokenEmbedding, join_token_table, split_token_table
 
@@ -49,7 +49,7 @@ class Trainee:
         self,
         model: StableDiffusion,
         recipe: Recipe,
-        precision: Precision,
+        precision: TrainingPrecision,
         device: torch.device,
         n_base_tokens: int,
         lora_rank: int,

@@ -43,7 +43,7 @@ from portraitist.models.loading import StableDiffusion, load_base
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train.cpu_attention import CpuAttnProcessor
 from portraitist.train.loop import batch_indices, step_generator
-from portraitist.train.precision import AUTOCAST_BF16, FP32, Precision
+from portraitist.train.precision import AUTOCAST_BF16, FP32, TrainingPrecision
 from portraitist.world import model as world_model
 from portraitist.world.dataset import load_dataset, preview_grid, render_dataset
 from portraitist.world.family import WORLD, WORLD_FAMILY, world_base_dir
@@ -489,7 +489,7 @@ def v_target(
     return a * latents + s * noise, a * noise - s * latents
 
 
-def choose_precision(device: torch.device) -> Precision:
+def pretrain_precision(device: torch.device) -> TrainingPrecision:
     """bf16 autocast where the hardware computes in bf16 (issue 9's study: AVX512-BF16 CPUs), else fp32."""
     return AUTOCAST_BF16 if device.type == "cuda" or cpu_has_bf16() else FP32
 
@@ -528,7 +528,7 @@ def train_step(trainer: Trainer, pool: Pool, config: PretrainConfig, device: tor
     rate = learning_rate(config, step, trainer.warmup_from)
     for group in trainer.optimizer.param_groups:
         group["lr"] = rate * group["scale"]
-    with choose_precision(device).context(device):
+    with pretrain_precision(device).context(device):
         hidden = parts["text_encoder"](ids.to(device))[0]
         prediction = parts["unet"](noisy.to(device), t.to(device), hidden).sample
     loss = F.mse_loss(prediction.float(), target.to(device))
