@@ -157,11 +157,11 @@ def run_train(argv: list[str]) -> None:
     if a.flush_denormal:
         torch.set_flush_denormal(True)
     config = load_config(
-        TrainConfig, a.config, "train", recipe=a.recipe, precision=a.precision, steps=a.steps,
+        TrainConfig, a.config, "train", base=a.base, recipe=a.recipe, precision=a.precision, steps=a.steps,
         batch_size=a.batch_size, checkpoint_every=a.checkpoint_every, low_memory=a.low_memory, compile=a.compile,
         lora_rank=a.lora_rank,
     )
-    result = train(Workspace(a.workspace), config, a.base)
+    result = train(Workspace(a.workspace), config)
     print(json.dumps({"steps": result.steps_done, "seconds": result.seconds, "peak_gpu_mb": result.peak_gpu_mb}))
 
 

@@ -72,7 +72,7 @@ class RunConfig(StageConfig):
 
     def stage_configs(self) -> dict[str, BaseModel]:
         """Each stage's config with the shortcuts applied."""
-        train: dict[str, Any] = {"seed": self.seed}
+        train: dict[str, Any] = {"base": self.base, "seed": self.seed}
         if self.recipe:
             train["recipe"] = self.recipe
         if self.steps:
@@ -146,7 +146,7 @@ def _steps(
     def train_step(fresh: bool) -> None:
         # a finished or outdated training is redone from step 0; an interrupted one continues
         settings = configs["train"].model_copy(update={"restart": fresh})
-        trained.append(train(workspace, settings, config.base, progress))
+        trained.append(train(workspace, settings, progress))
 
     def generate_step(request: GenerateConfig) -> Callable[[bool], list[Path]]:
         return lambda _: generate(workspace, request, progress).images
@@ -160,7 +160,7 @@ def _steps(
     requests = [(name, configs["generate"].model_copy(update=s)) for name, s in config.generation_requests()]
     return [
         _Step("prepare", configs["prepare"].output_settings(), prepare_step),
-        _Step("train", {"base": config.base, **configs["train"].output_settings()}, train_step),
+        _Step("train", configs["train"].output_settings(), train_step),
         *(_Step(name, request.output_settings(), generate_step(request)) for name, request in requests),
         _Step("rank", configs["rank"].output_settings(), rank_step),
         _Step("upscale", configs["upscale"].output_settings(), upscale_step),

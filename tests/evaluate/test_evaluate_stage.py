@@ -50,7 +50,7 @@ def test_every_recipe_is_measured_at_the_requested_steps(evaluated):
 
 def test_the_measured_run_is_the_same_as_a_plain_training_run(evaluated, prepared):
     """Measuring at steps 2 and 4 neither changes the staged recipe's two stages nor its weights."""
-    train(prepared, TrainConfig(recipe="staged", steps=4, precision="fp32", flip=False), "tiny")
+    train(prepared, TrainConfig(base="tiny", recipe="staged", steps=4, precision="fp32", flip=False))
     measured = evaluated.workspace.root / "eval" / "staged" / "model"
     for name in ("unet.safetensors", "text_encoder.safetensors", "token_embeddings.safetensors"):
         ours, plain = load_file(measured / name), load_file(prepared.model_dir / name)

@@ -24,7 +24,7 @@ def trained_templates(tmp_path_factory: pytest.TempPathFactory, sample_photos: l
     out = {}
     for recipe in ("dreambooth", "lora"):
         ws = Workspace(shutil.copytree(prepared.root, root / recipe))
-        train(ws, TrainConfig(recipe=recipe, steps=2, checkpoint_every=2, device="cpu"), base="tiny")
+        train(ws, TrainConfig(base="tiny", recipe=recipe, steps=2, checkpoint_every=2, device="cpu"))
         out[recipe] = ws.root
     return out
 

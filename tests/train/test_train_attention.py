@@ -101,10 +101,11 @@ def test_loss_counts_only_background_and_only_examples_with_the_token():
 
 
 def test_training_with_the_attention_loss(prepared):
-    plain = train(prepared, TrainConfig(steps=2, precision="fp32", flip=False), "tiny")
+    plain = train(prepared, TrainConfig(base="tiny", steps=2, precision="fp32", flip=False))
     log = [json.loads(line) for line in (prepared.model_dir / "train_log.jsonl").read_text().splitlines()]
     with_loss = train(
-        prepared, TrainConfig(steps=2, precision="fp32", flip=False, attention_loss=10.0, restart=True), "tiny"
+        prepared,
+        TrainConfig(base="tiny", steps=2, precision="fp32", flip=False, attention_loss=10.0, restart=True),
     )
     log_with = [json.loads(line) for line in (prepared.model_dir / "train_log.jsonl").read_text().splitlines()]
     assert plain.steps_done == with_loss.steps_done == 2

@@ -33,10 +33,10 @@ def lora_workspace(prepared_template, tmp_path_factory):
     ws = Workspace(tmp_path_factory.mktemp("lora") / "ws")
     shutil.copytree(prepared_template, ws.root)
     config = TrainConfig(
-        recipe="lora", steps=3, precision="fp32", flip=False, lora_rank=4,
+        base="tiny", recipe="lora", steps=3, precision="fp32", flip=False, lora_rank=4,
         learning_rates={"unet_lora": 1e-2, "text_encoder_lora": 1e-2},
     )
-    result = train(ws, config, "tiny")
+    result = train(ws, config)
     return ws, result.model
 
 
@@ -93,7 +93,7 @@ def full_workspace(prepared_template, tmp_path_factory):
 
     ws = Workspace(tmp_path_factory.mktemp("full") / "ws")
     shutil.copytree(prepared_template, ws.root)
-    train(ws, TrainConfig(steps=2, flip=False, precision="fp32"), "tiny")
+    train(ws, TrainConfig(base="tiny", steps=2, flip=False, precision="fp32"))
     return ws
 
 

@@ -38,8 +38,10 @@ def test_loss_falls_over_a_short_run(prepared):
 
     train(
         prepared,
-        TrainConfig(recipe="dreambooth", steps=12, learning_rates={"unet": 5e-4}, precision="fp32", flip=False),
-        "tiny",
+        TrainConfig(
+            base="tiny", recipe="dreambooth", steps=12, learning_rates={"unet": 5e-4}, precision="fp32",
+            flip=False,
+        ),
     )
 
     after = fixed_loss(load_trained(prepared), prepared, prompt)

@@ -38,9 +38,9 @@ def _lora_free(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 )
 def test_recipe_changes_exactly_its_parts(prepared, recipe, extra, unet_trains, text_trains, tokens_added):
     base = load_base("tiny")
-    config = TrainConfig(recipe=recipe, steps=2, precision="fp32", flip=False, **extra)
+    config = TrainConfig(base="tiny", recipe=recipe, steps=2, precision="fp32", flip=False, **extra)
 
-    result = train(prepared, config, "tiny")
+    result = train(prepared, config)
 
     unet_after = _lora_free(result.model.unet.state_dict())
     text_after = _lora_free(result.model.text_encoder.state_dict())
@@ -92,7 +92,7 @@ def test_recipes_are_data():
 
 def test_default_precision_on_this_cpu_saves_fp32_truth(prepared):
     """bf16 compute with fp32 master weights: frozen parts come back from the base untouched."""
-    result = train(prepared, TrainConfig(recipe="textual-inversion", steps=2, flip=False), "tiny")
+    result = train(prepared, TrainConfig(base="tiny", recipe="textual-inversion", steps=2, flip=False))
     base = load_base("tiny")
     loaded = load_trained(prepared)
     assert all(torch.equal(v, base.unet.state_dict()[k]) for k, v in loaded.unet.state_dict().items())
@@ -108,6 +108,6 @@ def test_your_own_stages_are_reported_as_such(prepared):
         Stage(name="unet", share=0.5, learning_rates={"unet": 1e-6}),
     ]
     assert get_recipe("staged").label == "staged"
-    result = train(prepared, TrainConfig(stages=stages, steps=2, flip=False), "tiny")
+    result = train(prepared, TrainConfig(base="tiny", stages=stages, steps=2, flip=False))
     assert result.recipe == "custom (2 stages, staged's prompts)"
     assert read_model_info(prepared).recipe == result.recipe  # what the report shows

@@ -26,7 +26,9 @@ from portraitist.train.stage import train
 from portraitist.workspace import Workspace
 
 # 7 steps of the staged recipe: stage 1 is steps 1-3, stage 2 steps 4-7; checkpoints at 2, 3, 4, 6, 7
-CONFIG = TrainConfig(recipe="staged", steps=7, checkpoint_every=2, keep_checkpoints=2, precision="fp32")
+CONFIG = TrainConfig(
+    base="tiny", recipe="staged", steps=7, checkpoint_every=2, keep_checkpoints=2, precision="fp32"
+)
 BF16 = CONFIG.model_copy(update={"precision": "bf16"})  # bf16 weights, fp32 masters: the CPU default here
 
 
@@ -66,7 +68,7 @@ def uninterrupted_runs(prepared_template, tmp_path_factory):
         if config.precision not in runs:
             ws = Workspace(tmp_path_factory.mktemp("uninterrupted") / "ws")
             shutil.copytree(prepared_template, ws.root)
-            train(ws, config, "tiny")
+            train(ws, config)
             runs[config.precision] = ws
         return runs[config.precision]
 
@@ -81,11 +83,11 @@ def uninterrupted(uninterrupted_runs):
 @pytest.mark.parametrize("config", [CONFIG, BF16], ids=["fp32", "bf16-master"])
 def test_resume_after_a_kill_gives_the_same_weights(prepared, uninterrupted_runs, config):
     with pytest.raises(Killed):
-        train(prepared, config, "tiny", kill_at(5))  # inside stage 2, one step after a checkpoint
+        train(prepared, config, kill_at(5))  # inside stage 2, one step after a checkpoint
     assert [p.name for p in checkpoint.list_checkpoints(prepared)] == ["step-0000003", "step-0000004"]
     assert not (prepared.model_dir / "model.json").exists()
 
-    result = train(prepared, config, "tiny")
+    result = train(prepared, config)
 
     reference_ws = uninterrupted_runs(config)
     assert result.resumed_from == 4 and result.steps_done == 7
@@ -110,14 +112,14 @@ def test_a_full_disk_keeps_the_last_checkpoint(prepared, uninterrupted, monkeypa
 
     monkeypatch.setattr(checkpoint, "save_file", disk_fills_up)
     with pytest.raises(MachineError, match="disk is full"):  # a service retries it elsewhere
-        train(prepared, CONFIG, "tiny")
+        train(prepared, CONFIG)
     monkeypatch.setattr(checkpoint, "save_file", real_save)
 
     root = checkpoint.checkpoints_dir(prepared)
     assert sorted(p.name for p in root.iterdir()) == ["step-0000002", "step-0000003"]  # no temporary leftovers
     assert load_file(str(root / "step-0000003" / "weights.safetensors"))  # intact, loadable
 
-    result = train(prepared, CONFIG, "tiny")
+    result = train(prepared, CONFIG)
     assert result.resumed_from == 3
     assert_same_weights(prepared, uninterrupted)
 
@@ -131,16 +133,16 @@ def test_out_of_gpu_memory_says_what_to_do(prepared, monkeypatch):
     real_loss = Loop.loss
     monkeypatch.setattr(Loop, "loss", oom)
     with pytest.raises(PortraitistError, match="--low-memory"):
-        train(prepared, CONFIG, "tiny")
+        train(prepared, CONFIG)
     assert [p.name for p in checkpoint.list_checkpoints(prepared)] == ["step-0000002"]
 
 
 def test_other_settings_are_not_resumed_silently(prepared):
     with pytest.raises(Killed):
-        train(prepared, CONFIG, "tiny", kill_at(3))
+        train(prepared, CONFIG, kill_at(3))
     with pytest.raises(PortraitistError, match="--restart"):
-        train(prepared, CONFIG.model_copy(update={"seed": 1}), "tiny")
-    result = train(prepared, CONFIG.model_copy(update={"seed": 1, "restart": True, "steps": 2}), "tiny")
+        train(prepared, CONFIG.model_copy(update={"seed": 1}))
+    result = train(prepared, CONFIG.model_copy(update={"seed": 1, "restart": True, "steps": 2}))
     assert result.resumed_from is None and result.steps_done == 2
 
 

@@ -71,7 +71,8 @@ def test_every_recipe_changes_exactly_its_parts_in_both_encoders(
     prepared, recipe, unet_trains, text_trains, files
 ):
     base = load_base("tiny-xl")
-    result = train(prepared, TrainConfig(recipe=recipe, steps=2, precision="fp32", flip=False), "tiny-xl")
+    config = TrainConfig(base="tiny-xl", recipe=recipe, steps=2, precision="fp32", flip=False)
+    result = train(prepared, config)
     # (on SDXL the recipes train the UNet as LoRA by default: its weights stay, adapters are merged on load)
 
     unet_changed = _changed(_plain(base.unet.state_dict()), _plain(result.model.unet.state_dict()))
@@ -114,18 +115,20 @@ def test_training_conditions_each_photo_on_its_crop_size(prepared):
 
 
 def test_resume_after_a_kill_gives_the_same_weights(prepared, tmp_path):
-    config = TrainConfig(recipe="staged", steps=5, checkpoint_every=2, precision="fp32", unet_lora=False)
+    config = TrainConfig(
+        base="tiny-xl", recipe="staged", steps=5, checkpoint_every=2, precision="fp32", unet_lora=False
+    )
     reference = Workspace(tmp_path / "reference")
     shutil.copytree(prepared.root, reference.root)
-    train(reference, config, "tiny-xl")
+    train(reference, config)
 
     def kill_at_3(event):
         if event.step == 3 and event.message != "done":
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(prepared, config, "tiny-xl", progress=kill_at_3)
-    resumed = train(prepared, config, "tiny-xl")
+        train(prepared, config, progress=kill_at_3)
+    resumed = train(prepared, config)
 
     assert resumed.resumed_from == 2
     for name in (
@@ -154,13 +157,14 @@ def xl_base_folder(tmp_path_factory):
 def test_a_diffusers_sdxl_folder_is_recognised_and_trains(prepared, xl_base_folder):
     assert load_base(str(xl_base_folder)).family.name == "sdxl"
     result = train(
-        prepared, TrainConfig(recipe="textual-inversion", steps=1, precision="fp32"), str(xl_base_folder)
+        prepared, TrainConfig(base=str(xl_base_folder), recipe="textual-inversion", steps=1, precision="fp32")
     )
     assert result.steps_done == 1
 
 
 def test_kohya_lora_loads_into_diffusers_and_reproduces_our_unet(prepared, xl_base_folder, tmp_path):
-    train(prepared, TrainConfig(recipe="lora", steps=3, precision="fp32", flip=False), str(xl_base_folder))
+    lora = TrainConfig(base=str(xl_base_folder), recipe="lora", steps=3, precision="fp32", flip=False)
+    train(prepared, lora)
     out = tmp_path / "lora.safetensors"
     export(prepared, "kohya-lora", out)
     state = load_file(str(out))
@@ -191,8 +195,7 @@ def test_kohya_lora_loads_into_diffusers_and_reproduces_our_unet(prepared, xl_ba
 def test_single_file_export_loads_with_diffusers(prepared, xl_base_folder, tmp_path):
     train(
         prepared,
-        TrainConfig(recipe="staged", steps=2, precision="fp32", flip=False, unet_lora=False),
-        "tiny-xl",
+        TrainConfig(base="tiny-xl", recipe="staged", steps=2, precision="fp32", flip=False, unet_lora=False),
     )
     out = tmp_path / "me.safetensors"
     export(prepared, "single-file", out)
@@ -220,7 +223,7 @@ def test_single_file_export_loads_with_diffusers(prepared, xl_base_folder, tmp_p
 
 
 def test_a_model_of_the_other_family_is_refused(prepared):
-    train(prepared, TrainConfig(recipe="textual-inversion", steps=1, precision="fp32"), "tiny")
+    train(prepared, TrainConfig(base="tiny", recipe="textual-inversion", steps=1, precision="fp32"))
     info = json.loads(model_info_path(prepared).read_text())
     model_info_path(prepared).write_text(json.dumps(dict(info, base="tiny-xl")))
     with pytest.raises(
@@ -238,18 +241,19 @@ def test_a_checkpoint_of_no_known_family_is_refused(tmp_path):
 
 
 def test_staged_trains_the_sdxl_unet_as_lora_by_default_and_whole_when_asked(prepared):
-    staged = TrainConfig(recipe="staged", steps=2, precision="fp32", flip=False)
-    train(prepared, staged, "tiny-xl")
+    staged = TrainConfig(base="tiny-xl", recipe="staged", steps=2, precision="fp32", flip=False)
+    train(prepared, staged)
     assert set(read_model_info(prepared).files) == {"unet_lora", "text_encoder", "text_encoder_2"}
     with pytest.raises(PortraitistError, match="fine-tuned text_encoder, text_encoder_2 whole"):
         export(prepared, "kohya-lora", prepared.root / "lora.safetensors")
 
-    train(prepared, staged.model_copy(update={"unet_lora": False, "restart": True}), "tiny-xl")
+    train(prepared, staged.model_copy(update={"unet_lora": False, "restart": True}))
     assert set(read_model_info(prepared).files) == {"unet", "text_encoder", "text_encoder_2"}
 
 
 def test_an_exported_sdxl_single_file_loads_back_offline(prepared, tmp_path):
-    train(prepared, TrainConfig(recipe="textual-inversion", steps=1, precision="fp32", flip=False), "tiny-xl")
+    tokens = TrainConfig(base="tiny-xl", recipe="textual-inversion", steps=1, precision="fp32", flip=False)
+    train(prepared, tokens)
     out = tmp_path / "me.safetensors"
     export(prepared, "single-file", out)
 
@@ -275,10 +279,10 @@ def test_a_foreign_sdxl_file_gets_sdxl_base_configs():
 
 def test_the_attention_loss_reads_sdxls_cross_attention(prepared):
     """Thesis 2.3's masked cross-attention loss on SDXL's maps: it changes what training does."""
-    plain = TrainConfig(recipe="textual-inversion", steps=2, precision="fp32", flip=False)
-    without = train(prepared, plain, "tiny-xl").model.text_encoder_2.get_input_embeddings().weight[N_BASE].clone()
+    plain = TrainConfig(base="tiny-xl", recipe="textual-inversion", steps=2, precision="fp32", flip=False)
+    without = train(prepared, plain).model.text_encoder_2.get_input_embeddings().weight[N_BASE].clone()
     weighted = plain.model_copy(update={"attention_loss": 1.0, "restart": True})
-    with_loss = train(prepared, weighted, "tiny-xl").model.text_encoder_2.get_input_embeddings().weight[N_BASE]
+    with_loss = train(prepared, weighted).model.text_encoder_2.get_input_embeddings().weight[N_BASE]
     assert not torch.equal(without, with_loss)
 
 

@@ -17,12 +17,12 @@ from portraitist.train.config import TrainConfig
 from portraitist.train.stage import train
 from portraitist.workspace import Workspace
 
-QUICK = TrainConfig(steps=2, precision="fp32", flip=False)
+QUICK = TrainConfig(base="tiny", steps=2, precision="fp32", flip=False)
 
 
 def test_workspace_without_a_dataset(tmp_path):
     with pytest.raises(PortraitistError, match="portraitist prepare"):
-        train(Workspace(tmp_path / "empty"), QUICK, "tiny")
+        train(Workspace(tmp_path / "empty"), QUICK)
 
 
 def test_a_base_of_an_unsupported_family_is_refused_naming_the_supported_ones(prepared, tmp_path):
@@ -30,7 +30,7 @@ def test_a_base_of_an_unsupported_family_is_refused_naming_the_supported_ones(pr
     flux.mkdir()
     (flux / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
     with pytest.raises(PortraitistError, match="FluxPipeline.*Stable Diffusion 1.x/2.x.*Stable Diffusion XL"):
-        train(prepared, QUICK, str(flux))
+        train(prepared, QUICK.model_copy(update={"base": str(flux)}))
 
 
 def test_mismatched_base_is_refused(prepared, tmp_path):
@@ -42,18 +42,18 @@ def test_mismatched_base_is_refused(prepared, tmp_path):
         requires_safety_checker=False,
     ).save_pretrained(tmp_path / "mixed")
     with pytest.raises(PortraitistError, match="does not fit together"):
-        train(prepared, QUICK, str(tmp_path / "mixed"))
+        train(prepared, QUICK.model_copy(update={"base": str(tmp_path / "mixed")}))
 
 
 def test_bad_settings(prepared):
     with pytest.raises(PortraitistError, match="Unknown recipe"):
-        train(prepared, TrainConfig(recipe="hypernetwork"), "tiny")
+        train(prepared, TrainConfig(base="tiny", recipe="hypernetwork"))
     with pytest.raises(PortraitistError, match="does not train 'unet'"):
-        train(prepared, TrainConfig(recipe="textual-inversion", learning_rates={"unet": 1e-6}), "tiny")
+        train(prepared, TrainConfig(base="tiny", recipe="textual-inversion", learning_rates={"unet": 1e-6}))
     with pytest.raises(PortraitistError, match="too few"):
-        train(prepared, TrainConfig(recipe="staged", steps=1), "tiny")
+        train(prepared, TrainConfig(base="tiny", recipe="staged", steps=1))
     with pytest.raises(PortraitistError, match="class images"):
-        train(prepared, TrainConfig(recipe="dreambooth", prior_preservation=True), "tiny")
+        train(prepared, TrainConfig(base="tiny", recipe="dreambooth", prior_preservation=True))
 
 
 def test_prior_preservation_and_validation_samples(prepared, tmp_path):
@@ -62,10 +62,11 @@ def test_prior_preservation_and_validation_samples(prepared, tmp_path):
     for i, image in enumerate(portrait_variants(2)):
         image.save(class_dir / f"{i}.png")
     config = TrainConfig(
-        recipe="dreambooth", steps=2, precision="fp32", prior_preservation=True, class_images=class_dir,
+        base="tiny", recipe="dreambooth", steps=2, precision="fp32", prior_preservation=True,
+        class_images=class_dir,
         validate_every=2, validation_steps=2, validation_prompts=["a photo of {me}"],
     )
-    result = train(prepared, config, "tiny")
+    result = train(prepared, config)
     assert result.steps_done == 2
     samples = sorted(p.name for p in (prepared.model_dir / "samples").iterdir())
     assert samples == ["step000002-0.png"]

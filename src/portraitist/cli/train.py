@@ -8,7 +8,7 @@ import typer
 
 from portraitist.cli.app import app, console, progress_display, quiet_libraries
 from portraitist.config import load_config
-from portraitist.models.loading import DEFAULT_BASE
+from portraitist.models import DEFAULT_BASE
 from portraitist.train.recipes import PART_HELP, RECIPES
 from portraitist.workspace import Workspace
 
@@ -49,8 +49,9 @@ HELP = (
 @app.command("train", help=HELP)
 def train_command(
     workspace: Path = typer.Option(..., "--workspace", "-w", help="The job folder that `prepare` wrote."),
-    base: str = typer.Option(
-        DEFAULT_BASE, "--base", help="Base model: diffusers folder, .safetensors file, hub id, or `tiny` offline."
+    base: str | None = typer.Option(
+        None, "--base", help="Base model: diffusers folder, .safetensors file, hub id, or `tiny` offline.",
+        show_default=DEFAULT_BASE,
     ),
     recipe: str | None = typer.Option(None, "--recipe", "-r", help=f"One of {', '.join(RECIPES)} (default staged)."),
     steps: int | None = typer.Option(None, "--steps", help="Total steps (default: the recipe's)."),
@@ -100,7 +101,7 @@ def train_command(
         part, _, rate = item.partition("=")
         rates[part.strip()] = rate.strip()
     settings = load_config(
-        TrainConfig, config, "train", recipe=recipe, steps=steps, learning_rates=rates or None,
+        TrainConfig, config, "train", base=base, recipe=recipe, steps=steps, learning_rates=rates or None,
         batch_size=batch_size, seed=seed, precision=precision, low_memory=low_memory, device=device, flip=flip,
         train_text_encoder=train_text_encoder, prior_preservation=prior_preservation, class_images=class_images,
         unet_lora=unet_lora, lora_rank=lora_rank, attention_loss=attention_loss, checkpoint_every=checkpoint_every,
@@ -108,7 +109,7 @@ def train_command(
     )
     ws = Workspace(workspace)
     with progress_display() as progress:
-        result = train(ws, settings, base, progress)
+        result = train(ws, settings, progress)
     resumed = f" (resumed at step {result.resumed_from})" if result.resumed_from else ""
     memory = f", peak GPU memory {result.peak_gpu_mb / 1024:.1f} GB" if result.peak_gpu_mb else ""
     console.print(

@@ -20,6 +20,7 @@ from portraitist.workspace import Workspace, write_json_atomic
 SETTINGS_FILE = "settings.json"
 # training settings a resumed evaluation may change: they move no number (or are set per recipe)
 IGNORED_TRAIN_SETTINGS = (
+    "base",  # the evaluation's own base, recorded at the top level
     "device", "compile", "checkpoint_every", "keep_checkpoints", "save_dtype", "restart",
     "recipe", "steps", "seed", "validate_every", "validation_prompts", "validation_steps",
 )  # fmt: skip

@@ -215,6 +215,7 @@ class _Evaluation:
 
         train_config = self.config.train.model_copy(
             update=dict(
+                base=self.base,
                 recipe=recipe,
                 **self.tuned(recipe),
                 steps=self.plan[recipe][-1],
@@ -225,7 +226,7 @@ class _Evaluation:
             )
         )
         self.report(f"training {recipe}")
-        train(sub, train_config, self.base, self.progress, validate=measure)
+        train(sub, train_config, self.progress, validate=measure)
         checkpoint.clear(sub)  # every step is measured: nothing left to resume
 
 

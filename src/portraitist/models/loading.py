@@ -28,13 +28,12 @@ from torch import nn
 from transformers import CLIPTokenizer
 
 from portraitist.errors import PortraitistError
+from portraitist.models import DEFAULT_BASE, random_sd, random_sdxl
 from portraitist.models import family as families
-from portraitist.models import random_sd, random_sdxl
 from portraitist.models.family import Family
 from portraitist.models.offline import load_from_hub, load_pretrained
 from portraitist.models.single_file import checkpoint_family, load_single_file, load_single_file_vae
 
-DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_VAE = "stabilityai/sd-vae-ft-mse"
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 

@@ -8,17 +8,22 @@ from typing import Literal
 from pydantic import Field
 
 from portraitist.config import PrecisionChoice, StageConfig
+from portraitist.models import DEFAULT_BASE
 from portraitist.train.recipes import RECIPES, Part, Recipe, Stage, get_recipe, stage_steps
 
 
 class TrainConfig(StageConfig):
-    """How to fine-tune the base model on a prepared workspace (thesis 2.3)."""
+    """Which base model to fine-tune on a prepared workspace, and how (thesis 2.3)."""
 
     how_not_what = frozenset({
         "device", "checkpoint_every", "keep_checkpoints", "validate_every", "validation_prompts", "validation_steps",
         "compile", "restart",
     })
 
+    base: str = Field(
+        DEFAULT_BASE,
+        description="Base model to fine-tune: diffusers folder, .safetensors file, hub id, or `tiny` offline.",
+    )
     recipe: str = Field("staged", description=f"Training recipe: one of {', '.join(RECIPES)}.")
     steps: int | None = Field(None, ge=1, description="Total optimizer steps; default: the recipe's own.")
     learning_rates: dict[Part, float] = Field(

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import errno
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,8 @@ from portraitist.train.config import TrainConfig
 from portraitist.train.data import TrainingSet, encode, load_class_images, load_photos
 from portraitist.train.loop import Hooks, Loop, LoopSettings, StepRecord
 from portraitist.train.optimizer import StageOptimizer
-from portraitist.train.precision import training_precision
-from portraitist.train.recipes import Recipe
+from portraitist.train.precision import TrainingPrecision, training_precision
+from portraitist.train.recipes import Recipe, Stage
 from portraitist.train.tokens import RARE_TOKEN, AddedToken, add_model_tokens, token_rows
 from portraitist.train.trainee import Trainee
 from portraitist.train.validation import write_samples
@@ -105,34 +106,46 @@ def _weight_files(values: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[s
     return files
 
 
-def train(
+@dataclass
+class _Prepared:
+    """The base model with this run's tokens, and the training data encoded for it."""
+
+    model: StableDiffusion
+    recipe: Recipe
+    plan: list[tuple[Stage, int]]  # the recipe's stages and the steps of each
+    n_base_tokens: int  # the tokenizer's length before this run's tokens were added
+    added: list[AddedToken]
+    subject: str  # what `{me}` stands for in this run's prompts
+    instance_id: int  # the token that names the person, whose attention the attention loss reads
+    data: TrainingSet
+    prior: TrainingSet | None  # the class images of DreamBooth's prior preservation
+
+
+def _resolved(base: str) -> str:
+    """A base given as a path, made absolute (the resume fingerprint and model.json keep it)."""
+    path = Path(base).expanduser()
+    return str(path.resolve()) if base.strip() and path.exists() else base
+
+
+def _lora_alpha(config: TrainConfig) -> float:
+    return config.lora_alpha or float(config.lora_rank)
+
+
+def _prepare(
     workspace: Workspace,
+    manifest: DatasetManifest,
     config: TrainConfig,
     base: str,
-    progress: ProgressCallback = no_progress,
-    validate: Callable[[TrainingState], None] | None = None,
-) -> TrainResult:
-    """Fine-tune `base` on the workspace's dataset with config.recipe (thesis 2.3); resumable.
-
-    `validate`, when given, is called every config.validate_every steps instead of writing
-    model/samples/ (`portraitist evaluate` measures one run at its checkpoints this way).
-    """
-    manifest = workspace.read_manifest()
-    recipe, steps = config.plan(bool(config.unet_lora))  # bad settings are refused before the model loads
-    total = sum(steps)
-    device = resolve_device(config.device)
-    precision = training_precision(config.precision, device)
-    if base.strip() and Path(base).expanduser().exists():
-        base = str(Path(base).expanduser().resolve())
+    device: torch.device,
+    total: int,
+    progress: ProgressCallback,
+) -> _Prepared:
+    """Load the base, add the recipe's tokens, and encode the photos (and class images) once."""
     progress(ProgressEvent(STAGE, 0, total, f"loading {base}"))
     model = load_base(base, vae=config.vae)
     recipe, steps = config.plan(model.family.unet_lora_by_default if config.unet_lora is None else config.unet_lora)
-    plan = list(zip(recipe.stages, steps))
-
     n_base_tokens = len(model.tokenizer)
-    added: list[AddedToken] = []
-    if recipe.prompt == "captions":
-        added = add_model_tokens(model, manifest, seed=config.seed)
+    added = add_model_tokens(model, manifest, seed=config.seed) if recipe.prompt == "captions" else []
     prompts, subject = _prompts(manifest, recipe)
     instance_id = model.tokenizer.convert_tokens_to_ids(subject.split()[0]) if added else (
         model.tokenizer(RARE_TOKEN, add_special_tokens=False)["input_ids"][0]
@@ -148,58 +161,102 @@ def train(
         prior = encode(images, model.vae, model.tokenizer, config.flip, device)
     if not config.validate_every:
         model.vae.to("cpu")  # not needed again in this run: free the accelerator's memory
+    plan = list(zip(recipe.stages, steps))
+    return _Prepared(model, recipe, plan, n_base_tokens, added, subject, instance_id, data, prior)
 
-    lora_alpha = config.lora_alpha or float(config.lora_rank)
-    trainee = Trainee(model, recipe, precision, device, n_base_tokens, config.lora_rank, lora_alpha, config.seed)
+
+def _loop(
+    prepared: _Prepared, config: TrainConfig, precision: TrainingPrecision, device: torch.device
+) -> tuple[Trainee, Loop]:
+    """What trains (whole or as LoRA) in which precision, and the loop over it, with the memory,
+    attention-loss and compile settings applied."""
+    model = prepared.model
+    trainee = Trainee(
+        model, prepared.recipe, precision, device, prepared.n_base_tokens, config.lora_rank, _lora_alpha(config),
+        config.seed,
+    )
     if config.low_memory:
         model.unet.enable_gradient_checkpointing()
         for _, _, encoder in model.text_encoders:
             encoder.gradient_checkpointing_enable()
     recorder = None
     if config.attention_loss > 0:
-        recorder = attention_loss.install(model.unet, attention_loss.choose_resolution(model.unet, config.attention_resolution))
+        resolution = attention_loss.choose_resolution(model.unet, config.attention_resolution)
+        recorder = attention_loss.install(model.unet, resolution)
     unet_forward = torch.compile(model.unet) if config.compile else model.unet
+    loop = Loop(
+        trainee, prepared.data, _loop_settings(config, device), prepared.prior, recorder, prepared.instance_id,
+        unet_forward,
+    )
+    return trainee, loop
 
-    fingerprint = _fingerprint(config, recipe, total, base, precision.name)
+
+def _resume(
+    workspace: Workspace, config: TrainConfig, fingerprint: dict[str, Any], trainee: Trainee
+) -> checkpoint.Checkpoint | None:
+    """The checkpoint this run continues, its trained values and RNG state restored; None: from step 0."""
     if config.restart:
         checkpoint.clear(workspace)
-    resume = checkpoint.load_latest(workspace, fingerprint, device)
-    start, seconds = 0, 0.0
-    resume_optimizer = None
+    resume = checkpoint.load_latest(workspace, fingerprint, trainee.device)
     if resume is not None:
         trainee.load_values(resume.values)
         torch.set_rng_state(resume.rng)
-        start, seconds = resume.step, resume.seconds
-        if resume.optimizer is not None:
-            resume_optimizer = (resume.stage, resume.optimizer)
-    log = TrainLog(workspace.model_dir / "train_log.jsonl", keep_until=start)
-    last: dict[str, Any] = {"loss": None, "seconds": seconds}
+    return resume
 
-    def on_step(record: StepRecord) -> None:
-        log.write(record)
-        rate = (record.step - start) / max(record.seconds - seconds, 1e-9)
-        last.update(loss=record.loss, seconds=record.seconds)
-        progress(ProgressEvent(STAGE, record.step, total, record.stage, {"loss": record.loss, "it/s": rate}))
+
+class _StepReport:
+    """Each step into train_log.jsonl and the progress callback; remembers the last loss and the
+    training time so far (a resumed run's starts at its checkpoint's)."""
+
+    def __init__(self, log: TrainLog, progress: ProgressCallback, total: int, start: int, seconds: float):
+        self.log, self.progress, self.total = log, progress, total
+        self.start, self.start_seconds = start, seconds
+        self.loss: float | None = None
+        self.seconds = seconds
+
+    def __call__(self, record: StepRecord) -> None:
+        self.log.write(record)
+        rate = (record.step - self.start) / max(record.seconds - self.start_seconds, 1e-9)
+        self.loss, self.seconds = record.loss, record.seconds
+        self.progress(ProgressEvent(STAGE, record.step, self.total, record.stage, {"loss": record.loss, "it/s": rate}))
+
+
+def _hooks(
+    workspace: Workspace,
+    config: TrainConfig,
+    prepared: _Prepared,
+    trainee: Trainee,
+    fingerprint: dict[str, Any],
+    report: _StepReport,
+    validate: Callable[[TrainingState], None] | None,
+) -> Hooks:
+    """What the loop calls: the step report, checkpoint writing, and validation (the caller's hook,
+    or sample images in model/samples/)."""
 
     def on_checkpoint(step: int, stage_index: int, optimizer: StageOptimizer) -> None:
         state = checkpoint.Checkpoint(
-            step, trainee.trained_values(), optimizer.state_dict(), stage_index, fingerprint, last["seconds"],
+            step, trainee.trained_values(), optimizer.state_dict(), stage_index, fingerprint, report.seconds,
             torch.get_rng_state(),
         )
         checkpoint.save(workspace, state, config.keep_checkpoints)
 
     def on_validate(step: int) -> None:
         if validate is not None:
-            validate(TrainingState(step, model, subject, last["seconds"]))
+            validate(TrainingState(step, prepared.model, prepared.subject, report.seconds))
             return
         write_samples(
-            model, config.validation_prompts, subject, workspace.model_dir / "samples", step, config.seed,
-            config.validation_steps,
+            prepared.model, config.validation_prompts, prepared.subject, workspace.model_dir / "samples", step,
+            config.seed, config.validation_steps,
         )
 
-    loop = Loop(trainee, data, _loop_settings(config, device), prior, recorder, instance_id, unet_forward)
+    return Hooks(report, on_checkpoint, on_validate)
+
+
+@contextmanager
+def _machine_errors(workspace: Workspace) -> Iterator[None]:
+    """A GPU out of memory or a full disk, said as what to do; the last checkpoint is kept either way."""
     try:
-        done = loop.run(plan, Hooks(on_step, on_checkpoint, on_validate), start, resume_optimizer, seconds)
+        yield
     except torch.cuda.OutOfMemoryError as exc:
         raise MachineError(
             f"The GPU ran out of memory ({str(exc).splitlines()[0]}). Add --low-memory (gradient checkpointing, "
@@ -213,29 +270,70 @@ def train(
             f"The disk is full ({exc.filename or workspace.model_dir}). Free some space and run the same command "
             "again: it resumes from the last complete checkpoint, which is intact."
         ) from exc
-    finally:
-        log.close()
 
+
+def _save(
+    workspace: Workspace, config: TrainConfig, base: str, prepared: _Prepared, trainee: Trainee, done: int
+) -> StableDiffusion:
+    """Write model/ from the trained values; return the trained model."""
     trained = trainee.finish()
-    values = trainee.trained_values()
+    recipe = prepared.recipe
     info = ModelInfo(
         base=base,
-        family=model.family.name,
+        family=prepared.model.family.name,
         vae=config.vae,
         recipe=recipe.label,
         weights="lora" if recipe.uses_lora else "full",
-        resolution=model.resolution,
+        resolution=prepared.model.resolution,
         steps_done=done,
         seed=config.seed,
-        subject=subject,
-        lora={"rank": config.lora_rank, "alpha": lora_alpha} if recipe.uses_lora else None,
+        subject=prepared.subject,
+        lora={"rank": config.lora_rank, "alpha": _lora_alpha(config)} if recipe.uses_lora else None,
     )
-    write_model(workspace, info, added, token_rows(trained, added), _weight_files(values, SAVE_DTYPES[config.save_dtype]))
-    progress(ProgressEvent(STAGE, done, total, "done", {"loss": last["loss"]} if last["loss"] is not None else {}))
+    weights = _weight_files(trainee.trained_values(), SAVE_DTYPES[config.save_dtype])
+    write_model(workspace, info, prepared.added, token_rows(trained, prepared.added), weights)
+    return trained
+
+
+def train(
+    workspace: Workspace,
+    config: TrainConfig,
+    progress: ProgressCallback = no_progress,
+    validate: Callable[[TrainingState], None] | None = None,
+) -> TrainResult:
+    """Fine-tune config.base on the workspace's dataset with config.recipe (thesis 2.3); resumable.
+
+    `validate`, when given, is called every config.validate_every steps instead of writing
+    model/samples/ (`portraitist evaluate` measures one run at its checkpoints this way).
+    """
+    manifest = workspace.read_manifest()
+    _, steps = config.plan(bool(config.unet_lora))  # bad settings are refused before the model loads
+    total = sum(steps)
+    device = resolve_device(config.device)
+    precision = training_precision(config.precision, device)
+    base = _resolved(config.base)
+    prepared = _prepare(workspace, manifest, config, base, device, total, progress)
+    trainee, loop = _loop(prepared, config, precision, device)
+
+    fingerprint = _fingerprint(config, prepared.recipe, total, base, precision.name)
+    resume = _resume(workspace, config, fingerprint, trainee)
+    start, seconds = (resume.step, resume.seconds) if resume else (0, 0.0)
+    resume_optimizer = (resume.stage, resume.optimizer) if resume and resume.optimizer is not None else None
+    log = TrainLog(workspace.model_dir / "train_log.jsonl", keep_until=start)
+    report = _StepReport(log, progress, total, start, seconds)
+    hooks = _hooks(workspace, config, prepared, trainee, fingerprint, report, validate)
+    try:
+        with _machine_errors(workspace):
+            done = loop.run(prepared.plan, hooks, start, resume_optimizer, seconds)
+    finally:
+        log.close()
+
+    trained = _save(workspace, config, base, prepared, trainee, done)
+    progress(ProgressEvent(STAGE, done, total, "done", {"loss": report.loss} if report.loss is not None else {}))
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return TrainResult(
-        workspace.model_dir, recipe.label, done, resume.step if resume else None, last["loss"], last["seconds"], peak,
-        trained,
+        workspace.model_dir, prepared.recipe.label, done, resume.step if resume else None, report.loss,
+        report.seconds, peak, trained,
     )
 
 
