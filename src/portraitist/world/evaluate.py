@@ -19,14 +19,11 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from portraitist.evaluate.config import EvaluateConfig, WorldSettings
@@ -45,6 +42,7 @@ from portraitist.world.family import WORLD, world_base_dir
 from portraitist.world.judges import Judges, load_judges
 from portraitist.world.metrics import WORLD_METRICS, WorldMetrics, reference_renders
 from portraitist.world.render import SCENE_ATTRIBUTES, Person, check_word, held_out_person
+from portraitist.world.threads import torch_threads
 
 STAGE = "world"
 PERSON_FILE = "world_person.json"  # what `world photos` writes beside the photos: boxes, masks, attributes
@@ -155,17 +153,6 @@ def evaluate_world(
     out = out.expanduser().resolve()
     with torch_threads(world.threads):
         return _evaluate_world(out, config, base, progress)
-
-
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Torch's thread count for the world's small model, restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _evaluate_world(out: Path, config: EvaluateConfig, base: str, progress: ProgressCallback) -> WorldResult:

@@ -41,11 +41,11 @@ from portraitist.world.evaluate import (
     check_settings,
     judges_for,
     prepare_person,
-    torch_threads,
     untuned_recipe,
     weights_id,
     world_metrics,
 )
+from portraitist.world.threads import torch_threads
 
 STAGE = "sweep"
 # Trials are ranked by the first metric, the others break ties (an undertrained base, or too few
