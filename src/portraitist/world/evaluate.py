@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from portraitist.evaluate.config import EvaluateConfig, WorldSettings
+from portraitist.evaluate.config import EvaluateConfig
 from portraitist.evaluate.metrics import Values
 from portraitist.evaluate.records import CheckpointRecord
 from portraitist.evaluate.report import REPORT_NAME, crop_hrefs, write_merged_report
@@ -42,6 +42,7 @@ from portraitist.world.family import WORLD, world_base_dir
 from portraitist.world.judges import Judges, load_judges
 from portraitist.world.metrics import WORLD_METRICS, WorldMetrics, reference_renders
 from portraitist.world.render import SCENE_ATTRIBUTES, Person, check_word, held_out_person
+from portraitist.world.settings import WorldSettings, world_settings
 from portraitist.world.threads import torch_threads
 
 STAGE = "world"
@@ -139,7 +140,7 @@ def check_settings(config: EvaluateConfig) -> None:
     check names a word the renderer does not draw."""
     for recipe in config.recipes:
         recipe_steps(config, recipe)
-    for check in config.world.scene_checks:
+    for check in world_settings(config).scene_checks:
         for name, word in check.items():
             check_word(SCENE_ATTRIBUTES, name, word)
 
@@ -148,7 +149,7 @@ def evaluate_world(
     out: Path, config: EvaluateConfig, base: str, progress: ProgressCallback = no_progress
 ) -> WorldResult:
     """Every recipe of config.recipes on held-out people 0..people-1 x seeds 0..seeds-1; the merged report."""
-    world = config.world
+    world = world_settings(config)
     check_settings(config)
     out = out.expanduser().resolve()
     with torch_threads(world.threads):
@@ -156,7 +157,7 @@ def evaluate_world(
 
 
 def _evaluate_world(out: Path, config: EvaluateConfig, base: str, progress: ProgressCallback) -> WorldResult:
-    world = config.world
+    world = world_settings(config)
     judges, judges_path = judges_for(world)
     base_weights = weights_id(base)
     total = world.people * world.seeds
@@ -212,7 +213,7 @@ def tuning_rows(config: EvaluateConfig, out: Path) -> list[dict[str, str]]:
         elif swept.get(recipe) == tuned:
             how = (
                 f"--sweep: the best of its trials by final face_id on held-out people "
-                f"{', '.join(map(str, config.world.sweep_people))} (OUT/sweep/trials.jsonl)"
+                f"{', '.join(map(str, world_settings(config).sweep_people))} (OUT/sweep/trials.jsonl)"
             )
         else:
             how = "recipe_stages in the configuration file ([evaluate] table), as given"
@@ -278,7 +279,7 @@ def write_world_report(
             "of the scene prompts' words (background, shirt) the judge reads in their images."
         ),
         tuning=tuning_rows(config, out),
-        reference=reference_rows(out, people, config.world, judges, judges_path),
+        reference=reference_rows(out, people, world_settings(config), judges, judges_path),
         people=[
             dict(
                 label=f"person {k}",

@@ -38,6 +38,7 @@ from portraitist.world.render import (
     scene_prompt,
     visible_labels,
 )
+from portraitist.world.settings import world_settings
 
 JUDGE_SIZE = 32
 # The references' scenes come from their own stream, apart from the training photos' (dataset.scene_rng).
@@ -101,7 +102,7 @@ def judge_values(
 
 def world_evaluation_set(config: EvaluateConfig) -> list[EvalImage]:
     """The subject prompt's images, then one image per scene check: "a photo of {me}, on a red background"."""
-    checks = config.world.scene_checks
+    checks = world_settings(config).scene_checks
     return evaluation_set(config, [(scene_prompt(ME, **check), check) for check in checks])
 
 
