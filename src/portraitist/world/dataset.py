@@ -1,4 +1,4 @@
-"""Rendered data sets of the synthetic world, and one held-out person's photos (issue 9).
+"""Rendered data sets of the synthetic world, and one held-out person's photos.
 
 A data set folder holds `images.npy` (N, size, size, 3 uint8), `masks.npy` (N, size, size bool,
 the person mask), `labels.jsonl` (one row per image: person, every attribute, face box, caption,

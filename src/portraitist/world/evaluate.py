@@ -1,4 +1,4 @@
-"""`portraitist evaluate --world` (issue 9): every recipe on held-out people of the synthetic world x
+"""`portraitist evaluate --world`: every recipe on held-out people of the synthetic world x
 seeds, measured by the world's judges, merged into curves with 95% bands (thesis Fig. 11).
 
 Each (person, seed) is one ordinary evaluation (stage.py's `evaluate`, the same training and
@@ -123,8 +123,8 @@ def world_metrics(
 
 
 def weights_id(base: str) -> str:
-    """The base's weights by content: `world` names whichever base is committed now, and a later
-    session may commit a longer-trained one; a resumed comparison must not mix the two."""
+    """The base's weights by content: `world` names whichever base is committed, which a longer-trained
+    one may replace; a resumed comparison must not mix the two."""
     folder = world_base_dir() if base == WORLD else Path(base).expanduser()
     if not folder.is_dir():
         return base  # a preset built in code (`tiny`) or a hub id: the name is the identity
@@ -272,7 +272,7 @@ def write_world_report(
         may_differ=("dataset", "seed", "measures.person"),
         explain=(
             "Each recipe was trained on each held-out person's photos with each seed, and measured every "
-            f"{config.every} steps by the world's judges (issue 9), on the same prompts. face_id: the face-ID "
+            f"{config.every} steps by the world's judges, on the same prompts. face_id: the face-ID "
             "cosine of every image to renders of the person in new scenes, 0 where the face gate fails; "
             "face gate: the share of images that are faces; attributes kept: the share of the person's "
             "visible identity attributes the judge reads in every image; scene prompts followed: the share "

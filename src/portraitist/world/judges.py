@@ -1,12 +1,12 @@
-"""The world's judges (issue 9): small CNNs that read a 32 px image as we read a photo.
+"""The world's judges: small CNNs that read a 32 px image as we read a photo.
 
 Three networks, trained on renders of pretraining people and measured on held-out ones:
 - the attribute classifier names every attribute readable at 32 px (`VISIBLE_AT_32`);
 - the face-ID embedding maps a face to a unit vector; photos of one person lie close together;
 - the face gate says whether an image is a face at all.
 
-The issue's study found the trap: a face-ID net trained on faces alone called noise similar to
-a person (cosine 0.85-0.99). So the embedding learns with non-faces as one extra class (noise,
+The trap: a face-ID net trained on faces alone calls noise similar to a person (cosine
+0.85-0.99). So the embedding learns with non-faces as one extra class (noise,
 blur, shuffled patches, flat colour, bare backgrounds, faces whose parts are smeared away), and
 `Judges.similarity` asks the gate first unless told not to. The gate learns the same non-faces
 against faces that carry the mild blur and noise a generated image has, so it fails the outputs

@@ -1,9 +1,9 @@
-"""The world's metrics (issue 9): what the judges (world/judges.py) read in the images a checkpoint
+"""The world's metrics: what the judges (world/judges.py) read in the images a checkpoint
 draws of a held-out person, whose identity is known exactly.
 
 - face_id: each image's face-ID cosine to the person's references (renders of the person in
   scenes the training photos do not have), 0 for an image the face gate fails (an image that is
-  no face has no likeness: the issue's trap is noise that the embedding alone calls similar);
+  no face has no likeness: the embedding alone may call noise similar to a person, judges.py);
   the mean over every image, subject and scene prompts alike.
 - face_gate: the share of images that pass the face gate.
 - attribute_match: the share of (image, attribute) pairs in which the attribute judge reads the

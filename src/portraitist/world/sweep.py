@@ -1,5 +1,5 @@
-"""`portraitist evaluate --world --sweep`: tune every recipe the same way before comparing them
-(issue 9: "tune the staged recipe's learning rates and split fairly (say how)").
+"""`portraitist evaluate --world --sweep`: tune every recipe the same way before comparing them, so
+that a comparison of recipes is not a comparison of how well each one happened to be tuned.
 
 Fair means the same for every recipe: the same number of trials, each the full number of steps,
 on the same held-out people (never among the compared ones), with the same seed, chosen by the
