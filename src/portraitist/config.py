@@ -61,7 +61,7 @@ class PluggableConfig(StageConfig):
         if name in cls.model_fields:
             raise ValueError(f"{cls.__name__} has a setting {name!r} of its own")
         cls._added_fields[name] = (annotation, field)
-        cls.added = create_model(  # type: ignore[call-overload]
+        cls.added = create_model(
             f"{cls.__name__}Added", __config__=ConfigDict(extra="forbid"), **cls._added_fields
         )
 
