@@ -11,10 +11,11 @@ from typer.testing import CliRunner
 
 from portraitist.cli.app import app
 from portraitist.errors import PortraitistError
-from portraitist.evaluate.config import EvaluateConfig, WorldSettings
+from portraitist.evaluate.config import EvaluateConfig
 from portraitist.evaluate.settings import read_settings
 from portraitist.train.recipes import get_recipe
 from portraitist.workspace import Workspace
+from portraitist.world.settings import WorldSettings
 from portraitist.world.sweep import Trial, check_people, refinements, round_two, scaled_stages
 
 SWEEP_TOML = (

@@ -11,11 +11,12 @@ from rich.table import Table
 from portraitist.cli.app import app, console, progress_display, quiet_libraries
 from portraitist.config import load_config
 from portraitist.errors import PortraitistError
-from portraitist.evaluate.config import EvaluateConfig, WorldSettings
+from portraitist.evaluate.config import EvaluateConfig
 from portraitist.evaluate.records import CheckpointRecord, evaluation_overhead
 from portraitist.models.loading import DEFAULT_BASE
 from portraitist.train.recipes import RECIPES
 from portraitist.workspace import Workspace
+from portraitist.world.settings import WorldSettings, world_settings
 
 if TYPE_CHECKING:
     from portraitist.world.evaluate import WorldResult
@@ -226,10 +227,10 @@ def _world(
     )
     changes = {k: v for k, v in dict(people=people, seeds=seeds, judges=judges).items() if v is not None}
     try:
-        world_settings = WorldSettings.model_validate({**settings.world.model_dump(), **changes})
+        world = WorldSettings.model_validate({**world_settings(settings).model_dump(), **changes})
     except ValueError as exc:
         raise PortraitistError(f"Invalid --world settings: {exc}") from exc
-    settings = settings.model_copy(update={"world": world_settings})
+    settings = settings.model_copy(update={"world": world})
     from portraitist.world.evaluate import evaluate_world  # torch, diffusers and the judges load only now
 
     folder = out or Path("eval-world")

@@ -1,6 +1,6 @@
 """`portraitist evaluate`: the thesis's comparison of training recipes (2.3, Fig. 11) as a command.
 
-config.py         the settings (recipes, cadence, the evaluation prompts, the metric models, --world)
+config.py         the settings (recipes, cadence, the evaluation prompts, the metric models)
 prompts.py        the fixed set of images every checkpoint generates, and CLIP's texts for them
 metrics.py        the metric-set interface, the catalogue of metric definitions (a plug-in's metric
                   set registers its own), and the photo metrics of thesis 1.3 (Image/Text
@@ -12,6 +12,7 @@ summary.py        curves per recipe: mean and band over one or several evaluatio
 plots.py          one panel per metric, one line per recipe, against steps or training seconds
 report.py         eval/report.html (plots, tables, image grids) and the merged reports
 
-`--world` lives with the synthetic world (world/evaluate.py, world/metrics.py, world/sweep.py):
-it drives this package's `evaluate` with the world's metric set.
+`--world` lives with the synthetic world (world/evaluate.py, world/metrics.py, world/sweep.py, and
+its [evaluate.world] table in world/settings.py): it drives this package's `evaluate` with the
+world's metric set.
 """

@@ -1,92 +1,21 @@
-"""Settings of `portraitist evaluate` (TOML section `[evaluate]`, with `[evaluate.train]`,
-`[evaluate.scoring]` and `[evaluate.world]` tables for the training, metric-model and world settings)."""
+"""Settings of `portraitist evaluate` (TOML section `[evaluate]`, with `[evaluate.train]` and
+`[evaluate.scoring]` tables for the training and metric-model settings). A plug-in may add tables of
+its own (`PluggableConfig.add_setting`): the synthetic world's `[evaluate.world]` is world/settings.py's."""
 
 from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from portraitist.config import StageConfig
+from portraitist.config import PluggableConfig
 from portraitist.rank.config import RankConfig
 from portraitist.train.config import TrainConfig
 from portraitist.train.recipes import RECIPES, Stage
 
 # Thesis 1.3: a background, a style and a composition edit (Textual Inversion's prompts).
 DEFAULT_EDIT_PROMPTS = ["a photo of {me} on the moon", "an oil painting of {me}", "Elmo holding a {me}"]
-# Issue 9: "{me} on a red background" must show a red background, "{me} in a green shirt" a green shirt.
-DEFAULT_SCENE_CHECKS = [
-    {"background": "red"},
-    {"background": "blue"},
-    {"shirt": "green"},
-    {"shirt": "yellow"},
-]
 
 
-class WorldSettings(StageConfig):
-    """`portraitist evaluate --world` (issue 9): which held-out people, how many seeds, what the
-    judges check, and the learning-rate sweep that tunes every recipe before the comparison."""
-
-    people: int = Field(5, ge=1, description="Held-out people compared: `world photos --person` 0..N-1.")
-    seeds: int = Field(3, ge=1, description="Training seeds per person: 0..N-1.")
-    photos: int = Field(8, ge=3, description="Photos of each person to train on (`world photos -n`).")
-    photo_size: int = Field(256, ge=64, description="Side of those photos in px (`world photos --size`).")
-    references: int = Field(
-        16, ge=1, description="Renders of the person in new scenes that face-ID compares the images with."
-    )
-    scene_checks: list[dict[str, str]] = Field(
-        default_factory=lambda: [dict(check) for check in DEFAULT_SCENE_CHECKS],
-        min_length=1,
-        description="Scene words each text-alignment image must show, one image each, e.g. {background = "
-        '"red"} prompts "a photo of {me}, on a red background".',
-    )
-    threads: int = Field(
-        1,
-        ge=1,
-        description="Torch threads: the world's small model gains little from a second, and on a busy "
-        "CPU loses much (docs/evaluate.md).",
-    )
-    judges: str | None = Field(
-        None, description="Folder of the judges (`world judges --out`); default: the committed ones."
-    )
-    sweep_people: list[int] = Field(
-        default_factory=lambda: [100, 101],
-        min_length=1,
-        description="Held-out people the sweep tunes on: never among the compared ones.",
-    )
-    sweep_factors: list[float] = Field(
-        default_factory=lambda: [1.0, 10.0, 100.0, 1000.0],
-        min_length=2,
-        description="Sweep round 1: every recipe's learning rates times each factor (ascending, log-spaced).",
-    )
-    sweep_splits: list[float] = Field(
-        default_factory=lambda: [0.2, 0.6],
-        description="Sweep round 2, recipes of two or more stages: their first stage's share of the steps, "
-        "at the best factor; one-stage recipes get as many refinements of the factor instead.",
-    )
-
-    @field_validator("scene_checks")
-    @classmethod
-    def _not_empty(cls, checks: list[dict[str, str]]) -> list[dict[str, str]]:
-        # the words themselves are the renderer's: `evaluate --world` checks them before it starts
-        if not all(checks):
-            raise ValueError('a scene check names at least one scene word, e.g. {background = "red"}')
-        return checks
-
-    @field_validator("sweep_factors")
-    @classmethod
-    def _ascending(cls, factors: list[float]) -> list[float]:
-        if any(f <= 0 for f in factors) or sorted(factors) != factors or len(set(factors)) != len(factors):
-            raise ValueError("sweep factors must be positive and ascending")
-        return factors
-
-    @field_validator("sweep_splits")
-    @classmethod
-    def _shares(cls, splits: list[float]) -> list[float]:
-        if any(not 0 < s < 1 for s in splits):
-            raise ValueError("a split is the first stage's share of the steps, between 0 and 1")
-        return splits
-
-
-class EvaluateConfig(StageConfig):
+class EvaluateConfig(PluggableConfig):
     """Which recipes to compare, how often to measure them, and with which images and models."""
 
     recipes: list[str] = Field(
@@ -135,9 +64,6 @@ class EvaluateConfig(StageConfig):
     recipe_stages: dict[str, list[Stage]] = Field(
         default_factory=dict,
         description="Per recipe, stages (learning rates, shares) replacing its own: what `--world --sweep` chose.",
-    )
-    world: WorldSettings = Field(
-        default_factory=WorldSettings, description="`--world` only: people, seeds, judges' checks, sweep."
     )
     restart: bool = Field(False, description="Delete WS/eval/ and evaluate from scratch instead of resuming.")
 

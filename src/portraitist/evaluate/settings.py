@@ -41,7 +41,9 @@ def fingerprint(
         exclude={
             "recipes": True,
             "restart": True,
-            "world": True,  # the --world driver's: what reaches the numbers is in `measures`
+            # plug-ins' own tables ([evaluate.world]) drive the plug-in; what of them reaches one
+            # evaluation's numbers its metric set reports itself, in `measures`
+            **dict.fromkeys(EvaluateConfig.added.model_fields, True),
             "train": set(IGNORED_TRAIN_SETTINGS),
             "scoring": {"device", "batch_size", "by", "k", "identity_max_distance"},
         },

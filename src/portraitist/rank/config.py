@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from portraitist.config import StageConfig
+from portraitist.config import PluggableConfig
 from portraitist.models.clip import DEFAULT_CLIP
 from portraitist.rank.aesthetic import DEFAULT_AESTHETIC
 from portraitist.rank.select import DEFAULT_ORDER, parse_order
 
 
-class RankConfig(StageConfig):
-    """Everything `portraitist rank` can be told; the defaults are what docs/rank.md argues for."""
+class RankConfig(PluggableConfig):
+    """Everything `portraitist rank` can be told; the defaults are what docs/rank.md argues for. An
+    identity model a plug-in registers may come with settings of its own (`add_setting`)."""
 
     how_not_what = frozenset({"device", "batch_size"})
 
@@ -51,9 +51,6 @@ class RankConfig(StageConfig):
     )
     face_upsample: int = Field(
         1, ge=0, le=3, description="Times dlib's face detector doubles the image first; finds faces down to ~40 px at 1."
-    )
-    world_judges: Path | None = Field(
-        None, description="Folder of the world judges for identity_model = world (default: the committed ones)."
     )
     batch_size: int = Field(8, ge=1, description="Images scored at once (CLIP and LPIPS batches).")
     device: str | None = Field(None, description="torch device for CLIP and LPIPS; default cuda when available.")

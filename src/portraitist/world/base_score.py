@@ -1,4 +1,4 @@
-"""How close a world base comes to issue 9's targets, judged on many held-out prompts.
+"""How close a world base comes to the targets a usable base meets, judged on many held-out prompts.
 
 The targets: on prompts of held-out people (full captions: every attribute and the scene), the
 judges' attribute accuracy on generated images at least 90% of what they score on real renders
@@ -41,7 +41,7 @@ class BaseScore:
         return float(np.mean(list(self.generated.values())) / np.mean(list(self.real.values())))
 
     def targets(self) -> list[tuple[str, float, float, bool]]:
-        """(target, value, threshold, met) for each of the issue's targets."""
+        """(target, value, threshold, met) for each target (module docstring)."""
         rows = [
             ("attribute accuracy / real renders'", self.attribute_ratio, ATTRIBUTE_RATIO),
             ("background colour", self.generated["background"], COLOUR),

@@ -1,6 +1,6 @@
 """The world's stand-in for the VAE: a lossless space-to-depth rearrangement of the pixels.
 
-Issue 9: an AutoencoderKL was too slow to train on this CPU, and at 32 px there is nothing to
+An AutoencoderKL would take long to train on a CPU, and at 32 px there is nothing to
 compress, so the UNet diffuses the image itself, rearranged from 32x32x3 to 16x16x12
 (`pixel_unshuffle` by 2) or 8x8x48 (by 4) so that it has the shape of a latent. The class
 answers the surface our train and generate code read of a VAE: `encode(x).latent_dist` (a

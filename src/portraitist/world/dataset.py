@@ -1,4 +1,4 @@
-"""Rendered data sets of the synthetic world, and one held-out person's photos (issue 9).
+"""Rendered data sets of the synthetic world, and one held-out person's photos.
 
 A data set folder holds `images.npy` (N, size, size, 3 uint8), `masks.npy` (N, size, size bool,
 the person mask), `labels.jsonl` (one row per image: person, every attribute, face box, caption,
@@ -20,7 +20,7 @@ from PIL import Image
 
 from portraitist.errors import PortraitistError
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
-from portraitist.workspace import write_bytes_atomic, write_json_atomic
+from portraitist.workspace import atomic_path, write_bytes_atomic, write_json_atomic
 from portraitist.world.render import (
     HELD_OUT_START,
     POSE_NAMES,
@@ -65,36 +65,18 @@ def render_dataset(
     if not held_out and identities > HELD_OUT_START:
         raise PortraitistError(f"At most {HELD_OUT_START} pretraining identities; the rest are held out.")
     progress = progress or no_progress
-    out.mkdir(parents=True, exist_ok=True)
     count = identities * photos
     # Written in place through memory maps (a million 32 px images are 3 GB), renamed when complete.
-    for name, dtype, shape in (
-        ("images.npy", np.uint8, (count, size, size, 3)),
-        ("masks.npy", bool, (count, size, size)),
-    ):
-        np.lib.format.open_memmap(partial_path(out / name), mode="w+", dtype=dtype, shape=shape).flush()
-    chunks = [
-        _Chunk(out, first, min(first + PEOPLE_PER_CHUNK, identities), photos, seed, size, held_out)
-        for first in range(0, identities, PEOPLE_PER_CHUNK)
-    ]
-    workers = min(workers or os.cpu_count() or 1, len(chunks))
-    rows: list[dict] = []
-    done = 0
-    if workers == 1:
-        results = map(_render_chunk, chunks)
-    else:  # spawned, not forked: the caller may hold torch's threads, which a fork can deadlock
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        results = pool.map(_render_chunk, chunks)  # in order, so rows stay in image order
-    try:
-        for chunk, chunk_rows in zip(chunks, results, strict=True):
-            rows += chunk_rows
-            done += chunk.stop - chunk.start
-            progress(ProgressEvent("world render", done, identities))
-    finally:
-        if workers > 1:
-            pool.shutdown(cancel_futures=True)
-    for name in ("images.npy", "masks.npy"):
-        os.replace(partial_path(out / name), out / name)
+    with atomic_path(out / "images.npy") as images, atomic_path(out / "masks.npy") as masks:
+        np.lib.format.open_memmap(images, mode="w+", dtype=np.uint8, shape=(count, size, size, 3)).flush()
+        np.lib.format.open_memmap(masks, mode="w+", dtype=bool, shape=(count, size, size)).flush()
+        chunks = [
+            _Chunk(
+                images, masks, first, min(first + PEOPLE_PER_CHUNK, identities), photos, seed, size, held_out
+            )
+            for first in range(0, identities, PEOPLE_PER_CHUNK)
+        ]
+        rows = _render_chunks(chunks, workers or os.cpu_count() or 1, progress)
     write_bytes_atomic(out / "labels.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
     write_json_atomic(
         out / "world.json",
@@ -115,9 +97,10 @@ PEOPLE_PER_CHUNK = 50  # a worker's unit: small enough for a smooth progress bar
 
 @dataclass(frozen=True)
 class _Chunk:
-    """People start..stop-1 of a data set being rendered into `out`'s partial memory maps."""
+    """People start..stop-1 of a data set being rendered into its (not yet renamed) memory maps."""
 
-    out: Path
+    images: Path
+    masks: Path
     start: int
     stop: int
     photos: int
@@ -126,10 +109,29 @@ class _Chunk:
     held_out: bool
 
 
+def _render_chunks(chunks: list[_Chunk], workers: int, progress: ProgressCallback) -> list[dict]:
+    """Every chunk drawn, by `workers` processes (or this one); the label rows in image order."""
+    workers = min(workers, len(chunks))
+    rows: list[dict] = []
+    if workers == 1:
+        results = map(_render_chunk, chunks)
+    else:  # spawned, not forked: the caller may hold torch's threads, which a fork can deadlock
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        results = pool.map(_render_chunk, chunks)  # in order, so rows stay in image order
+    try:
+        for chunk, chunk_rows in zip(chunks, results, strict=True):
+            rows += chunk_rows
+            progress(ProgressEvent("world render", chunk.stop, chunks[-1].stop))
+    finally:
+        if workers > 1:
+            pool.shutdown(cancel_futures=True)
+    return rows
+
+
 def _render_chunk(chunk: _Chunk) -> list[dict]:
     """Draw a chunk's people into the data set's memory maps; their label rows."""
-    images = np.load(partial_path(chunk.out / "images.npy"), mmap_mode="r+")
-    masks = np.load(partial_path(chunk.out / "masks.npy"), mmap_mode="r+")
+    images = np.load(chunk.images, mmap_mode="r+")
+    masks = np.load(chunk.masks, mmap_mode="r+")
     rows = []
     for i in range(chunk.start, chunk.stop):
         who = held_out_person(i, chunk.seed) if chunk.held_out else person(i, chunk.seed)
@@ -154,10 +156,6 @@ def _render_chunk(chunk: _Chunk) -> list[dict]:
     images.flush()
     masks.flush()
     return rows
-
-
-def partial_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial")
 
 
 def preview_grid(images: np.ndarray, columns: int = 8, cell: int = 128) -> Image.Image:

@@ -1,4 +1,4 @@
-"""`portraitist evaluate --world` (issue 9): every recipe on held-out people of the synthetic world x
+"""`portraitist evaluate --world`: every recipe on held-out people of the synthetic world x
 seeds, measured by the world's judges, merged into curves with 95% bands (thesis Fig. 11).
 
 Each (person, seed) is one ordinary evaluation (stage.py's `evaluate`, the same training and
@@ -19,17 +19,14 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
-from portraitist.evaluate.config import EvaluateConfig, WorldSettings
+from portraitist.evaluate.config import EvaluateConfig
 from portraitist.evaluate.metrics import Values
 from portraitist.evaluate.records import CheckpointRecord
 from portraitist.evaluate.report import REPORT_NAME, crop_hrefs, write_merged_report
@@ -45,6 +42,8 @@ from portraitist.world.family import WORLD, world_base_dir
 from portraitist.world.judges import Judges, load_judges
 from portraitist.world.metrics import WORLD_METRICS, WorldMetrics, reference_renders
 from portraitist.world.render import SCENE_ATTRIBUTES, Person, check_word, held_out_person
+from portraitist.world.settings import WorldSettings, world_settings
+from portraitist.world.threads import torch_threads
 
 STAGE = "world"
 PERSON_FILE = "world_person.json"  # what `world photos` writes beside the photos: boxes, masks, attributes
@@ -124,8 +123,8 @@ def world_metrics(
 
 
 def weights_id(base: str) -> str:
-    """The base's weights by content: `world` names whichever base is committed now, and a later
-    session may commit a longer-trained one; a resumed comparison must not mix the two."""
+    """The base's weights by content: `world` names whichever base is committed, which a longer-trained
+    one may replace; a resumed comparison must not mix the two."""
     folder = world_base_dir() if base == WORLD else Path(base).expanduser()
     if not folder.is_dir():
         return base  # a preset built in code (`tiny`) or a hub id: the name is the identity
@@ -141,7 +140,7 @@ def check_settings(config: EvaluateConfig) -> None:
     check names a word the renderer does not draw."""
     for recipe in config.recipes:
         recipe_steps(config, recipe)
-    for check in config.world.scene_checks:
+    for check in world_settings(config).scene_checks:
         for name, word in check.items():
             check_word(SCENE_ATTRIBUTES, name, word)
 
@@ -150,26 +149,15 @@ def evaluate_world(
     out: Path, config: EvaluateConfig, base: str, progress: ProgressCallback = no_progress
 ) -> WorldResult:
     """Every recipe of config.recipes on held-out people 0..people-1 x seeds 0..seeds-1; the merged report."""
-    world = config.world
+    world = world_settings(config)
     check_settings(config)
     out = out.expanduser().resolve()
     with torch_threads(world.threads):
         return _evaluate_world(out, config, base, progress)
 
 
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Torch's thread count for the world's small model, restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _evaluate_world(out: Path, config: EvaluateConfig, base: str, progress: ProgressCallback) -> WorldResult:
-    world = config.world
+    world = world_settings(config)
     judges, judges_path = judges_for(world)
     base_weights = weights_id(base)
     total = world.people * world.seeds
@@ -225,7 +213,7 @@ def tuning_rows(config: EvaluateConfig, out: Path) -> list[dict[str, str]]:
         elif swept.get(recipe) == tuned:
             how = (
                 f"--sweep: the best of its trials by final face_id on held-out people "
-                f"{', '.join(map(str, config.world.sweep_people))} (OUT/sweep/trials.jsonl)"
+                f"{', '.join(map(str, world_settings(config).sweep_people))} (OUT/sweep/trials.jsonl)"
             )
         else:
             how = "recipe_stages in the configuration file ([evaluate] table), as given"
@@ -284,14 +272,14 @@ def write_world_report(
         may_differ=("dataset", "seed", "measures.person"),
         explain=(
             "Each recipe was trained on each held-out person's photos with each seed, and measured every "
-            f"{config.every} steps by the world's judges (issue 9), on the same prompts. face_id: the face-ID "
+            f"{config.every} steps by the world's judges, on the same prompts. face_id: the face-ID "
             "cosine of every image to renders of the person in new scenes, 0 where the face gate fails; "
             "face gate: the share of images that are faces; attributes kept: the share of the person's "
             "visible identity attributes the judge reads in every image; scene prompts followed: the share "
             "of the scene prompts' words (background, shirt) the judge reads in their images."
         ),
         tuning=tuning_rows(config, out),
-        reference=reference_rows(out, people, config.world, judges, judges_path),
+        reference=reference_rows(out, people, world_settings(config), judges, judges_path),
         people=[
             dict(
                 label=f"person {k}",

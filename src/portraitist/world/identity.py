@@ -11,6 +11,7 @@ from PIL import Image
 from portraitist.errors import PortraitistError
 from portraitist.rank.identity import register_identity_model
 from portraitist.world.judges import load_judges
+from portraitist.world.settings import world_judges
 
 
 class WorldIdentity:
@@ -44,4 +45,4 @@ class WorldIdentity:
         return float(np.mean([descriptor @ ref for ref in references]))
 
 
-register_identity_model("world", lambda config: WorldIdentity(config.world_judges))
+register_identity_model("world", lambda config: WorldIdentity(world_judges(config)))

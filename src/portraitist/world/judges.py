@@ -1,12 +1,12 @@
-"""The world's judges (issue 9): small CNNs that read a 32 px image as we read a photo.
+"""The world's judges: small CNNs that read a 32 px image as we read a photo.
 
 Three networks, trained on renders of pretraining people and measured on held-out ones:
 - the attribute classifier names every attribute readable at 32 px (`VISIBLE_AT_32`);
 - the face-ID embedding maps a face to a unit vector; photos of one person lie close together;
 - the face gate says whether an image is a face at all.
 
-The issue's study found the trap: a face-ID net trained on faces alone called noise similar to
-a person (cosine 0.85-0.99). So the embedding learns with non-faces as one extra class (noise,
+The trap: a face-ID net trained on faces alone calls noise similar to a person (cosine
+0.85-0.99). So the embedding learns with non-faces as one extra class (noise,
 blur, shuffled patches, flat colour, bare backgrounds, faces whose parts are smeared away), and
 `Judges.similarity` asks the gate first unless told not to. The gate learns the same non-faces
 against faces that carry the mild blur and noise a generated image has, so it fails the outputs
@@ -36,6 +36,7 @@ from portraitist.devices import cpu_has_bf16
 from portraitist.errors import PortraitistError
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.world import render as world
+from portraitist.world.threads import torch_threads
 
 SIZE = 32
 JUDGES_DIR = Path(__file__).parent / "judges"
@@ -322,6 +323,10 @@ class RenderSet:
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def person_count(self) -> int:
+        return int(self.people.max()) + 1
+
     def rows(self, vocabulary: Mapping[str, Sequence[str]]) -> list[dict[str, str]]:
         """Per image, the words of the attributes its picture shows."""
         return [
@@ -558,7 +563,7 @@ class Trainer:
 
     data: RenderSet
     gen: torch.Generator
-    batch: int = 128
+    batch: int = 128  # images a step (also recorded in judges.json)
 
     def faces(self, count: int) -> tuple[torch.Tensor, np.ndarray]:
         index = torch.randint(0, len(self.data), (count,), generator=self.gen).numpy()
@@ -606,6 +611,20 @@ class Trainer:
         return F.binary_cross_entropy_with_logits(forward(net, torch.cat([x, negatives]))[:, 0], target)
 
 
+@dataclass(frozen=True)
+class Clock:
+    """Training's progress in seconds since `started`: out of the budget, or open-ended (total None)
+    when counting steps."""
+
+    progress: ProgressCallback
+    started: float
+    total: int | None
+
+    def __call__(self, phase: str, loss: float | None = None) -> None:
+        metrics = {"loss": loss} if loss is not None else {}
+        self.progress(ProgressEvent(STAGE, int(time.monotonic() - self.started), self.total, phase, metrics))
+
+
 def train_judges(
     out: Path,
     minutes: float,
@@ -621,61 +640,30 @@ def train_judges(
     `minutes` asks for, however long it takes, instead of watching the clock. `threads`: torch
     threads (None: the cores the machine has idle, see training_threads).
     """
-    progress = progress or no_progress
     if minutes <= 0:
         raise PortraitistError(
             "--minutes must be positive (a few minutes train judges that beat chance widely)."
         )
     started = time.monotonic()
     budget = minutes * 60.0
-    previous_threads = torch.get_num_threads()
     threads = threads or training_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         torch.manual_seed(seed)
+        clock = Clock(progress or no_progress, started, None if steps else int(budget))
         vocabulary = visible_vocabulary()
-        shapes = JudgeShapes(vocabulary=vocabulary)
         wanted, photos = training_people(minutes)
-
-        def clock(phase: str, loss: float | None) -> None:
-            metrics = {"loss": loss} if loss is not None else {}
-            # Progress in seconds: out of the budget, or open-ended when counting steps.
-            total = None if steps else int(budget)
-            progress(ProgressEvent(STAGE, int(time.monotonic() - started), total, phase, metrics))
-
         data = render_set(
             range(wanted),
             photos,
             seed,
             vocabulary,
-            tick=lambda done: clock(f"rendering {done}/{wanted} people", None),
+            tick=lambda done: clock(f"rendering {done}/{wanted} people"),
             deadline=None if steps else started + budget * RENDER_SHARE,
         )
-        people = int(data.people.max()) + 1
         render_seconds = time.monotonic() - started
         remaining = Budget(steps=steps) if steps else Budget(seconds=max(budget - render_seconds, 10.0))
-        gen = torch.Generator().manual_seed(seed)
-        trainer = Trainer(data, gen)
-        nets = shapes.build()
-        for net in nets.values():
-            net.to(memory_format=torch.channels_last)
-        proxies = nn.Parameter(torch.randn(people + 1, shapes.embedding, generator=gen) * 0.1)
-        losses = {
-            "attributes": lambda: trainer.attribute_loss(nets["attributes"], vocabulary),
-            "identity": lambda: trainer.identity_loss(nets["identity"], proxies),
-            "gate": lambda: trainer.gate_loss(nets["gate"]),
-        }
-        taken = {
-            name: fit(
-                nets[name],
-                [proxies] if name == "identity" else [],
-                loss,
-                remaining.share(TIME_SHARES[name]),
-                name,
-                clock,
-            )
-            for name, loss in losses.items()
-        }
+        shapes = JudgeShapes(vocabulary=vocabulary)
+        nets, taken = fit_judges(shapes, data, seed, remaining, clock)
         training = {
             "command": f"portraitist world judges --out {out} --minutes {minutes:g} --seed {seed}"
             + (f" --steps {steps}" if steps else "")
@@ -683,25 +671,61 @@ def train_judges(
             "seed": seed,
             "minutes": minutes,
             "threads": threads,
-            "people": people,
+            "people": data.person_count,
             "photos_per_person": photos,
             "steps": taken,
-            "batch": trainer.batch,
+            "batch": Trainer.batch,
             "render_seconds": round(render_seconds, 1),
             "train_seconds": round(time.monotonic() - started - render_seconds, 1),
             "torch": torch.__version__,
         }
-        save_judges(Judges(shapes, nets, info={"training": training}), Path(out))
-        clock("measuring on held-out people", None)
-        judges = load_judges(Path(out))
-        metrics = measure(judges, seed=seed, people=held_out_people(minutes))
-        save_judges(
-            Judges(judges.shapes, judges.nets, judges.threshold, {"training": training, "metrics": metrics}),
-            Path(out),
+        return save_and_measure(
+            Judges(shapes, nets, info={"training": training}), Path(out), minutes, seed, clock
         )
-        return {"metrics": metrics, "training": training}
-    finally:
-        torch.set_num_threads(previous_threads)
+
+
+def fit_judges(
+    shapes: JudgeShapes, data: RenderSet, seed: int, budget: Budget, clock: Clock
+) -> tuple[dict[str, JudgeNet], dict[str, int]]:
+    """The three networks, each trained for its TIME_SHARES of the budget; and the steps each took."""
+    gen = torch.Generator().manual_seed(seed)
+    trainer = Trainer(data, gen)
+    nets = shapes.build()
+    for net in nets.values():
+        net.to(memory_format=torch.channels_last)
+    # one proxy per training person, and one more: the class every non-face learns
+    proxies = nn.Parameter(torch.randn(data.person_count + 1, shapes.embedding, generator=gen) * 0.1)
+    losses = {
+        "attributes": lambda: trainer.attribute_loss(nets["attributes"], shapes.vocabulary),
+        "identity": lambda: trainer.identity_loss(nets["identity"], proxies),
+        "gate": lambda: trainer.gate_loss(nets["gate"]),
+    }
+    taken = {
+        name: fit(
+            nets[name],
+            [proxies] if name == "identity" else [],
+            loss,
+            budget.share(TIME_SHARES[name]),
+            name,
+            clock,
+        )
+        for name, loss in losses.items()
+    }
+    return nets, taken
+
+
+def save_and_measure(judges: Judges, out: Path, minutes: float, seed: int, clock: Clock) -> dict[str, Any]:
+    """Save the judges to `out`, reload them as a user would, measure them on held-out people and
+    save them again with those metrics (and the threshold measuring chose)."""
+    save_judges(judges, out)
+    clock("measuring on held-out people")
+    loaded = load_judges(out)
+    metrics = measure(loaded, seed=seed, people=held_out_people(minutes))
+    training = judges.info["training"]
+    save_judges(
+        Judges(loaded.shapes, loaded.nets, loaded.threshold, {"training": training, "metrics": metrics}), out
+    )
+    return {"metrics": metrics, "training": training}
 
 
 def training_people(minutes: float) -> tuple[int, int]:

@@ -1,9 +1,9 @@
-"""The world's metrics (issue 9): what the judges (world/judges.py) read in the images a checkpoint
+"""The world's metrics: what the judges (world/judges.py) read in the images a checkpoint
 draws of a held-out person, whose identity is known exactly.
 
 - face_id: each image's face-ID cosine to the person's references (renders of the person in
   scenes the training photos do not have), 0 for an image the face gate fails (an image that is
-  no face has no likeness: the issue's trap is noise that the embedding alone calls similar);
+  no face has no likeness: the embedding alone may call noise similar to a person, judges.py);
   the mean over every image, subject and scene prompts alike.
 - face_gate: the share of images that pass the face gate.
 - attribute_match: the share of (image, attribute) pairs in which the attribute judge reads the
@@ -38,6 +38,7 @@ from portraitist.world.render import (
     scene_prompt,
     visible_labels,
 )
+from portraitist.world.settings import world_settings
 
 JUDGE_SIZE = 32
 # The references' scenes come from their own stream, apart from the training photos' (dataset.scene_rng).
@@ -101,7 +102,7 @@ def judge_values(
 
 def world_evaluation_set(config: EvaluateConfig) -> list[EvalImage]:
     """The subject prompt's images, then one image per scene check: "a photo of {me}, on a red background"."""
-    checks = config.world.scene_checks
+    checks = world_settings(config).scene_checks
     return evaluation_set(config, [(scene_prompt(ME, **check), check) for check in checks])
 
 

@@ -1,7 +1,8 @@
-"""The world's base model: SD 1.x's classes, sized for 32 px images on a 2-core CPU (issue 9).
+"""The world's base model: SD 1.x's classes, sized for 32 px images on a 2-core CPU.
 
 - Codec: `PixelCodec`, the 32x32x3 image rearranged into a latent by space-to-depth (no
-  autoencoder to train): 16x16x12 (patch 2, the default) or 8x8x48 (patch 4, issue 9's study).
+  autoencoder to train): 16x16x12 (patch 2, the default) or 8x8x48 (patch 4; docs/world.md,
+  "Why patch 2", compares them).
 - UNet: `UNet2DConditionModel`, ~5M parameters, residual blocks only at the large levels and
   self- and cross-attention at 4x4 (and in the middle block): attention over 64 or 256
   positions costs more than it gives at this size.
@@ -75,7 +76,7 @@ def _unet_levels(channels: tuple[int, ...], head_dim: int, groups: int) -> dict[
     )
 
 
-# patch2: the default base; patch4: issue 9's study's 8x8x48; tiny: tests (patch 2, ~30x fewer weights)
+# patch2: the default base; patch4: 8x8x48 (docs/world.md, "Why patch 2"); tiny: tests (patch 2, ~30x fewer weights)
 ARCHITECTURES: dict[str, dict[str, Any]] = {
     "patch2": dict(patch=2, unet=_unet_levels((64, 96, 128), head_dim=4, groups=32), text=_TEXT),
     "patch4": dict(patch=4, unet=_unet_levels((96, 128), head_dim=4, groups=32), text=_TEXT),

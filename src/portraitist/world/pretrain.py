@@ -1,8 +1,8 @@
-"""Pretraining the world's base model (issue 9): from random weights to a 32 px portrait model.
+"""Pretraining the world's base model: from random weights to a 32 px portrait model.
 
-The data is a pool of renders made once (`pool/`, A's `render_dataset`: pretraining people only,
-never the held-out ones), so the renderer does not take the training's cores. Each step draws
-its images, mirror flips, caption phrases, noise and timesteps from generators seeded by
+The data is a pool of renders made once (`pool/`, dataset.py's `render_dataset`: pretraining
+people only, never the held-out ones), so the renderer does not take the training's cores. Each
+step draws its images, mirror flips, caption phrases, noise and timesteps from generators seeded by
 (seed, step), as the fine-tuning loop does (train/loop.py), so the data order needs no state and
 an interrupted run resumed from its checkpoint reaches the same weights as one never stopped.
 
@@ -11,7 +11,7 @@ Out folder:
     checkpoint.pt     weights, EMA weights, optimizer, step: written atomically every few minutes
     base/             the EMA weights as an ordinary base model folder (fp16), what --base loads,
                       with pretrain.json (steps, images, the commands that made it), so that
-                      --init-from can carry on from it in a later session without the checkpoint
+                      --init-from can carry on from it once the checkpoint is gone
     samples/          step-NNNNNNN.png: fixed prompts of held-out people, fixed seeds
     log.jsonl         training speed and loss; the judges' scores of each sample grid
 """
@@ -26,13 +26,14 @@ import shlex
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers.training_utils import EMAModel
 from pydantic import Field
 
 from portraitist.config import StageConfig
@@ -44,9 +45,11 @@ from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train.cpu_attention import CpuAttnProcessor
 from portraitist.train.loop import batch_indices, step_generator
 from portraitist.train.precision import AUTOCAST_BF16, FP32, TrainingPrecision
+from portraitist.workspace import atomic_path
 from portraitist.world import model as world_model
 from portraitist.world.dataset import load_dataset, preview_grid, render_dataset
 from portraitist.world.family import WORLD, WORLD_FAMILY, world_base_dir
+from portraitist.world.judges import Judges, load_judges
 from portraitist.world.render import (
     IDENTITY_ATTRIBUTES,
     SCENE_ATTRIBUTES,
@@ -215,10 +218,10 @@ def captions(pool: Pool, index: list[int], rng: np.random.Generator, config: Pre
 
 @dataclass
 class Trainer:
-    """The trained parts, their EMA copies and the optimizer: what a checkpoint holds."""
+    """The trained parts, their EMAs and the optimizer: what a checkpoint holds."""
 
     parts: dict[str, Any]  # build_components(): tokenizer, text_encoder, unet, vae, scheduler
-    ema: dict[str, torch.nn.Module]  # "unet", "text_encoder"
+    ema: dict[str, EMAModel]  # "unet", "text_encoder": diffusers' EMA of each one's parameters
     optimizer: torch.optim.Optimizer
     step: int = 0
     images: int = 0
@@ -230,13 +233,24 @@ class Trainer:
     def trained(self) -> dict[str, torch.nn.Module]:
         return {"unet": self.parts["unet"], "text_encoder": self.parts["text_encoder"]}
 
-    @torch.no_grad()
-    def update_ema(self, decay: float) -> None:
-        # ramped up from 0 so the EMA is not dominated by the random initial weights (as diffusers' EMAModel)
-        d = min(decay, (1 + self.step) / (10 + self.step))
+    def update_ema(self) -> None:
         for name, module in self.trained.items():
-            ema_params = list(self.ema[name].parameters())
-            torch._foreach_lerp_(ema_params, [p.detach() for p in module.parameters()], 1 - d)
+            self.ema[name].step(module.parameters())
+
+    def ema_weights(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Each EMA by parameter name, as its part's state_dict names them: a checkpoint that says what it holds."""
+        return {
+            name: dict(
+                zip([key for key, _ in module.named_parameters()], self.ema[name].shadow_params, strict=True)
+            )
+            for name, module in self.trained.items()
+        }
+
+    def load_ema(self, weights: dict[str, dict[str, torch.Tensor]]) -> None:
+        """Set each EMA to `weights` (by parameter name), averaged over the trainer's steps so far."""
+        for name, module in self.trained.items():
+            shadow = [weights[name][key].to(p.device) for key, p in module.named_parameters()]
+            self.ema[name].load_state_dict({"shadow_params": shadow, "optimization_step": self.step})
 
     def state(self, fingerprint: dict[str, Any]) -> dict[str, Any]:
         return dict(
@@ -247,22 +261,25 @@ class Trainer:
             made_by=list(self.made_by),
             fingerprint=fingerprint,
             weights={name: module.state_dict() for name, module in self.trained.items()},
-            ema={name: module.state_dict() for name, module in self.ema.items()},
+            ema=self.ema_weights(),
             optimizer=self.optimizer.state_dict(),
         )
 
     def load(self, state: dict[str, Any]) -> None:
         for name, module in self.trained.items():
             module.load_state_dict(state["weights"][name])
-            self.ema[name].load_state_dict(state["ema"][name])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.images, self.seconds = state["step"], state["images"], state["seconds"]
         self.warmup_from, self.made_by = state["warmup_from"], tuple(state["made_by"])
+        self.load_ema(state["ema"])
 
     def ema_model(self) -> StableDiffusion:
-        """The EMA weights as a StableDiffusion, for sampling and saving."""
-        ema_parts = dict(self.parts, unet=self.ema["unet"], text_encoder=self.ema["text_encoder"])
-        return StableDiffusion(source=STAGE, family=WORLD_FAMILY, **ema_parts)
+        """The EMA weights in copies of the trained parts, as a StableDiffusion: for sampling and saving."""
+        averaged = {}
+        for name, module in self.trained.items():
+            averaged[name] = copy.deepcopy(module).requires_grad_(False).eval()
+            self.ema[name].copy_to(averaged[name].parameters())
+        return StableDiffusion(source=STAGE, family=WORLD_FAMILY, **dict(self.parts, **averaged))
 
 
 def new_trainer(config: PretrainConfig, device: torch.device) -> Trainer:
@@ -274,7 +291,12 @@ def new_trainer(config: PretrainConfig, device: torch.device) -> Trainer:
         # (77 tokens: 0.91 instead of 1.13 CPU-seconds a step of 128); not saved with the weights
         parts["unet"].set_attn_processor(CpuAttnProcessor())
         parts["text_encoder"].set_attn_implementation("eager")
-    ema = {name: copy.deepcopy(parts[name]).requires_grad_(False).eval() for name in ("unet", "text_encoder")}
+    # The decay ramps up as (1 + n) / (10 + n), so the EMA is not dominated by the random initial weights;
+    # update_after_step=-1 makes n the updates made so far, the trainer's step (diffusers' default lags one).
+    ema = {
+        name: EMAModel(parts[name].parameters(), decay=config.ema_decay, update_after_step=-1, foreach=True)
+        for name in ("unet", "text_encoder")
+    }
     # "scale": each group's rate as a multiple of the schedule's (train_step sets the rates every step)
     groups = [
         dict(params=list(parts["unet"].parameters()), scale=1.0),
@@ -288,17 +310,9 @@ def new_trainer(config: PretrainConfig, device: torch.device) -> Trainer:
 
 
 def save_checkpoint(trainer: Trainer, config: PretrainConfig, out: Path) -> None:
-    """checkpoint.pt via a temporary file and rename: a crash never leaves half a checkpoint."""
-    path = out / CHECKPOINT
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    """checkpoint.pt, replaced whole: a crash never leaves half a checkpoint."""
+    with atomic_path(out / CHECKPOINT) as tmp:
         torch.save(trainer.state(config.fingerprint()), tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(trainer: Trainer, config: PretrainConfig, out: Path) -> None:
@@ -331,9 +345,22 @@ def save_base_folder(trainer: Trainer, config: PretrainConfig, out: Path) -> Pat
         made_by=commands,
     )
     (tmp / BASE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    (tmp / "README.md").write_text(base_readme(trainer, config, commands))
+    # workspace.atomic_path replaces one file; a folder takes two renames (the old one aside, the new
+    # one in), so that whenever base/ exists it is a whole base, and the old one is kept until then.
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def base_readme(trainer: Trainer, config: PretrainConfig, commands: list[str]) -> str:
+    """base/README.md: what the weights are and the commands that make them."""
     steps = "The command that makes" if len(commands) == 1 else "The commands, in order, that make"
-    readme = (
-        "# The world's base model (issue 9)\n\n"
+    return (
+        "# The world's base model\n\n"
         "A 32 px text-to-image model of the synthetic world's people (docs/world.md), pretrained from random "
         f"weights: step {trainer.step}, {trainer.images} images, {trainer.seconds / 3600:.2f} h of training. "
         f"The weights are the EMA, stored in fp16. {steps} them:\n\n"
@@ -341,13 +368,6 @@ def save_base_folder(trainer: Trainer, config: PretrainConfig, out: Path) -> Pat
         + "\nIts settings (a [pretrain] table of a --config TOML file may set any of them):\n\n"
         f"    {json.dumps(config.fingerprint())}\n"
     )
-    (tmp / "README.md").write_text(readme)
-    if final.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def run_command(trainer: Trainer, config: PretrainConfig) -> str:
@@ -389,11 +409,26 @@ def init_from_base(trainer: Trainer, config: PretrainConfig, name: str) -> None:
         raise PortraitistError(
             f"--init-from {name} has a {layers}-layer text encoder; give --text-layers {layers} or more."
         )
-    for target in (trainer.parts, trainer.ema):
-        target["unet"].load_state_dict(loaded.unet.state_dict())
-        world_model.load_deeper(target["text_encoder"], loaded.text_encoder)
+    trainer.parts["unet"].load_state_dict(loaded.unet.state_dict())
+    world_model.load_deeper(trainer.parts["text_encoder"], loaded.text_encoder)
     trainer.step, trainer.images, trainer.seconds = record["step"], record["images"], record["seconds"]
     trainer.warmup_from, trainer.made_by = trainer.step, tuple(record["made_by"])
+    trainer.load_ema({name: module.state_dict() for name, module in trainer.trained.items()})
+
+
+def start_trainer(out: Path, config: PretrainConfig, device: torch.device, resume: bool) -> Trainer:
+    """The trainer at this run's first step: new, resumed from the checkpoint, or from --init-from's base."""
+    trainer = new_trainer(config, device)
+    if resume:
+        load_checkpoint(trainer, config, out)
+    elif config.init_from:
+        init_from_base(trainer, config, config.init_from)
+    if config.decay_to is not None and config.decay_to <= trainer.warmup_from + config.warmup:
+        raise PortraitistError(
+            f"--decay-to {config.decay_to} ends before this run's warm-up does (step "
+            f"{trainer.warmup_from + config.warmup}); give a later step."
+        )
+    return trainer
 
 
 # ---- samples and judges -----------------------------------------------------------------------
@@ -419,19 +454,15 @@ def reference_images(seed: int, count: int = SAMPLE_PROMPTS) -> np.ndarray:
     return np.stack(images)
 
 
-def load_optional_judges() -> Any:
-    """Helper C's committed judges when they exist (portraitist.world.judges), else None."""
-    try:
-        from portraitist.world.judges import load_judges
-    except ImportError:
-        return None
+def committed_judges() -> Judges | None:
+    """The committed judges (world/judges/), or None where they are missing: pretraining runs without them."""
     try:
         return load_judges()
     except PortraitistError:
         return None
 
 
-def judge_scores(judges: Any, images: np.ndarray, labels: list[dict[str, str]]) -> dict[str, Any]:
+def judge_scores(judges: Judges, images: np.ndarray, labels: list[dict[str, str]]) -> dict[str, Any]:
     """Per attribute, the share of images whose judged word is the prompted one; the face gate's pass rate."""
     agreement = judges.agreement(images, labels)
     return dict(
@@ -441,7 +472,9 @@ def judge_scores(judges: Any, images: np.ndarray, labels: list[dict[str, str]]) 
     )
 
 
-def write_samples(trainer: Trainer, config: PretrainConfig, out: Path, judges: Any) -> dict[str, Any]:
+def write_samples(
+    trainer: Trainer, config: PretrainConfig, out: Path, judges: Judges | None
+) -> dict[str, Any]:
     """The sample grid of the EMA model (SAMPLE_SEEDS rows of held-out prompts), judged when judges exist."""
     prompts, labels = sample_prompts(config.seed)
     model = trainer.ema_model()
@@ -480,17 +513,9 @@ class Log:
             f.write(json.dumps(record) + "\n")
 
 
-def v_target(
-    scheduler: Any, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor
-) -> tuple[torch.Tensor, ...]:
-    """Noised latents and the v-prediction target (Salimans & Ho 2022), as train/loop.py's Denoiser."""
-    alphas = scheduler.alphas_cumprod.to(latents.device)[t].view(-1, 1, 1, 1)
-    a, s = alphas.sqrt(), (1 - alphas).sqrt()
-    return a * latents + s * noise, a * noise - s * latents
-
-
 def pretrain_precision(device: torch.device) -> TrainingPrecision:
-    """bf16 autocast where the hardware computes in bf16 (issue 9's study: AVX512-BF16 CPUs), else fp32."""
+    """bf16 autocast where the hardware computes in bf16 (CUDA, CPUs with AVX512-BF16 or AMX), else fp32:
+    emulated bf16 on other CPUs is slower than fp32."""
     return AUTOCAST_BF16 if device.type == "cuda" or cpu_has_bf16() else FP32
 
 
@@ -505,7 +530,8 @@ def learning_rate(config: PretrainConfig, step: int, warmup_from: int) -> float:
 
 
 def train_step(trainer: Trainer, pool: Pool, config: PretrainConfig, device: torch.device) -> float:
-    """One optimizer step on batch `trainer.step`; everything random comes from (seed, step)."""
+    """One optimizer step on batch `trainer.step`, towards the v-prediction target (Salimans & Ho 2022);
+    everything random comes from (seed, step)."""
     parts, step = trainer.parts, trainer.step
     index = batch_indices(config.seed, step, config.batch, len(pool))
     generator = step_generator(config.seed, step)
@@ -513,10 +539,10 @@ def train_step(trainer: Trainer, pool: Pool, config: PretrainConfig, device: tor
     pixels = pool.images[index].permute(0, 3, 1, 2).float() / 127.5 - 1
     flip = torch.rand(len(index), generator=generator) < 0.5
     pixels = torch.where(flip.view(-1, 1, 1, 1), pixels.flip(-1), pixels)
-    codec = parts["vae"]
+    codec, scheduler = parts["vae"], parts["scheduler"]
     latents = codec.encode(pixels).latent_dist.mean * codec.config.scaling_factor
     noise = torch.randn(latents.shape, generator=generator)
-    t = torch.randint(0, parts["scheduler"].config.num_train_timesteps, (len(index),), generator=generator)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (len(index),), generator=generator)
     ids = parts["tokenizer"](
         captions(pool, index.tolist(), rng, config),
         padding="max_length",
@@ -524,7 +550,7 @@ def train_step(trainer: Trainer, pool: Pool, config: PretrainConfig, device: tor
         truncation=True,
         return_tensors="pt",
     )["input_ids"]
-    noisy, target = v_target(parts["scheduler"], latents, noise, t)
+    noisy, target = scheduler.add_noise(latents, noise, t), scheduler.get_velocity(latents, noise, t)
     rate = learning_rate(config, step, trainer.warmup_from)
     for group in trainer.optimizer.param_groups:
         group["lr"] = rate * group["scale"]
@@ -539,7 +565,7 @@ def train_step(trainer: Trainer, pool: Pool, config: PretrainConfig, device: tor
     trainer.optimizer.zero_grad(set_to_none=True)
     trainer.step += 1
     trainer.images += len(index)
-    trainer.update_ema(config.ema_decay)
+    trainer.update_ema()
     return float(loss.detach())
 
 
@@ -554,15 +580,92 @@ def every(minutes: float, start: float) -> Iterator[bool]:
         yield due
 
 
-def pretrain(
-    out: Path, config: PretrainConfig, resume: bool = False, progress: ProgressCallback | None = None
-) -> PretrainResult:
-    """Pretrain (or go on pretraining) the world's base in `out` until the budget or `steps` is reached."""
-    start = time.monotonic()
-    progress = progress or no_progress
+@dataclass
+class Meter:
+    """This run's training steps, timed without its checkpoints and samples (they would lower the speed
+    shown): every report writes their mean loss and speed to log.jsonl and the progress display."""
+
+    log: Log
+    progress: ProgressCallback
+    batch: int
+    total: int | None  # the step count the run stops at, if any
+    losses: list[float] = field(default_factory=list)
+    step_seconds: list[float] = field(default_factory=list)
+    run_seconds: float = 0.0
+    run_images: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def add(self, loss: float, seconds: float) -> None:
+        self.losses.append(loss)
+        self.step_seconds.append(seconds)
+        self.run_seconds += seconds
+        self.run_images += self.batch
+
+    def report(self, trainer: Trainer, final: bool = False) -> None:
+        """The steps since the last report (the last metrics again when there were none)."""
+        if self.losses:
+            self.metrics = {
+                "img/s": self.batch * len(self.losses) / sum(self.step_seconds),
+                "loss": float(np.mean(self.losses)),
+            }
+            self.log.write(
+                dict(
+                    kind="train",
+                    step=trainer.step,
+                    images=trainer.images,
+                    loss=round(self.metrics["loss"], 5),
+                    images_per_second=round(self.metrics["img/s"], 1),
+                    seconds=round(trainer.seconds, 1),
+                    load_average=round(os.getloadavg()[0], 2),
+                )
+            )
+            self.losses.clear()
+            self.step_seconds.clear()
+        self.progress(ProgressEvent(STAGE, trainer.step, self.total, "done" if final else "", self.metrics))
+
+    @property
+    def images_per_second(self) -> float:
+        return self.run_images / self.run_seconds if self.run_seconds else 0.0
+
+
+def finished(trainer: Trainer, config: PretrainConfig, start: float) -> bool:
+    """The budget (counted from `start`, when `pretrain` was called) is spent or `steps` reached."""
+    over_budget = config.budget_minutes is not None and time.monotonic() - start >= config.budget_minutes * 60
+    return over_budget or (config.steps is not None and trainer.step >= config.steps)
+
+
+def train_until_finished(
+    trainer: Trainer,
+    pool: Pool,
+    config: PretrainConfig,
+    device: torch.device,
+    out: Path,
+    judges: Judges | None,
+    meter: Meter,
+    start: float,
+) -> None:
+    """Train step by step, writing the checkpoint, base/ and the sample grid as often as config asks."""
+    checkpoint_due, sample_due = every(config.checkpoint_minutes, start), every(config.sample_minutes, start)
+    while not finished(trainer, config, start):
+        clock = time.perf_counter()
+        loss = train_step(trainer, pool, config, device)
+        seconds = time.perf_counter() - clock
+        trainer.seconds += seconds
+        meter.add(loss, seconds)
+        if trainer.step % REPORT_EVERY == 0:
+            meter.report(trainer)
+        if next(checkpoint_due):
+            save_checkpoint(trainer, config, out)
+            save_base_folder(trainer, config, out)
+        if next(sample_due):
+            meter.log.write(write_samples(trainer, config, out, judges))
+    meter.report(trainer, final=True)
+
+
+def check_start(out: Path, config: PretrainConfig, resume: bool) -> None:
+    """Refuse a run that would never end, or would overwrite or mix with the run in `out`."""
     if config.budget_minutes is None and config.steps is None:
         raise PortraitistError("Give --budget-minutes (or --steps): pretraining otherwise never ends.")
-    out = Path(out)
     has_checkpoint = (out / CHECKPOINT).is_file()
     if resume and not has_checkpoint:
         raise PortraitistError(
@@ -574,83 +677,29 @@ def pretrain(
         )
     if resume and config.init_from:
         raise PortraitistError("--init-from starts a run and --resume continues one: give one of them.")
+
+
+def pretrain(
+    out: Path, config: PretrainConfig, resume: bool = False, progress: ProgressCallback | None = None
+) -> PretrainResult:
+    """Pretrain (or go on pretraining) the world's base in `out` until the budget or `steps` is reached."""
+    start = time.monotonic()
+    out = Path(out)
+    check_start(out, config, resume)
     if config.threads:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     out.mkdir(parents=True, exist_ok=True)
-    trainer = new_trainer(config, device)
-    if resume:
-        load_checkpoint(trainer, config, out)
-    elif config.init_from:
-        init_from_base(trainer, config, config.init_from)
-    if config.decay_to is not None and config.decay_to <= trainer.warmup_from + config.warmup:
-        raise PortraitistError(
-            f"--decay-to {config.decay_to} ends before this run's warm-up does (step "
-            f"{trainer.warmup_from + config.warmup}); give a later step."
-        )
+    trainer = start_trainer(out, config, device, resume)
+    progress = progress or no_progress
     pool = Pool(ensure_pool(config, out, progress))  # after every check: rendering takes minutes
-    log, judges = Log(out / "log.jsonl"), load_optional_judges()
+    meter = Meter(Log(out / "log.jsonl"), progress, config.batch, config.steps)
+    judges = committed_judges()
     if judges is not None:  # the judges' scores on real renders of the sample prompts: the mark to reach
-        log.write(
-            dict(
-                kind="reference",
-                step=trainer.step,
-                judges=judge_scores(judges, reference_images(config.seed), sample_prompts(config.seed)[1]),
-            )
-        )
-    checkpoint_due, sample_due = every(config.checkpoint_minutes, start), every(config.sample_minutes, start)
-    run_seconds, run_images = 0.0, 0
-    losses: list[float] = []
-    step_seconds: list[
-        float
-    ] = []  # training steps only: checkpoints and samples do not lower the speed shown
-    metrics: dict[str, float] = {}
-
-    def finished() -> bool:
-        over_budget = (
-            config.budget_minutes is not None and time.monotonic() - start >= config.budget_minutes * 60
-        )
-        return over_budget or (config.steps is not None and trainer.step >= config.steps)
-
-    def report(final: bool = False) -> None:
-        nonlocal metrics
-        if losses:
-            metrics = {
-                "img/s": config.batch * len(losses) / sum(step_seconds),
-                "loss": float(np.mean(losses)),
-            }
-            log.write(
-                dict(
-                    kind="train",
-                    step=trainer.step,
-                    images=trainer.images,
-                    loss=round(metrics["loss"], 5),
-                    images_per_second=round(metrics["img/s"], 1),
-                    seconds=round(trainer.seconds, 1),
-                    load_average=round(os.getloadavg()[0], 2),
-                )
-            )
-            losses.clear()
-            step_seconds.clear()
-        progress(ProgressEvent(STAGE, trainer.step, config.steps, "done" if final else "", metrics))
-
-    while not finished():
-        clock = time.perf_counter()
-        losses.append(train_step(trainer, pool, config, device))
-        step_seconds.append(time.perf_counter() - clock)
-        trainer.seconds += step_seconds[-1]
-        run_seconds += step_seconds[-1]
-        run_images += config.batch
-        if trainer.step % REPORT_EVERY == 0:
-            report()
-        if next(checkpoint_due):
-            save_checkpoint(trainer, config, out)
-            save_base_folder(trainer, config, out)
-        if next(sample_due):
-            log.write(write_samples(trainer, config, out, judges))
-    report(final=True)
+        references = judge_scores(judges, reference_images(config.seed), sample_prompts(config.seed)[1])
+        meter.log.write(dict(kind="reference", step=trainer.step, judges=references))
+    train_until_finished(trainer, pool, config, device, out, judges, meter, start)
     save_checkpoint(trainer, config, out)
     base = save_base_folder(trainer, config, out)
-    log.write(write_samples(trainer, config, out, judges))
-    rate = run_images / run_seconds if run_seconds else 0.0
-    return PretrainResult(trainer.step, trainer.images, trainer.seconds, rate, base)
+    meter.log.write(write_samples(trainer, config, out, judges))
+    return PretrainResult(trainer.step, trainer.images, trainer.seconds, meter.images_per_second, base)

@@ -1,4 +1,4 @@
-"""A procedural face renderer: the people of the synthetic world and their photos (issue 9).
+"""A procedural face renderer: the people of the synthetic world and their photos.
 
 A person is a fixed set of named attributes (hair, skin, glasses, ...) plus continuous shape
 parameters, so two people with the same attributes still look different (what the face-ID judge
@@ -535,7 +535,7 @@ def downsample(image: np.ndarray, size: int = 32) -> np.ndarray:
     return (mean + 0.5).astype(np.uint8)
 
 
-DRAW_SIZE = 128  # small images are drawn at least this large, then box-filtered (issue 9's study)
+DRAW_SIZE = 128  # small images are drawn at least this large, then box-filtered: smooth edges, as a camera's
 
 
 def render_filtered(person: Person, scene: Scene, size: int = 32, factor: int | None = None) -> Render:

@@ -1,5 +1,5 @@
-"""`portraitist evaluate --world --sweep`: tune every recipe the same way before comparing them
-(issue 9: "tune the staged recipe's learning rates and split fairly (say how)").
+"""`portraitist evaluate --world --sweep`: tune every recipe the same way before comparing them, so
+that a comparison of recipes is not a comparison of how well each one happened to be tuned.
 
 Fair means the same for every recipe: the same number of trials, each the full number of steps,
 on the same held-out people (never among the compared ones), with the same seed, chosen by the
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from portraitist.errors import PortraitistError
-from portraitist.evaluate.config import EvaluateConfig, WorldSettings
+from portraitist.evaluate.config import EvaluateConfig
 from portraitist.evaluate.metrics import Values
 from portraitist.evaluate.stage import copy_dataset, evaluate, recipe_steps
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
@@ -41,11 +41,12 @@ from portraitist.world.evaluate import (
     check_settings,
     judges_for,
     prepare_person,
-    torch_threads,
     untuned_recipe,
     weights_id,
     world_metrics,
 )
+from portraitist.world.settings import WorldSettings, world_settings
+from portraitist.world.threads import torch_threads
 
 STAGE = "sweep"
 # Trials are ranked by the first metric, the others break ties (an undertrained base, or too few
@@ -120,12 +121,13 @@ class TrialResult:
 
 
 def check_people(config: EvaluateConfig) -> None:
-    compared = set(range(config.world.people))
-    shared = sorted(compared & set(config.world.sweep_people))
+    world = world_settings(config)
+    compared = set(range(world.people))
+    shared = sorted(compared & set(world.sweep_people))
     if shared:
         raise PortraitistError(
             f"Held-out people {', '.join(map(str, shared))} would be both tuned on and compared: tuning must "
-            f"not see the compared people. Set [evaluate.world] sweep_people to indices of {config.world.people} "
+            f"not see the compared people. Set [evaluate.world] sweep_people to indices of {world.people} "
             "or more."
         )
 
@@ -136,14 +138,14 @@ def sweep(
     """Tune every recipe of config.recipes (module docstring); returns and writes each one's chosen stages."""
     check_people(config)
     check_settings(config)
-    with torch_threads(config.world.threads):
+    with torch_threads(world_settings(config).threads):
         return _sweep(out.expanduser().resolve(), config, base, progress)
 
 
 def _sweep(
     out: Path, config: EvaluateConfig, base: str, progress: ProgressCallback
 ) -> dict[str, list[Stage]]:
-    world = config.world
+    world = world_settings(config)
     folder = out / SWEEP_DIR
     judges, judges_path = judges_for(world)
     people = {k: prepare_person(out, k, world, progress) for k in world.sweep_people}
