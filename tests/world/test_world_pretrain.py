@@ -319,7 +319,7 @@ def test_world_base_trains_generates_and_exports_through_our_pipeline(
     tiny_base: Path, tmp_path: Path
 ) -> None:
     ws = world_workspace(tmp_path / "ws")
-    result = train(ws, TrainConfig(steps=2, precision="fp32"), str(tiny_base))
+    result = train(ws, TrainConfig(steps=2, precision="fp32", base=str(tiny_base)))
     assert result.steps_done == 2
     images = generate(ws, GenerateConfig(n=1, steps=3, dtype="fp32")).images
     assert Image.open(images[0]).size == (32, 32)
