@@ -14,7 +14,6 @@ from PIL import Image
 from servicekit import ServiceProcesses, make_settings, photo_files, sign_up
 
 SIDE = 7000  # 49 MP: under the default 50 MP cap, so it is decoded, not refused by its header
-MIB = 2**20
 
 
 def _palette_png() -> bytes:

@@ -54,17 +54,23 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     return Storage(url, options)
 
 
-def test_keys_cannot_climb_out(storage: Storage) -> None:
+def _put(storage: Storage, key: str, data: bytes, tmp_path: Path) -> None:
+    local = tmp_path / "upload"
+    local.write_bytes(data)
+    storage.put_file(local, key)
+
+
+def test_keys_cannot_climb_out(storage: Storage, tmp_path: Path) -> None:
     for key in ["../x", "users/../../x", "/etc/passwd", "users//x", "users/.hidden", "a/./b", "", "a\\b"]:
         with pytest.raises(ValueError):
             check_key(key)
         with pytest.raises(ValueError):
-            storage.put_bytes(key, b"no")
+            _put(storage, key, b"no", tmp_path)
 
 
 def test_files_round_trip_and_prefixes_delete(storage: Storage, tmp_path: Path) -> None:
-    storage.put_bytes("users/a/photos/1.jpg", b"photo")
-    storage.put_bytes("users/b/photos/2.jpg", b"other user")
+    _put(storage, "users/a/photos/1.jpg", b"photo", tmp_path)
+    _put(storage, "users/b/photos/2.jpg", b"other user", tmp_path)
     assert storage.exists("users/a/photos/1.jpg") and not storage.exists("users/a/photos/9.jpg")
     assert b"".join(storage.iter_bytes("users/a/photos/1.jpg")) == b"photo"
     assert storage.size("users/a/photos/1.jpg") == 5

@@ -1,11 +1,13 @@
 """Users' lives: signing up (limited per client address) and deleting a user so that nothing stays.
 
 Deleting removes the rows and then scrubs the database files (db.Database.scrub), so the
-token hash and the prompts are not left readable in freed pages or the write-ahead log.
+token hash and the prompts are not left readable in freed pages or the write-ahead log; then
+the user's queue messages and stored files go.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from sqlalchemy import delete, select, update
@@ -13,6 +15,10 @@ from sqlalchemy import delete, select, update
 from portraitist.service.auth import address_key, new_token
 from portraitist.service.db import Database
 from portraitist.service.models import Job, JobEvent, Photo, Signup, User
+from portraitist.service.queue import JobQueue
+from portraitist.service.storage import Storage, user_prefix
+
+log = logging.getLogger(__name__)
 
 SIGNUP_WINDOW_S = 3600.0
 
@@ -71,3 +77,17 @@ def delete_user(db: Database, user_id: str) -> list[str]:
         session.execute(delete(User).where(User.id == user_id))
     db.scrub()
     return job_ids
+
+
+def erase_user(db: Database, queue: JobQueue, storage: Storage, user_id: str) -> None:
+    """Delete the user and everything of theirs: rows (scrubbed), queue messages, stored files.
+
+    A job still running stops at its next progress report (its row is gone) and removes what it
+    uploaded after this.
+    """
+    job_ids = delete_user(db, user_id)
+    try:
+        queue.discard(job_ids)
+    except Exception:  # the queue is away: a worker skips these messages anyway (no such job)
+        log.exception("could not drop the queue messages of a deleted user's jobs")
+    storage.delete_prefix(user_prefix(user_id))

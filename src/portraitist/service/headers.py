@@ -17,7 +17,6 @@ from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-
 def _policy(sources: str = "'self'", inline_scripts: str = "") -> str:
     return (
         f"default-src 'none'; script-src {sources}{inline_scripts}; style-src {sources} 'unsafe-inline'; "

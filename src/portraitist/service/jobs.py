@@ -10,16 +10,21 @@ not the queue, says what must run. Every change names the attempt it expects
 (`jobs.attempt == attempt`) and the status it leaves: a write from an attempt that was
 taken over, cancelled or deleted matches no row and changes nothing, and the caller learns
 so from the returned False. A queue message is only a hint to look at the row.
+
+The reads the API serves (a user's jobs, one of them, a share link's job) are here too, so
+routes hold no SQL.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.orm import Session
 
+from portraitist.service.auth import same_secret
 from portraitist.service.db import Database
 from portraitist.service.models import ACTIVE, Job, JobEvent, Signup, User
 
@@ -63,9 +68,12 @@ def lock_user(session: Session, user_id: str) -> None:
 
 
 def _active_jobs(session: Session, users: Any) -> int:
-    return session.scalar(
-        select(func.count()).select_from(Job).where(Job.user_id.in_(users), Job.status.in_(ACTIVE))
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count()).select_from(Job).where(Job.user_id.in_(users), Job.status.in_(ACTIVE))
+        )
+        or 0
+    )
 
 
 def create_job(
@@ -271,3 +279,27 @@ def cancel(db: Database, user_id: str, job_id: str) -> bool:
             and_(Job.user_id == user_id, Job.status.in_(ACTIVE)),
             {"status": "cancelled", "eta_s": None, "message": "cancelled", "finished_at": time.time()},
         )
+
+
+def owned(session: Session, user_id: str, job_id: str) -> Job | None:
+    """The user's job with this id; None for another user's job, as for one that does not exist."""
+    job = session.get(Job, job_id)
+    return job if job is not None and job.user_id == user_id else None
+
+
+def of_user(session: Session, user_id: str) -> Sequence[Job]:
+    """The user's jobs, newest first."""
+    return session.scalars(select(Job).where(Job.user_id == user_id).order_by(Job.created_at.desc())).all()
+
+
+def count_of_user(session: Session, user_id: str) -> int:
+    """The user's jobs, any status."""
+    return session.scalar(select(func.count()).select_from(Job).where(Job.user_id == user_id)) or 0
+
+
+def shared(session: Session, job_id: str, key: str) -> Job | None:
+    """The succeeded job whose share key this is (compared in constant time), else None."""
+    job = session.get(Job, job_id)
+    if job is None or job.status != "succeeded" or not same_secret(key, job.share_key):
+        return None
+    return job

@@ -12,7 +12,6 @@ row points at.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from typing import Any
 import fsspec
 
 from portraitist.errors import PortraitistError
+from portraitist.workspace import atomic_path
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
 CHUNK = 1 << 20
@@ -78,19 +78,12 @@ class Storage:
     def _path(self, key: str) -> str:
         return f"{self.root}/{check_key(key)}"
 
-    def put_bytes(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        if self.local:
-            _atomic_local_write(Path(path), lambda f: f.write(data))
-        else:
-            self.fs.pipe_file(path, data)
-
     def put_file(self, local: Path, key: str) -> None:
         """Upload one file; a reader never sees it half-written (S3 puts are whole, local writes rename)."""
         path = self._path(key)
         if self.local:
-            with open(local, "rb") as source:
-                _atomic_local_write(Path(path), lambda f: shutil.copyfileobj(source, f, CHUNK))
+            with atomic_path(Path(path)) as tmp:
+                shutil.copyfile(local, tmp)
         else:
             self.fs.put_file(str(local), path)
 
@@ -120,7 +113,7 @@ class Storage:
         found = []
         for path in self.fs.find(base):
             relative = path[len(base) + 1 :]
-            # a local writer's temporary file (see _atomic_local_write) is not a file yet
+            # a local writer's temporary file (workspace.atomic_path's) is not a file yet
             if not any(part.startswith(".") for part in relative.split("/")):
                 found.append(relative)
         return sorted(found)
@@ -167,14 +160,3 @@ class Storage:
         for relative in sorted(set(uploaded) - set(current)):
             self.delete(f"{prefix}/{relative}")
         return state
-
-
-def _atomic_local_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
