@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 
 from portraitist.errors import PortraitistError
-from portraitist.generate.attention import SamplingCpuAttnProcessor
 from portraitist.generate.config import Precision
+from portraitist.models.cpu_attention import SamplingCpuAttnProcessor
 from portraitist.models.loading import StableDiffusion, cast, load_base, replace_vae
 from portraitist.train.artifacts import load_trained
 from portraitist.train.precision import cpu_has_bf16

@@ -38,9 +38,9 @@ from pydantic import Field
 from portraitist.config import StageConfig
 from portraitist.errors import PortraitistError
 from portraitist.generate.txt2img import txt2img
+from portraitist.models.cpu_attention import CpuAttnProcessor
 from portraitist.models.loading import StableDiffusion, load_base
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
-from portraitist.train.cpu_attention import CpuAttnProcessor
 from portraitist.train.loop import batch_indices, step_generator
 from portraitist.train.precision import AUTOCAST_BF16, FP32, Precision, cpu_has_bf16
 from portraitist.train.stage import resolve_device
