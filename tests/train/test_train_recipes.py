@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from portraitist.models.loading import load_base
-from portraitist.train.artifacts import load_trained, read_model_info
+from portraitist.models.trained import load_trained, read_model_info
 from portraitist.train.config import TrainConfig
 from portraitist.train.recipes import Stage, get_recipe, stage_steps
 from portraitist.train.stage import train

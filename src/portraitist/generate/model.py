@@ -13,7 +13,7 @@ from portraitist.errors import PortraitistError
 from portraitist.generate.config import Precision
 from portraitist.models.cpu_attention import SamplingCpuAttnProcessor
 from portraitist.models.loading import StableDiffusion, cast, load_base, replace_vae
-from portraitist.train.artifacts import load_trained
+from portraitist.models.trained import load_trained
 from portraitist.train.precision import cpu_has_bf16
 from portraitist.workspace import Workspace
 

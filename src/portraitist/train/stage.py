@@ -17,9 +17,10 @@ import torch
 
 from portraitist.errors import MachineError, PortraitistError
 from portraitist.models.loading import StableDiffusion, load_base
+from portraitist.models.trained import ModelInfo
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train import attention_loss, checkpoint
-from portraitist.train.artifacts import ModelInfo, write_model
+from portraitist.train.artifacts import write_model
 from portraitist.train.config import TrainConfig
 from portraitist.train.data import TrainingSet, encode, load_class_images, load_photos
 from portraitist.train.loop import Hooks, Loop, LoopSettings, StepRecord
