@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from PIL import Image
 from pydantic import BaseModel, Field
 
 from portraitist.errors import PortraitistError
@@ -180,3 +181,13 @@ class Workspace:
                 f"{self.manifest_path} is not a valid dataset manifest ({exc}). "
                 "Re-run `portraitist prepare` to rebuild it."
             ) from exc
+
+    def kept_crops(self, manifest: DatasetManifest) -> list[Image.Image]:
+        """The kept photos' crops as prepare cut them: the user's face, which later stages compare with."""
+        crops = [Image.open(self.path(p.image)).convert("RGB") for p in manifest.kept if p.image]
+        if not crops:
+            raise PortraitistError(
+                f"The dataset in {self.root} keeps no photos, so there is no face to compare with; "
+                "run `portraitist prepare` with usable photos."
+            )
+        return crops
