@@ -120,27 +120,6 @@ def write_demo_photos(folder: Path, person: int) -> tuple[list[Path], Path, str]
     return [folder / photo["file"] for photo in truth["photos"]], boxes, truth["attributes"]["sex"]
 
 
-def scene_followed(ws: Workspace) -> tuple[int, int]:
-    """(generated images whose scene is the one their prompt asked for, as the world judges read
-    it: every asked word of background, pattern, shirt and expression; all generated images)."""
-    from PIL import Image
-
-    from portraitist.world.judges import load_judges
-    from portraitist.world.render import scene_prompt
-
-    manifest = ws.read_manifest()
-    subject = f"{manifest.instance_token} {manifest.class_token}"
-    asked = {scene_prompt(subject, **scene): scene for scene in SCENES}
-    records = [
-        json.loads(line) for line in (ws.outputs_dir / "generations.jsonl").read_text().splitlines() if line
-    ]
-    said = load_judges().attributes([Image.open(ws.path(r["file"])) for r in records])
-    followed = sum(
-        all(seen.get(k) == v for k, v in asked[r["prompt"]].items()) for r, seen in zip(records, said)
-    )
-    return followed, len(records)
-
-
 def check_base(base: str) -> None:
     """A missing world base is said before any work starts."""
     from portraitist.world.family import WORLD, world_base_dir
@@ -176,6 +155,7 @@ def demo_command(
     import torch
 
     from portraitist.pipeline import run_pipeline
+    from portraitist.world.metrics import scenes_followed
 
     check_base(base)
     torch.set_num_threads(THREADS)
@@ -196,7 +176,7 @@ def demo_command(
     seconds = ", ".join(f"{name} {value:.0f} s" for name, value in stages.items())
     scores = json.loads((ws.outputs_dir / "scores.json").read_text())["images"]
     alike = sum(image["passes_identity"] for image in scores)
-    followed, made = scene_followed(ws)
+    followed, made = scenes_followed(ws, SCENES)
     console.print(
         f"What this shows: every stage of portraitist on a base model pretrained in this repository on a "
         f"synthetic world of rendered people (docs/world.md; how far its pretraining got: the README in "
