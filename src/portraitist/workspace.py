@@ -6,7 +6,7 @@
     outputs/   images/, scores.json, selected/        (written by `generate`, `rank`, ...)
 
 Every stage reads the previous stage's files and writes its own, so any stage can be re-run
-or inspected by hand (DESIGN.md).
+or inspected by hand.
 """
 
 from __future__ import annotations

@@ -32,4 +32,4 @@ def test_cli_score_prints_the_targets(tmp_path: Path) -> None:
     args = ["world", "score", "--base", str(base), "--prompts", "4", "--steps", "2"]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "120"})
     assert result.exit_code == 0, result.output
-    assert "issue 9's targets" in result.output and "face gate pass rate" in result.output
+    assert "targets of a usable base" in result.output and "face gate pass rate" in result.output

@@ -1,4 +1,4 @@
-"""`portraitist demo`: the whole pipeline offline, on a person of the synthetic world (issue 9).
+"""`portraitist demo`: the whole pipeline offline, on a person of the synthetic world (docs/world.md).
 
 No real Stable Diffusion can be downloaded here, and a random-weight one draws noise, so the
 demo runs where likeness can be seen and measured: the synthetic world (docs/world.md). Its
@@ -38,8 +38,8 @@ MARGIN = 0.6
 # 16 of 16 (measured on the base at step 4000 of its pretraining).
 WORLD_LEARNING_RATES = {"tokens": 5e-3, "text_encoder": 2e-4, "unet": 2e-4}
 # The world's model is small (16x16x12 latents, batch 1): a second torch thread mostly waits for
-# the first, and on a shared, busy CPU it waits for a core. Measured on this 2-core machine under
-# load: 116-171 ms per training step on one thread, 730-790 ms on two.
+# the first, and on a shared, busy CPU it waits for a core. On a busy 2-core machine one
+# thread trains several times faster than two.
 THREADS = 1
 # Scenes the person's photos do not all show; phrased as the world's captions are.
 SCENES: tuple[dict[str, str], ...] = (
@@ -131,7 +131,7 @@ def check_base(base: str) -> None:
 @app.command(
     "demo",
     help=(
-        "Run the whole pipeline offline, on the CPU, in a few minutes, in the synthetic world of issue 9 "
+        "Run the whole pipeline offline, on the CPU, in a few minutes, in the synthetic world "
         "(docs/world.md): a held-out rendered person's 8 photos (with their ground-truth face boxes) -> prepare "
         "-> train on the world's base model, pretrained in this repository -> generate prompted scenes -> rank by "
         "the world's face-ID judges -> upscale -> report. Then open the report it writes. The people are "

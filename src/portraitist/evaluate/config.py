@@ -12,7 +12,8 @@ from portraitist.train.recipes import RECIPES, Stage
 
 # Thesis 1.3: a background, a style and a composition edit (Textual Inversion's prompts).
 DEFAULT_EDIT_PROMPTS = ["a photo of {me} on the moon", "an oil painting of {me}", "Elmo holding a {me}"]
-# Issue 9: "{me} on a red background" must show a red background, "{me} in a green shirt" a green shirt.
+# Text alignment the world's judges can read: "{me} on a red background" must show a red background,
+# "{me} in a green shirt" a green shirt.
 DEFAULT_SCENE_CHECKS = [
     {"background": "red"},
     {"background": "blue"},
@@ -22,7 +23,7 @@ DEFAULT_SCENE_CHECKS = [
 
 
 class WorldSettings(StageConfig):
-    """`portraitist evaluate --world` (issue 9): which held-out people, how many seeds, what the
+    """`portraitist evaluate --world` (docs/world.md): which held-out people, how many seeds, what the
     judges check, and the learning-rate sweep that tunes every recipe before the comparison."""
 
     people: int = Field(5, ge=1, description="Held-out people compared: `world photos --person` 0..N-1.")

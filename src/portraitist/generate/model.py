@@ -1,6 +1,6 @@
 """The model to sample from: a workspace's trained model or any base model, placed for speed.
 
-Full fine-tunes and LoRA outputs both come through `load_trained` (CONTRACTS.md), which
+Full fine-tunes and LoRA outputs both come through `load_trained` (models/trained.py), which
 applies the trained weights; the VAE override (thesis 2.4.2: sd-vae-ft-mse sharpens the
 eyes) replaces the decoder afterwards.
 """

@@ -1,4 +1,4 @@
-"""`train`: the stage function that the CLI, the service worker and the tests call (DESIGN.md).
+"""`train`: the stage function that the CLI, the service worker and the tests call alike.
 
 Reads WS/dataset/ (from `prepare`), fine-tunes the base with a recipe, writes WS/model/:
 model.json, tokens.json, the weights, train_log.jsonl, checkpoints/ and samples/.
