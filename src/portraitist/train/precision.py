@@ -34,10 +34,6 @@ class Precision:
             return nullcontext()
         return torch.autocast(device.type, dtype=self.autocast)
 
-    @property
-    def compute(self) -> torch.dtype:
-        return self.autocast or self.weights
-
 
 FP32 = Precision("fp32", torch.float32, None, master=False, scale_loss=False)
 MASTER_BF16 = Precision("master-bf16", torch.bfloat16, None, master=True, scale_loss=False)

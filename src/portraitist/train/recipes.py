@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field, PrivateAttr
 from portraitist.errors import PortraitistError
 
 Part = Literal["tokens", "text_encoder", "unet", "unet_lora", "text_encoder_lora"]
-TEXT_PARTS: tuple[Part, ...] = ("tokens", "text_encoder", "text_encoder_lora")
 LORA_PARTS: tuple[Part, ...] = ("unet_lora", "text_encoder_lora")
 
 PART_HELP: dict[Part, str] = {
