@@ -1,4 +1,4 @@
-"""`portraitist demo`: a held-out person of the synthetic world (issue 9) through every stage on a
+"""`portraitist demo`: a held-out person of the synthetic world (docs/world.md) through every stage on a
 world base model (here a tiny random one, built as the committed one is), and the run's own
 prompts beside its styles."""
 
