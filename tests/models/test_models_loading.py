@@ -24,7 +24,7 @@ def assert_same_weights(ours: nn.Module, theirs: nn.Module) -> None:
 
 
 def save_single_file(model: StableDiffusion, path: Path) -> Path:
-    """The model as A1111 / ComfyUI keep it, with the configs portraitist's export stores beside the tensors."""
+    """The model as A1111 / ComfyUI keep it, with the configs portraitist's export stores beside it."""
     vocabulary = len(model.tokenizer)
     save_file(original_sd_state_dict(model, vocabulary), path, configs_metadata(model, vocabulary))
     return path

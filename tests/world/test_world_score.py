@@ -1,4 +1,5 @@
-"""`world score`: a base judged against the targets of a usable base, beside real renders of the same prompts."""
+"""`world score`: a base judged against the targets of a usable base, beside real renders of the same
+prompts."""
 
 from __future__ import annotations
 

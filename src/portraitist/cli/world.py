@@ -112,7 +112,9 @@ def pretrain_command(
     ),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Stop at this total step count instead."),
     architecture: str | None = typer.Option(
-        None, "--architecture", help="patch2 (16x16x12 latents, default) or patch4 (8x8x48, compared in docs/world.md)."
+        None,
+        "--architecture",
+        help="patch2 (16x16x12 latents, default) or patch4 (8x8x48, compared in docs/world.md).",
     ),
     text_layers: int | None = typer.Option(
         None,
@@ -268,10 +270,10 @@ def judges_command(
 @world_app.command(
     "score",
     help=(
-        "Judge a world base against the targets a usable base meets: one image for each of N held-out people's full "
-        "captions (every attribute and the scene), read by the judges beside real renders of the same "
-        "captions. Prints per attribute the share read as prompted (generated, real), and whether the "
-        "targets are met: attribute accuracy at least 90% of the real renders', background and shirt "
+        "Judge a world base against the targets a usable base meets: one image for each of N held-out "
+        "people's full captions (every attribute and the scene), read by the judges beside real renders "
+        "of the same captions. Prints per attribute the share read as prompted (generated, real), and "
+        "whether the targets are met: attribute accuracy at least 90% of the real renders', background and shirt "
         "colour 0.95, face gate 0.9.\n\n"
         "Example: portraitist world score --base world --prompts 256 --grid score.png"
     ),

@@ -129,7 +129,8 @@ def identity_order(workspace: Workspace | None, images: list[Image.Image]) -> li
         from portraitist.models.face_id import FaceDescriptors, identity_score
 
         identity = FaceDescriptors()
-        references = [d for d in map(identity.descriptor, workspace.kept_crops(workspace.read_manifest())) if d is not None]
+        crops = workspace.kept_crops(workspace.read_manifest())
+        references = [d for d in map(identity.descriptor, crops) if d is not None]
     except (ImportError, PortraitistError):
         return None
     if not references:

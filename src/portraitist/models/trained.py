@@ -112,8 +112,8 @@ def restore_tokens(
     ids = tokenizer.convert_tokens_to_ids(texts)
     if ids != list(range(n_base, n_base + len(texts))):
         raise PortraitistError(
-            f"The base model's tokenizer gave the trained tokens ids {ids}; it is not the base this model was "
-            "trained on. Check model/model.json's `base`."
+            f"The base model's tokenizer gave the trained tokens ids {ids}; it is not the base this model "
+            "was trained on. Check model/model.json's `base`."
         )
     table = text_encoder.get_input_embeddings().weight
     with torch.no_grad():
@@ -126,7 +126,8 @@ def restore_model_tokens(model: StableDiffusion, texts: list[str], rows: dict[st
     for name, tokenizer, encoder in model.text_encoders:
         if name not in rows:
             raise PortraitistError(
-                f"model/ has no learned token rows for {model.source}'s {name}; it was trained on another base."
+                f"model/ has no learned token rows for {model.source}'s {name}; it was trained on another "
+                "base."
             )
         restore_tokens(tokenizer, encoder, texts, rows[name])
 
@@ -150,8 +151,8 @@ def _load_full(module: nn.Module, tensors: dict[str, torch.Tensor], what: str) -
     wrong = [k for k, v in tensors.items() if k not in own or own[k].shape != v.shape]
     if wrong:
         raise PortraitistError(
-            f"The trained {what} weights do not fit the base model (e.g. {wrong[0]}); model/model.json's `base` "
-            "must be the model it was trained from."
+            f"The trained {what} weights do not fit the base model (e.g. {wrong[0]}); model/model.json's "
+            "`base` must be the model it was trained from."
         )
     module.load_state_dict(tensors, strict=False)
 
@@ -164,8 +165,8 @@ def load_trained(
     model = load_base(info.base, vae=info.vae)
     if model.family.name != info.family:
         raise PortraitistError(
-            f"{workspace.root}'s model was trained on a {families.named(info.family).label} base, and {info.base} is "
-            f"now a {model.family.label} model. Give `train` the base again, or retrain."
+            f"{workspace.root}'s model was trained on a {families.named(info.family).label} base, and "
+            f"{info.base} is now a {model.family.label} model. Give `train` the base again, or retrain."
         )
     records = read_tokens(workspace)
     if records:

@@ -171,6 +171,7 @@ def scenes_followed(workspace: Workspace, scenes: Sequence[Mapping[str, str]]) -
     records = read_generations(workspace)
     said = load_judges().attributes([Image.open(workspace.path(r["file"])) for r in records])
     followed = sum(
-        all(seen.get(k) == v for k, v in asked[r["prompt"]].items()) for r, seen in zip(records, said, strict=True)
+        all(seen.get(k) == v for k, v in asked[r["prompt"]].items())
+        for r, seen in zip(records, said, strict=True)
     )
     return followed, len(records)
