@@ -273,8 +273,8 @@ def judges_command(
         "Judge a world base against the targets a usable base meets: one image for each of N held-out "
         "people's full captions (every attribute and the scene), read by the judges beside real renders "
         "of the same captions. Prints per attribute the share read as prompted (generated, real), and "
-        "whether the targets are met: attribute accuracy at least 90% of the real renders', background and shirt "
-        "colour 0.95, face gate 0.9.\n\n"
+        "whether the targets are met: attribute accuracy at least 90% of the real renders', background "
+        "and shirt colour 0.95, face gate 0.9.\n\n"
         "Example: portraitist world score --base world --prompts 256 --grid score.png"
     ),
 )
