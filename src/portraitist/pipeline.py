@@ -121,11 +121,6 @@ def read_done(workspace: Workspace) -> list[str]:
     return list(RunState.read(workspace).done)
 
 
-def read_seconds(workspace: Workspace) -> dict[str, float]:
-    """Wall-clock seconds each finished step took, for the report and `portraitist bench run`."""
-    return dict(RunState.read(workspace).seconds)
-
-
 @dataclass(frozen=True)
 class _Step:
     name: str

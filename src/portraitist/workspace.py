@@ -6,7 +6,7 @@
     outputs/   images/, scores.json, selected/        (written by `generate`, `rank`, ...)
 
 Every stage reads the previous stage's files and writes its own, so any stage can be re-run
-or inspected by hand (DESIGN.md).
+or inspected by hand.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from PIL import Image
 from pydantic import BaseModel, Field
 
 from portraitist.errors import PortraitistError
@@ -210,3 +211,13 @@ class Workspace:
                 f"{self.manifest_path} is not a valid dataset manifest ({exc}). "
                 "Re-run `portraitist prepare` to rebuild it."
             ) from exc
+
+    def kept_crops(self, manifest: DatasetManifest) -> list[Image.Image]:
+        """The kept photos' crops as prepare cut them: the user's face, which later stages compare with."""
+        crops = [Image.open(self.path(p.image)).convert("RGB") for p in manifest.kept if p.image]
+        if not crops:
+            raise PortraitistError(
+                f"The dataset in {self.root} keeps no photos, so there is no face to compare with; "
+                "run `portraitist prepare` with usable photos."
+            )
+        return crops

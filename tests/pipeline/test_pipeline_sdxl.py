@@ -14,9 +14,9 @@ from portraitist.evaluate.config import EvaluateConfig
 from portraitist.evaluate.stage import evaluate
 from portraitist.generate.config import SwapConfig
 from portraitist.generate.swap import swap
+from portraitist.models.trained import read_model_info
 from portraitist.pipeline import RunConfig, run_pipeline
 from portraitist.rank.config import RankConfig
-from portraitist.train.artifacts import read_model_info
 from portraitist.train.config import TrainConfig
 from portraitist.train.export import export
 from portraitist.workspace import Workspace

@@ -1,4 +1,4 @@
-"""`portraitist demo`: a held-out person of the synthetic world (issue 9) through every stage on a
+"""`portraitist demo`: a held-out person of the synthetic world (docs/world.md) through every stage on a
 world base model (here a tiny random one, built as the committed one is), and the run's own
 prompts beside its styles."""
 
@@ -14,11 +14,12 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from portraitist.cli import app
-from portraitist.cli.demo import scene_followed
+from portraitist.cli.demo import SCENES
 from portraitist.errors import PortraitistError
 from portraitist.pipeline import RunConfig
 from portraitist.workspace import Workspace
 from portraitist.world import family as world_family
+from portraitist.world.metrics import scenes_followed
 from portraitist.world.model import build_world_base
 
 runner = CliRunner()
@@ -117,7 +118,7 @@ def test_the_demo_on_the_committed_base_draws_the_person(tmp_path: Path) -> None
     scores = json.loads((tmp_path / "demo" / "outputs" / "scores.json").read_text())["images"]
     assert len(scores) == 16
     recognised = sum(image["passes_identity"] for image in scores)
-    followed, made = scene_followed(Workspace(tmp_path / "demo"))
+    followed, made = scenes_followed(Workspace(tmp_path / "demo"), SCENES)
     assert made == 16
     assert recognised >= 15 and followed >= 11, (recognised, followed)  # README: one below the lowest measured
     said = result.stderr.replace("\n", "")

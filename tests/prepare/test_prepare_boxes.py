@@ -1,5 +1,5 @@
 """prepare with given face boxes and masks (`--boxes`): rendered people of the synthetic world
-(issue 9), whose exact boxes and masks the renderer writes, go through the usual crop, blur,
+(docs/world.md), whose exact boxes and masks the renderer writes, go through the usual crop, blur,
 duplicate and caption steps; a wrong boxes file is a clear error."""
 
 from __future__ import annotations

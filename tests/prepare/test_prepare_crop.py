@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from portraitist.prepare.crop import cut_with_edge_padding, face_crop, square_around
@@ -41,7 +40,6 @@ def test_the_crop_has_the_training_resolution_and_the_face_at_its_centre(detecto
 
 
 def test_small_faces_can_be_enlarged_with_real_esrgan(detector: PersonDetector) -> None:
-    pytest.importorskip("portraitist.upscale")
     small = astronaut().resize((320, 320), Image.LANCZOS)  # the crop square is ~200 px
     face = detector.subject(small).face.box
     plain, _ = face_crop(small, face, margin=1.0, resolution=512, upscale=False)

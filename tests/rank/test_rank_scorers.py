@@ -9,8 +9,9 @@ import torch
 
 from portraitist import samples
 from portraitist.errors import PortraitistError
+from portraitist.models.face_id import identity_score
 from portraitist.rank.aesthetic import AestheticHead, load_aesthetic
-from portraitist.rank.identity import FaceIdentity, identity_score
+from portraitist.rank.identity import FaceIdentity
 from portraitist.rank.perceptual import load_lpips, lpips_features, lpips_to_references, to_lpips_input
 from portraitist.rank.scorers import prompt_without_subject
 

@@ -7,14 +7,13 @@ import pytest
 from portraitist.config import load_config
 from portraitist.errors import PortraitistError
 from portraitist.rank.config import RankConfig
-from portraitist.rank.select import DEFAULT_ORDER, SCORERS, parse_order, rank_order
+from portraitist.rank.select import SCORERS, parse_order, rank_order
 from portraitist.rank.stage import RankResult
 
 
 def test_by_takes_one_name_or_a_comma_separated_order():
     assert parse_order("aesthetic") == ["aesthetic"]
     assert parse_order(" Identity, clip-text ,lpips") == ["identity", "clip-text", "lpips"]
-    assert RankConfig().by == list(DEFAULT_ORDER) == ["identity", "aesthetic"]
     assert load_config(RankConfig, None, "rank", by="lpips,clip-image").by == ["lpips", "clip-image"]
 
 

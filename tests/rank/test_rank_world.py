@@ -1,4 +1,4 @@
-"""`rank` on the synthetic world's rendered people (issue 9), whose 32 px cartoon faces dlib cannot
+"""`rank` on the synthetic world's rendered people (docs/world.md), whose 32 px cartoon faces dlib cannot
 see: with identity_model = world the judges' face gate and face-ID put the user's renders first,
 another person's next, and noise and a bare background last."""
 

@@ -9,7 +9,8 @@ import torch
 
 from portraitist.errors import PortraitistError
 from portraitist.models.loading import load_base
-from portraitist.train.artifacts import ModelInfo, load_trained, write_model
+from portraitist.models.trained import ModelInfo, load_trained
+from portraitist.train.artifacts import write_model
 from portraitist.train.tokens import add_tokens, token_table
 
 

@@ -15,7 +15,7 @@ from portraitist.cli.app import app
 from portraitist.errors import PortraitistError
 from portraitist.models import random_sd
 from portraitist.models.loading import load_base
-from portraitist.train.artifacts import load_trained
+from portraitist.models.trained import load_trained
 from portraitist.train.config import TrainConfig
 from portraitist.train.export import export, ldm_unet_state_dict
 from portraitist.train.stage import train

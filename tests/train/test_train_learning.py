@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from portraitist.models.loading import StableDiffusion, load_base
-from portraitist.train.artifacts import load_trained
+from portraitist.models.trained import load_trained
 from portraitist.train.config import TrainConfig
 from portraitist.train.data import encode, load_photos
 from portraitist.train.stage import train

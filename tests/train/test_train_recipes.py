@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from portraitist.models.loading import load_base
-from portraitist.train.artifacts import load_trained, read_model_info
+from portraitist.models.trained import load_trained, read_model_info
 from portraitist.train.config import TrainConfig
 from portraitist.train.recipes import Stage, get_recipe, stage_steps
 from portraitist.train.stage import train
@@ -84,9 +84,10 @@ def test_recipes_are_data():
     staged = get_recipe("staged")
     assert [sorted(s.learning_rates) for s in staged.stages] == [["text_encoder", "tokens", "unet"], ["unet"]]
     assert stage_steps(staged, 1000) == [400, 600]
+    shipped = [dict(s.learning_rates) for s in staged.stages]
     tuned = get_recipe("staged", learning_rates={"unet": 1e-6})
     assert [s.learning_rates["unet"] for s in tuned.stages] == [1e-6, 1e-6]
-    assert get_recipe("staged").stages[0].learning_rates["unet"] == 2e-6  # the shipped recipe is unchanged
+    assert [s.learning_rates for s in get_recipe("staged").stages] == shipped  # tuning copies, never edits
     assert "text_encoder" in get_recipe("dreambooth", train_text_encoder=True).parts
 
 

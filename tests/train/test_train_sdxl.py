@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from portraitist.errors import PortraitistError
 from portraitist.models.family import SizeInfo, size_rows, tokenize
 from portraitist.models.loading import load_base
-from portraitist.train.artifacts import load_trained, model_info_path, read_model_info
+from portraitist.models.trained import load_trained, model_info_path, read_model_info
 from portraitist.train.config import TrainConfig
 from portraitist.train.export import export
 from portraitist.train.stage import train

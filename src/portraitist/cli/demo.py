@@ -1,4 +1,4 @@
-"""`portraitist demo`: the whole pipeline offline, on a person of the synthetic world (issue 9).
+"""`portraitist demo`: the whole pipeline offline, on a person of the synthetic world (docs/world.md).
 
 No real Stable Diffusion can be downloaded here, and a random-weight one draws noise, so the
 demo runs where likeness can be seen and measured: the synthetic world (docs/world.md). Its
@@ -38,8 +38,8 @@ MARGIN = 0.6
 # 16 of 16 (measured on the base at step 4000 of its pretraining).
 WORLD_LEARNING_RATES = {"tokens": 5e-3, "text_encoder": 2e-4, "unet": 2e-4}
 # The world's model is small (16x16x12 latents, batch 1): a second torch thread mostly waits for
-# the first, and on a shared, busy CPU it waits for a core. Measured on this 2-core machine under
-# load: 116-171 ms per training step on one thread, 730-790 ms on two.
+# the first, and on a shared, busy CPU it waits for a core. On a busy 2-core machine one
+# thread trains several times faster than two.
 THREADS = 1
 # Scenes the person's photos do not all show; phrased as the world's captions are.
 SCENES: tuple[dict[str, str], ...] = (
@@ -120,27 +120,6 @@ def write_demo_photos(folder: Path, person: int) -> tuple[list[Path], Path, str]
     return [folder / photo["file"] for photo in truth["photos"]], boxes, truth["attributes"]["sex"]
 
 
-def scene_followed(ws: Workspace) -> tuple[int, int]:
-    """(generated images whose scene is the one their prompt asked for, as the world judges read
-    it: every asked word of background, pattern, shirt and expression; all generated images)."""
-    from PIL import Image
-
-    from portraitist.world.judges import load_judges
-    from portraitist.world.render import scene_prompt
-
-    manifest = ws.read_manifest()
-    subject = f"{manifest.instance_token} {manifest.class_token}"
-    asked = {scene_prompt(subject, **scene): scene for scene in SCENES}
-    records = [
-        json.loads(line) for line in (ws.outputs_dir / "generations.jsonl").read_text().splitlines() if line
-    ]
-    said = load_judges().attributes([Image.open(ws.path(r["file"])) for r in records])
-    followed = sum(
-        all(seen.get(k) == v for k, v in asked[r["prompt"]].items()) for r, seen in zip(records, said)
-    )
-    return followed, len(records)
-
-
 def require_world_base(base: str) -> None:
     """A missing world base is said before any work starts."""
     from portraitist.world.family import WORLD, world_base_dir
@@ -152,7 +131,7 @@ def require_world_base(base: str) -> None:
 @app.command(
     "demo",
     help=(
-        "Run the whole pipeline offline, on the CPU, in a few minutes, in the synthetic world of issue 9 "
+        "Run the whole pipeline offline, on the CPU, in a few minutes, in the synthetic world "
         "(docs/world.md): a held-out rendered person's 8 photos (with their ground-truth face boxes) -> prepare "
         "-> train on the world's base model, pretrained in this repository -> generate prompted scenes -> rank by "
         "the world's face-ID judges -> upscale -> report. Then open the report it writes. The people are "
@@ -176,6 +155,7 @@ def demo_command(
     import torch
 
     from portraitist.pipeline import run_pipeline
+    from portraitist.world.metrics import scenes_followed
 
     require_world_base(base)
     torch.set_num_threads(THREADS)
@@ -196,7 +176,7 @@ def demo_command(
     seconds = ", ".join(f"{name} {value:.0f} s" for name, value in stages.items())
     scores = json.loads((ws.outputs_dir / "scores.json").read_text())["images"]
     alike = sum(image["passes_identity"] for image in scores)
-    followed, made = scene_followed(ws)
+    followed, made = scenes_followed(ws, SCENES)
     console.print(
         f"What this shows: every stage of portraitist on a base model pretrained in this repository on a "
         f"synthetic world of rendered people (docs/world.md; how far its pretraining got: the README in "

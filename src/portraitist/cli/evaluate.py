@@ -36,7 +36,7 @@ WS/eval/metrics.jsonl gets one line per recipe and checkpoint; WS/eval/report.ht
 
 `--compare WS1 WS2 ...` merges several workspaces' evaluations (several people) into one report with the mean and spread per recipe.
 
-`--world` runs the comparison in the synthetic world (issue 9), where likeness is known exactly: every recipe on --people held-out people x --seeds seeds, on the world base (`--base world`), measured by the world's judges (face-ID similarity behind the face gate, the person's attributes, the scene prompts followed), merged into curves with 95% bands in OUT/report.html. `--sweep` first gives every recipe the same learning-rate (and split) tuning on other held-out people and compares the chosen settings.
+`--world` runs the comparison in the synthetic world (docs/world.md), where likeness is known exactly: every recipe on --people held-out people x --seeds seeds, on the world base (`--base world`), measured by the world's judges (face-ID similarity behind the face gate, the person's attributes, the scene prompts followed), merged into curves with 95% bands in OUT/report.html. `--sweep` first gives every recipe the same learning-rate (and split) tuning on other held-out people and compares the chosen settings.
 
 Examples:
 
@@ -120,7 +120,7 @@ def evaluate_command(
         "folder for everything (default eval-world).",
     ),
     world: bool = typer.Option(
-        False, "--world", help="Compare the recipes in the synthetic world (issue 9; docs/evaluate.md)."
+        False, "--world", help="Compare the recipes in the synthetic world (docs/evaluate.md)."
     ),
     people: int | None = typer.Option(
         None, "--people", help="--world: held-out people compared (default 5)."

@@ -1,4 +1,4 @@
-"""`portraitist world ...`: the synthetic world of issue 9 -- rendered people with known identities."""
+"""`portraitist world ...`: the synthetic world (docs/world.md) -- rendered people with known identities."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from portraitist.cli.app import app, console, progress_display, quiet_libraries
 world_app = typer.Typer(
     help=(
         "A synthetic world of procedurally drawn people whose every attribute is known, so likeness "
-        "can be measured exactly and offline (issue 9; docs/world.md)."
+        "can be measured exactly and offline (docs/world.md)."
     ),
     no_args_is_help=True,
 )
@@ -86,7 +86,7 @@ def photos_command(
 @world_app.command(
     "pretrain",
     help=(
-        "Pretrain the world's base model from random weights (issue 9; docs/world.md): renders a pool of "
+        "Pretrain the world's base model from random weights (docs/world.md): renders a pool of "
         "pretraining people once (DIR/pool/), trains the 32 px UNet and text encoder on it, and writes "
         "DIR/base/ (the EMA weights, an ordinary model folder for --base), DIR/checkpoint.pt every few "
         "minutes, a sample grid of held-out people in DIR/samples/, and speed, loss and the judges' scores "
@@ -112,7 +112,9 @@ def pretrain_command(
     ),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Stop at this total step count instead."),
     architecture: str | None = typer.Option(
-        None, "--architecture", help="patch2 (16x16x12 latents, default) or patch4 (8x8x48, issue 9's study)."
+        None,
+        "--architecture",
+        help="patch2 (16x16x12 latents, default) or patch4 (8x8x48, compared in docs/world.md).",
     ),
     text_layers: int | None = typer.Option(
         None,
@@ -268,11 +270,11 @@ def judges_command(
 @world_app.command(
     "score",
     help=(
-        "Judge a world base against issue 9's targets: one image for each of N held-out people's full "
-        "captions (every attribute and the scene), read by the judges beside real renders of the same "
-        "captions. Prints per attribute the share read as prompted (generated, real), and whether the "
-        "targets are met: attribute accuracy at least 90% of the real renders', background and shirt "
-        "colour 0.95, face gate 0.9.\n\n"
+        "Judge a world base against the targets a usable base meets: one image for each of N held-out "
+        "people's full captions (every attribute and the scene), read by the judges beside real renders "
+        "of the same captions. Prints per attribute the share read as prompted (generated, real), and "
+        "whether the targets are met: attribute accuracy at least 90% of the real renders', background "
+        "and shirt colour 0.95, face gate 0.9.\n\n"
         "Example: portraitist world score --base world --prompts 256 --grid score.png"
     ),
 )
@@ -300,7 +302,7 @@ def score_command(
         table.add_row(name, f"{value:.3f}", f"{score.real[name]:.3f}")
     table.add_row("face gate", f"{score.face_rate:.3f}", f"{score.real_face_rate:.3f}")
     console.print(table)
-    targets = Table(title="issue 9's targets")
+    targets = Table(title="targets of a usable base")
     for column in ("target", "value", "needs", "met"):
         targets.add_column(column, justify="left" if column == "target" else "right")
     for name, value, threshold, met in score.targets():

@@ -30,11 +30,10 @@ from PIL import Image
 
 from portraitist.evaluate.config import EvaluateConfig
 from portraitist.evaluate.prompts import EvalImage, evaluation_set
+from portraitist.models.face_id import identity_score
 from portraitist.rank.config import RankConfig
-from portraitist.rank.identity import identity_score
 from portraitist.rank.perceptual import lpips_features, lpips_to_references, to_lpips_input
 from portraitist.rank.scorers import References, ScoringModels, compute_references, load_scoring_models
-from portraitist.rank.stage import user_crops
 from portraitist.workspace import Workspace
 
 
@@ -174,7 +173,7 @@ class PhotoMetrics:
     def load(self, workspace: Workspace) -> None:
         if self.loaded is None:
             models = load_scoring_models(self.scoring)
-            self.loaded = models, compute_references(models, user_crops(workspace, workspace.read_manifest()))
+            self.loaded = models, compute_references(models, workspace.kept_crops(workspace.read_manifest()))
 
     def score(self, images: Sequence[EvalImage], pictures: Sequence[Image.Image]) -> Values:
         if self.loaded is None:

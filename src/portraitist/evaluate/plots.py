@@ -7,10 +7,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from portraitist.evaluate.metrics import Metric
 from portraitist.evaluate.summary import Curve
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 X_LABELS = {"steps": "training step", "seconds": "training seconds"}
 
@@ -18,6 +21,20 @@ X_LABELS = {"steps": "training step", "seconds": "training seconds"}
 def plot_curves(
     curves: dict[str, Curve], x: Literal["steps", "seconds"], out: Path, metrics: Sequence[Metric]
 ) -> Path:
+    """The figure of `curve_figure`, saved as a PNG at `out`."""
+    import matplotlib.pyplot as plt
+
+    fig = curve_figure(curves, x, metrics)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def curve_figure(
+    curves: dict[str, Curve], x: Literal["steps", "seconds"], metrics: Sequence[Metric]
+) -> Figure:
+    """One panel per metric (in `metrics` order), one line per recipe, each with its band."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,7 +83,4 @@ def plot_curves(
     if handles:
         fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return fig

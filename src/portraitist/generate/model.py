@@ -1,6 +1,6 @@
 """The model to sample from: a workspace's trained model or any base model, placed for speed.
 
-Full fine-tunes and LoRA outputs both come through `load_trained` (CONTRACTS.md), which
+Full fine-tunes and LoRA outputs both come through `load_trained` (models/trained.py), which
 applies the trained weights; the VAE override (thesis 2.4.2: sd-vae-ft-mse sharpens the
 eyes) replaces the decoder afterwards.
 """
@@ -12,9 +12,9 @@ import torch
 from portraitist.config import PrecisionChoice
 from portraitist.devices import cpu_has_bf16
 from portraitist.errors import PortraitistError
-from portraitist.generate.attention import SamplingCpuAttnProcessor
+from portraitist.models.cpu_attention import SamplingCpuAttnProcessor
 from portraitist.models.loading import StableDiffusion, cast, load_base, replace_vae
-from portraitist.train.artifacts import load_trained
+from portraitist.models.trained import load_trained
 from portraitist.workspace import Workspace
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -1,4 +1,4 @@
-"""Where sampled images go, each with a JSON record of how it was made (CONTRACTS.md).
+"""Where sampled images go, each with a JSON record of how it was made (docs/generate.md).
 
 A workspace keeps them in outputs/images/ + outputs/generations.jsonl (swaps in
 outputs/swaps/ + outputs/swaps.jsonl); without one, `--out DIR` holds the images and the log.

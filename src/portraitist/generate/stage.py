@@ -25,8 +25,8 @@ from portraitist.generate.sampling import SCHEDULERS
 from portraitist.generate.sizes import image_size
 from portraitist.generate.txt2img import txt2img
 from portraitist.models.loading import StableDiffusion, vae_scale_factor
+from portraitist.models.trained import read_model_info
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
-from portraitist.train.artifacts import read_model_info
 from portraitist.workspace import Workspace
 
 STAGE = "generate"

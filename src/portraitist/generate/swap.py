@@ -9,7 +9,7 @@
    face can hold its angle.
 4. Decode, scale back to the square's size and alpha-blend into the full-resolution picture
    with the feathered mask: outside the mask the picture is untouched, to the pixel.
-Several seeds are drawn; with a workspace they are ranked by face identity (portraitist.rank)
+Several seeds are drawn; with a workspace they are ranked by dlib face identity (models/face_id.py)
 when its models are installed, else kept in seed order.
 """
 
@@ -126,11 +126,11 @@ def identity_order(workspace: Workspace | None, images: list[Image.Image]) -> li
     if workspace is None:
         return None
     try:
-        from portraitist.rank.identity import FaceIdentity, identity_score
-        from portraitist.rank.stage import user_crops
+        from portraitist.models.face_id import FaceDescriptors, identity_score
 
-        identity = FaceIdentity()
-        references = [d for d in map(identity.descriptor, user_crops(workspace, workspace.read_manifest())) if d is not None]
+        identity = FaceDescriptors()
+        crops = workspace.kept_crops(workspace.read_manifest())
+        references = [d for d in map(identity.descriptor, crops) if d is not None]
     except (ImportError, PortraitistError):
         return None
     if not references:

@@ -43,3 +43,10 @@ class FaceDescriptors:
             return None
         face = max(faces, key=lambda box: box.area())
         return np.asarray(self.network.compute_face_descriptor(pixels, self.landmarks(pixels, face)))
+
+
+def identity_score(descriptor: np.ndarray | None, references: list[np.ndarray]) -> float | None:
+    """1 - mean descriptor distance to the user's faces (higher: more alike); None without a face."""
+    if descriptor is None or not references:
+        return None
+    return 1.0 - float(np.mean([np.linalg.norm(descriptor - ref) for ref in references]))

@@ -1,8 +1,9 @@
 """Stable Diffusion 1.x models with seeded random weights and the real architecture classes.
 
-No machine in this workplace can download weights, so tests and the offline demo run on these.
+Tests and the offline demo run on these, with nothing to download.
 Compute does not depend on weight values, so the `sd15-random` preset times like SD 1.5.
-The shapes mirror `shared/bench/make_model.py` so that our figures and the benchmark's agree.
+The presets have the shapes and seeds of the external benchmark harness's models of the same
+names, so that figures measured on either agree (change both together).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         vae=dict(block_out_channels=(32, 32, 64, 64), layers_per_block=1),
         text=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, projection_dim=32),
     ),
-    # 256 px, 70M parameters: CPU benchmarks (shared/bench's `cpu-bench`)
+    # 256 px, 70M parameters: CPU benchmarks
     "cpu-bench": dict(
         resolution=256,
         unet=dict(block_out_channels=(64, 128, 256, 256), layers_per_block=2, cross_attention_dim=384, **_FULL_BLOCKS),
@@ -78,7 +79,7 @@ def build_vae(preset: str, seed: int = 0) -> AutoencoderKL:
 
 
 def vae_from(p: dict[str, Any], seed: int, **extra: Any) -> AutoencoderKL:
-    """A random AutoencoderKL for preset dict `p` (seed + 1, as shared/bench/make_model.py draws it)."""
+    """A random AutoencoderKL for preset dict `p` (seed + 1, as the benchmark harness draws it)."""
     n_blocks = len(p["vae"]["block_out_channels"])
     torch.manual_seed(seed + 1)
     return AutoencoderKL(

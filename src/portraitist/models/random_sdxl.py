@@ -1,8 +1,9 @@
 """SDXL models with seeded random weights and the real architecture classes (offline tests, benchmarks).
 
-The shapes mirror the `tiny-xl` and `cpu-bench-xl` presets of shared/bench/make_model.py, so that
-our figures and the benchmark's agree: three UNet levels (the first without attention), the
-"text_time" added conditioning, a CLIPTextModel and a CLIPTextModelWithProjection.
+The `tiny-xl` and `cpu-bench-xl` presets have the shapes and seeds of the external benchmark
+harness's models of the same names, so that figures measured on either agree (change both together):
+three UNet levels (the first without attention), the "text_time" added conditioning, a CLIPTextModel
+and a CLIPTextModelWithProjection.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         text=_SMALL_TEXT,
         text_2=_SMALL_TEXT,
     ),
-    # 256 px, 168M parameters: CPU benchmarks (shared/bench's `cpu-bench-xl`)
+    # 256 px, 168M parameters: CPU benchmarks
     "cpu-bench-xl": dict(
         resolution=256,
         unet=dict(
@@ -120,7 +121,7 @@ def build_unet(preset: str, seed: int = 0) -> UNet2DConditionModel:
 
 
 def build_components(preset: str, seed: int = 0) -> dict[str, Any]:
-    """Every part of a random SDXL model, seeded as shared/bench/make_model.py seeds them."""
+    """Every part of a random SDXL model, seeded as the benchmark harness seeds them."""
     if preset not in PRESETS:
         raise KeyError(preset)
     p = PRESETS[preset]

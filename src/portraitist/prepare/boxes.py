@@ -1,6 +1,6 @@
 """Face boxes and person masks given with the photos, instead of found by mediapipe (`--boxes`).
 
-For photos a detector cannot see (drawn or rendered faces: the synthetic world of issue 9,
+For photos a detector cannot see (drawn or rendered faces: the synthetic world (docs/world.md),
 whose renderer knows every face box and person mask exactly) or whose boxes are known from
 elsewhere (a labelled data set). The file is JSON, the format `portraitist world photos` writes
 as world_person.json; keys other than these are ignored:

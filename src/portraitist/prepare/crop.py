@@ -58,7 +58,7 @@ def face_crop(
 
 def _learned_upscale(crop: Image.Image, resolution: int, upscaler: str | None) -> Image.Image:
     """Real-ESRGAN x2, x3 or x4, the least that reaches the resolution (Lanczos does the rest)."""
-    from portraitist.upscale import upscale_image  # heavy: loaded only when asked for
+    from portraitist.models.esrgan import upscale_image  # heavy: loaded only when asked for
 
     scale = next((s for s in (2, 3) if crop.width * s >= resolution), 4)
     return upscale_image(crop, scale=scale, model=upscaler)

@@ -29,7 +29,6 @@ from PIL import Image
 from portraitist.prepare.config import PrepareConfig
 from portraitist.prepare.crop import Box, cut_with_edge_padding, square_around
 from portraitist.prepare.rejection import PhotoRejected
-from portraitist.samples import astronaut
 
 # selfie segmentation's own input size; the face box fills the middle third of the square
 _CHECK_SIZE = 256
@@ -64,11 +63,11 @@ class PersonDetector:
             )
             self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1)
             self._segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-            # each graph logs a few lines the first time it sees a person; do that here, silently
-            portrait = astronaut()
-            self.find_faces(portrait)
-            self.person_mask(portrait)
-            self.sees_body(portrait)
+            # each graph logs a few lines on its first frame: give it a blank one here, silently
+            blank = Image.new("RGB", (_CHECK_SIZE, _CHECK_SIZE), (128, 128, 128))
+            self.find_faces(blank)
+            self.person_mask(blank)
+            self._pose.process(np.asarray(blank))
 
     def close(self) -> None:
         for graph in (self._faces, self._pose, self._segmenter):
@@ -108,7 +107,9 @@ class PersonDetector:
         return float(mask[third, third].mean())
 
     def sees_body(self, image: Image.Image) -> bool:
-        return self._pose.process(np.ascontiguousarray(np.asarray(image))).pose_landmarks is not None
+        # the pose graph logs a note the first time it finds a body, which may be any photo
+        with _native_stderr_closed():
+            return self._pose.process(np.ascontiguousarray(np.asarray(image))).pose_landmarks is not None
 
     def subject(self, photo: Image.Image, source_scale: float = 1.0) -> Subject:
         """The photo's one subject, or PhotoRejected saying why there is not exactly one.

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from portraitist.errors import PortraitistError
-from portraitist.models.face_id import FaceDescriptors
+from portraitist.models.face_id import FaceDescriptors, identity_score
 from portraitist.rank.config import RankConfig
 
 
@@ -43,13 +43,6 @@ class FaceIdentity(FaceDescriptors):
 
     def score(self, descriptor: np.ndarray | None, references: list[np.ndarray]) -> float | None:
         return identity_score(descriptor, references)
-
-
-def identity_score(descriptor: np.ndarray | None, references: list[np.ndarray]) -> float | None:
-    """1 - mean descriptor distance to the user's faces (higher: more alike); None without a face."""
-    if descriptor is None or not references:
-        return None
-    return 1.0 - float(np.mean([np.linalg.norm(descriptor - ref) for ref in references]))
 
 
 IdentityFactory = Callable[[RankConfig], IdentityModel]

@@ -84,16 +84,6 @@ def read_generations(workspace: Workspace) -> list[dict]:
     return records
 
 
-def user_crops(workspace: Workspace, manifest: DatasetManifest) -> list[Image.Image]:
-    crops = [Image.open(workspace.path(p.image)).convert("RGB") for p in manifest.kept if p.image]
-    if not crops:
-        raise PortraitistError(
-            f"The dataset in {workspace.root} keeps no photos, so there is no face to rank against; "
-            "run `portraitist prepare` with usable photos."
-        )
-    return crops
-
-
 def user_tokens(manifest: DatasetManifest) -> list[str]:
     """The new words prepare invented for the user, which CLIP's vocabulary does not know."""
     return [manifest.instance_token] + [p.background_token for p in manifest.kept if p.background_token]
@@ -103,7 +93,7 @@ def rank(workspace: Workspace, config: RankConfig | None = None, progress: Progr
     """Score, order, select (thesis 2.4.2); see docs/rank.md for the scorers and the default order."""
     config = config or RankConfig()
     manifest = workspace.read_manifest()
-    crops = user_crops(workspace, manifest)
+    crops = workspace.kept_crops(manifest)
     records = read_generations(workspace)
     tokens = user_tokens(manifest)
 

@@ -28,13 +28,8 @@ from safetensors.torch import load_file
 from portraitist.errors import PortraitistError
 from portraitist.models.loading import StableDiffusion
 from portraitist.models.single_file import configs_metadata
-from portraitist.train.artifacts import (
-    TokenRecord,
-    load_trained,
-    read_model_info,
-    read_tokens,
-    save_safetensors_atomic,
-)
+from portraitist.models.trained import TokenRecord, load_trained, read_model_info, read_tokens
+from portraitist.train.artifacts import save_safetensors_atomic
 from portraitist.workspace import Workspace, write_bytes_atomic
 
 Format = Literal["diffusers", "single-file", "kohya-lora"]

@@ -1,4 +1,4 @@
-"""The training loop: one loop for every recipe (thesis 2.3; STYLE.md "a recipe is data").
+"""The training loop: one loop for every recipe, which is data (thesis 2.3; train/recipes.py).
 
 Each step draws its examples, latent samples, noise and timesteps from a generator seeded by
 (seed, step), so a resumed run sees exactly what an uninterrupted one would. Text embeddings

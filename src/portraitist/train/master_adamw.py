@@ -57,7 +57,7 @@ def _sum_of_squares(grad: torch.Tensor) -> torch.Tensor:
 @functools.cache
 def compiled(fn: Callable[..., torch.Tensor | None]) -> Callable[..., torch.Tensor | None]:
     """`fn` through torch.compile, or op by op where inductor cannot build it (no C++ compiler
-    on this machine): slower, same result."""
+    on the machine): slower, same result."""
     state: dict[str, Callable[..., torch.Tensor | None] | None] = {"fn": None}
     fast = torch.compile(fn, dynamic=True)
 

@@ -37,10 +37,6 @@ class TrainingPrecision:
             return nullcontext()
         return torch.autocast(device.type, dtype=self.autocast)
 
-    @property
-    def compute(self) -> torch.dtype:
-        return self.autocast or self.weights
-
 
 FP32 = TrainingPrecision("fp32", torch.float32, None, master=False, scale_loss=False)
 MASTER_BF16 = TrainingPrecision("master-bf16", torch.bfloat16, None, master=True, scale_loss=False)

@@ -1,6 +1,6 @@
 """Training recipes as data: ordered stages, each naming what trains, at which rate, for which share.
 
-One loop (train/loop.py) runs any of them (STYLE.md: four lists over one loop, not four loops).
+One loop (train/loop.py) runs any of them: a new recipe is a new list, never a new loop.
 Defaults come from the thesis (2.3: staged training, no prior preservation) and the public
 anchors: diffusers' DreamBooth guide trains faces for 800-1200 steps at lr 1e-6..5e-6 for a full
 fine-tune; Textual Inversion and LoRA train far fewer weights and need rates 10-1000x higher.
@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field, PrivateAttr
 from portraitist.errors import PortraitistError
 
 Part = Literal["tokens", "text_encoder", "unet", "unet_lora", "text_encoder_lora"]
-TEXT_PARTS: tuple[Part, ...] = ("tokens", "text_encoder", "text_encoder_lora")
 LORA_PARTS: tuple[Part, ...] = ("unet_lora", "text_encoder_lora")
 
 PART_HELP: dict[Part, str] = {

@@ -1,4 +1,4 @@
-"""`train`: the stage function that the CLI, the service worker and the tests call (DESIGN.md).
+"""`train`: the stage function that the CLI, the service worker and the tests call alike.
 
 Reads WS/dataset/ (from `prepare`), fine-tunes the base with a recipe, writes WS/model/:
 model.json, tokens.json, the weights, train_log.jsonl, checkpoints/ and samples/.
@@ -19,9 +19,10 @@ import torch
 from portraitist.devices import resolve_device
 from portraitist.errors import MachineError
 from portraitist.models.loading import StableDiffusion, load_base
+from portraitist.models.trained import ModelInfo
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train import attention_loss, checkpoint
-from portraitist.train.artifacts import ModelInfo, write_model
+from portraitist.train.artifacts import write_model
 from portraitist.train.config import TrainConfig
 from portraitist.train.data import TrainingSet, encode, load_class_images, load_photos
 from portraitist.train.loop import Hooks, Loop, LoopSettings, StepRecord

@@ -119,34 +119,6 @@ def token_rows(model: StableDiffusion, added: list[AddedToken]) -> dict[str, tor
     return {name: token_table(encoder).weight[ids].detach() for name, _, encoder in model.text_encoders}
 
 
-def restore_model_tokens(model: StableDiffusion, texts: list[str], rows: dict[str, torch.Tensor]) -> None:
-    """restore_tokens for every text encoder of the model, each from its own rows."""
-    for name, tokenizer, encoder in model.text_encoders:
-        if name not in rows:
-            raise PortraitistError(
-                f"model/ has no learned token rows for {model.source}'s {name}; it was trained on another base."
-            )
-        restore_tokens(tokenizer, encoder, texts, rows[name])
-
-
-def restore_tokens(
-    tokenizer: CLIPTokenizer, text_encoder: CLIPTextModel, texts: list[str], rows: torch.Tensor
-) -> list[int]:
-    """Add tokens saved by a training run back to a fresh base and set their learned rows."""
-    n_base = len(tokenizer)
-    tokenizer.add_tokens(texts)
-    text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-    ids = tokenizer.convert_tokens_to_ids(texts)
-    if ids != list(range(n_base, n_base + len(texts))):
-        raise PortraitistError(
-            f"The base model's tokenizer gave the trained tokens ids {ids}; it is not the base this model was "
-            "trained on. Check model/model.json's `base`."
-        )
-    with torch.no_grad():
-        token_table(text_encoder).weight[n_base:] = rows.to(token_table(text_encoder).weight.dtype)
-    return ids
-
-
 class SplitTokenEmbedding(nn.Module):
     """The token table as frozen pretrained rows plus trainable added rows.
 

@@ -14,9 +14,9 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 from torch import nn
 
+from portraitist.models.cpu_attention import CpuAttnProcessor
 from portraitist.models.loading import StableDiffusion, cast
 from portraitist.train import lora
-from portraitist.train.cpu_attention import CpuAttnProcessor
 from portraitist.train.master_adamw import FlatPart
 from portraitist.train.precision import TrainingPrecision
 from portraitist.train.recipes import Part, Recipe, Stage

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from portraitist.config import StageConfig
-from portraitist.upscale.esrgan import DEFAULT_MODEL, DEFAULT_TILE
+from portraitist.models.esrgan import DEFAULT_MODEL, DEFAULT_TILE
 
 
 class UpscaleConfig(StageConfig):

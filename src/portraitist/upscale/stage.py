@@ -17,9 +17,9 @@ from pathlib import Path
 from PIL import Image
 
 from portraitist.errors import PortraitistError
+from portraitist.models.esrgan import upscale_image
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.upscale.config import UpscaleConfig
-from portraitist.upscale.esrgan import upscale_image
 from portraitist.workspace import Workspace, write_bytes_atomic, write_json_atomic
 
 STAGE = "upscale"

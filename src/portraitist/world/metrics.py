@@ -28,8 +28,9 @@ from portraitist.evaluate.config import EvaluateConfig
 from portraitist.evaluate.metrics import Metric, Values, register_metrics
 from portraitist.evaluate.prompts import EvalImage, evaluation_set
 from portraitist.generate.prompts import ME
+from portraitist.rank.stage import read_generations
 from portraitist.workspace import Workspace
-from portraitist.world.judges import JUDGES_DIR, WEIGHTS_FILE, Judges
+from portraitist.world.judges import JUDGES_DIR, WEIGHTS_FILE, Judges, load_judges
 from portraitist.world.render import (
     IDENTITY_ATTRIBUTES,
     Person,
@@ -159,3 +160,19 @@ class WorldMetrics:
             self.reference_images = reference_renders(self.person, self.references)
         identity = identity_labels(self.person, self.judges)
         return judge_values(self.judges, self.reference_images, identity, list(photos), [{}] * len(photos))
+
+
+def scenes_followed(workspace: Workspace, scenes: Sequence[Mapping[str, str]]) -> tuple[int, int]:
+    """(generated images whose scene is the one their prompt asked for, as the judges read it: every
+    asked word of background, pattern, shirt and expression; all generated images). `scenes` are the
+    scene words the prompts were made from, with the workspace's subject (render.scene_prompt)."""
+    manifest = workspace.read_manifest()
+    subject = f"{manifest.instance_token} {manifest.class_token}"
+    asked = {scene_prompt(subject, **scene): scene for scene in scenes}
+    records = read_generations(workspace)
+    said = load_judges().attributes([Image.open(workspace.path(r["file"])) for r in records])
+    followed = sum(
+        all(seen.get(k) == v for k, v in asked[r["prompt"]].items())
+        for r, seen in zip(records, said, strict=True)
+    )
+    return followed, len(records)

@@ -40,9 +40,9 @@ from portraitist.config import StageConfig
 from portraitist.devices import cpu_has_bf16, resolve_device
 from portraitist.errors import PortraitistError
 from portraitist.generate.txt2img import txt2img
+from portraitist.models.cpu_attention import CpuAttnProcessor
 from portraitist.models.loading import StableDiffusion, load_base
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
-from portraitist.train.cpu_attention import CpuAttnProcessor
 from portraitist.train.loop import batch_indices, step_generator
 from portraitist.train.precision import AUTOCAST_BF16, FP32, TrainingPrecision
 from portraitist.workspace import atomic_path
