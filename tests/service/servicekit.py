@@ -142,7 +142,15 @@ def user_files(settings: Settings, tmpdir: Path) -> list[Path]:
     """Files a job or an upload left outside storage: in the scratch folder or the processes' TMPDIR."""
     assert settings.scratch_dir is not None
     roots = [root for root in (settings.scratch_dir, tmpdir) if root.exists()]
-    return [path for root in roots for path in root.rglob("*") if path.is_file()]
+    # torch.compile's kernels and precompiled headers (TMPDIR/torchinductor_USER; the headers go there
+    # whatever TORCHINDUCTOR_CACHE_DIR says) come from code and tensor shapes, never from a user's photos
+    compiler_cache = list(tmpdir.glob("torchinductor_*"))
+    return [
+        path
+        for root in roots
+        for path in root.rglob("*")
+        if path.is_file() and not any(path.is_relative_to(cache) for cache in compiler_cache)
+    ]
 
 
 def read_events(client: httpx.Client, job_id: str, timeout: float) -> list[dict[str, Any]]:
