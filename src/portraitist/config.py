@@ -8,10 +8,12 @@ top level; `portraitist run` reads all the stage tables of one file.
 from __future__ import annotations
 
 import tomllib
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.fields import FieldInfo
 
 from portraitist.errors import PortraitistError
 
@@ -22,18 +24,55 @@ C = TypeVar("C", bound=BaseModel)
 MAX_SEED = 2**32 - 1
 
 
+class Role(StrEnum):
+    """Why a setting is left out of a fingerprint: the settings a rerun, a resumed training or a resumed
+    evaluation must match. A field is marked with its role as `name: Annotated[type, Role.RUNTIME]`; a
+    field without one shapes what its stage makes and is in every fingerprint, so a new setting is
+    compared until someone decides it need not be."""
+
+    RUNTIME = "runtime"  # where and how fast a stage runs, how often it saves or reports: in no fingerprint
+    LENGTH = "length"  # when training stops: a checkpoint carries on to any length
+    SAVED_AS = "saved_as"  # the form the final weights are written in: checkpoints and measurements precede it
+    START = "start"  # where the weights start from: a checkpoint holds the weights it gave
+    SELECTION = "selection"  # which results are kept or compared, not what any one of them is
+
+
+# each fingerprint with the roles it ignores
+RERUN = frozenset({Role.RUNTIME})  # a stage's output: `portraitist run` redoes a stage when it changed
+RESUME = frozenset({Role.RUNTIME, Role.LENGTH, Role.SAVED_AS, Role.START})  # a training checkpoint
+EVALUATION = frozenset({Role.RUNTIME, Role.SAVED_AS, Role.SELECTION})  # an evaluation's numbers
+
+
+def role(field: FieldInfo) -> Role | None:
+    """The role a field is marked with, if any."""
+    return next((mark for mark in field.metadata if isinstance(mark, Role)), None)
+
+
+def compared_settings(config: BaseModel, ignoring: frozenset[Role]) -> dict[str, Any]:
+    """`config`'s settings as JSON values, less the fields (of nested configs too) whose role is ignored."""
+    return config.model_dump(mode="json", exclude=_ignored_fields(type(config), ignoring))
+
+
+def _ignored_fields(model: type[BaseModel], ignoring: frozenset[Role]) -> dict[str, Any]:
+    """pydantic's nested `exclude` for `model`: {name: True} per ignored field, {name: {...}} per nested config."""
+    ignored: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        nested = isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        if role(field) in ignoring:
+            ignored[name] = True
+        elif nested and (inner := _ignored_fields(field.annotation, ignoring)):
+            ignored[name] = inner
+    return ignored
+
+
 class StageConfig(BaseModel):
     """Base of every stage's settings: an unknown (e.g. misspelt) setting is an error, not ignored."""
 
     model_config = ConfigDict(extra="forbid")
 
-    # settings that change how a stage runs (where, how fast, how often it saves), not what it makes:
-    # `portraitist run` resumes a stage when only these changed
-    how_not_what: ClassVar[frozenset[str]] = frozenset()
-
     def output_settings(self) -> dict[str, Any]:
         """The settings the stage's output depends on, as JSON values (what WS/run.json records)."""
-        return self.model_dump(mode="json", exclude=set(self.how_not_what))
+        return compared_settings(self, RERUN)
 
 
 def updated(config: C, **changes: Any) -> C:

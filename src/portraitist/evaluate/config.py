@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, field_validator
 
-from portraitist.config import StageConfig
+from portraitist.config import Role, StageConfig
 from portraitist.rank.config import RankConfig
 from portraitist.train.config import TrainConfig
 from portraitist.train.recipes import RECIPES, Stage
@@ -89,7 +91,7 @@ class WorldSettings(StageConfig):
 class EvaluateConfig(StageConfig):
     """Which recipes to compare, how often to measure them, and with which images and models."""
 
-    recipes: list[str] = Field(
+    recipes: Annotated[list[str], Role.SELECTION] = Field(
         default_factory=lambda: list(RECIPES), description="Training recipes to compare, each trained once."
     )
     every: int = Field(
@@ -136,10 +138,11 @@ class EvaluateConfig(StageConfig):
         default_factory=dict,
         description="Per recipe, stages (learning rates, shares) replacing its own: what `--world --sweep` chose.",
     )
-    world: WorldSettings = Field(
+    # the --world driver's: what of it reaches one evaluation's numbers, its metric set reports itself
+    world: Annotated[WorldSettings, Role.SELECTION] = Field(
         default_factory=WorldSettings, description="`--world` only: people, seeds, judges' checks, sweep."
     )
-    restart: bool = Field(False, description="Delete WS/eval/ and evaluate from scratch instead of resuming.")
+    restart: Annotated[bool, Role.RUNTIME] = Field(False, description="Delete WS/eval/ and evaluate from scratch instead of resuming.")
 
     @field_validator("recipes", mode="before")
     @classmethod

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from portraitist.config import StageConfig
+from portraitist.config import Role, StageConfig
 from portraitist.errors import PortraitistError
 from portraitist.generate.sizes import ASPECT_RANGE, parse_aspect
 
@@ -19,8 +19,6 @@ DEFAULT_DEPTH_MODEL = "Intel/dpt-hybrid-midas"
 class SamplingConfig(StageConfig):
     """What every sampling command shares: the model, the sampler and the hardware."""
 
-    how_not_what = frozenset({"device", "batch_size", "cuda_graphs"})
-
     base: str | None = Field(None, description="Sample this base model instead of a workspace's (with --out).")
     out: Path | None = Field(None, description="Folder for the images when sampling a base model (no workspace).")
     vae: str | None = Field(None, description="Replace the model's VAE, e.g. stabilityai/sd-vae-ft-mse (sharper eyes).")
@@ -29,12 +27,12 @@ class SamplingConfig(StageConfig):
     seed: int = Field(0, ge=0, description="Image i uses seed + i, so any one image can be remade alone.")
     steps: int = Field(30, ge=1, le=1000, description="Denoising steps.")
     guidance: float = Field(7.0, ge=1.0, description="Classifier-free guidance scale (1 = off).")
-    batch_size: int = Field(1, ge=1, description="Images per UNet call (more is faster on a GPU, needs memory).")
+    batch_size: Annotated[int, Role.RUNTIME] = Field(1, ge=1, description="Images per UNet call (more is faster on a GPU, needs memory).")
     controlnet: str | None = Field(None, description="ControlNet weights (folder, file or hub id); default per kind.")
     control_scale: float = Field(1.0, ge=0.0, description="How strongly the ControlNet steers.")
-    device: str = Field("auto", description="cuda, cpu or auto (a GPU when there is one).")
+    device: Annotated[str, Role.RUNTIME] = Field("auto", description="cuda, cpu or auto (a GPU when there is one).")
     dtype: Precision = Field("auto", description="Weights' precision: auto (fp16 on GPU, bf16 on CPU), fp32, bf16, fp16.")
-    cuda_graphs: bool = Field(True, description="On a GPU, replay the UNet as CUDA graphs (fewer kernel launches).")
+    cuda_graphs: Annotated[bool, Role.RUNTIME] = Field(True, description="On a GPU, replay the UNet as CUDA graphs (fewer kernel launches).")
 
 
 class GenerateConfig(SamplingConfig):

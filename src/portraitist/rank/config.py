@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from portraitist.config import StageConfig
+from portraitist.config import Role, StageConfig
 from portraitist.models.clip import DEFAULT_CLIP
 from portraitist.rank.aesthetic import DEFAULT_AESTHETIC
 from portraitist.rank.select import DEFAULT_ORDER, parse_order
@@ -16,14 +16,12 @@ from portraitist.rank.select import DEFAULT_ORDER, parse_order
 class RankConfig(StageConfig):
     """Everything `portraitist rank` can be told; the defaults are what docs/rank.md argues for."""
 
-    how_not_what = frozenset({"device", "batch_size"})
-
-    by: list[str] = Field(
+    by: Annotated[list[str], Role.SELECTION] = Field(
         default_factory=lambda: list(DEFAULT_ORDER),
         description="Scorer order: identity is a gate (pass/fail), the others sort; earlier names win, "
         "later ones break ties. A comma-separated string is accepted.",
     )
-    k: int = Field(4, ge=1, description="How many of the best images to copy into outputs/selected/.")
+    k: Annotated[int, Role.SELECTION] = Field(4, ge=1, description="How many of the best images to copy into outputs/selected/.")
     clip_model: str = Field(
         DEFAULT_CLIP, description="CLIP for clip-image, clip-text and aesthetic: hub id or folder, or `tiny` offline."
     )
@@ -44,7 +42,7 @@ class RankConfig(StageConfig):
         description="Face model of the identity scorer: dlib (real photos), or one a plug-in registers: world (the "
         "synthetic world's judges: face gate + face-ID, for its rendered people, docs/world.md).",
     )
-    identity_max_distance: float | None = Field(
+    identity_max_distance: Annotated[float | None, Role.SELECTION] = Field(
         None, gt=0,
         description="Largest 1 - identity score that counts as the same person; default the model's own: "
         "dlib's 0.6 (descriptor distance), world: halfway between the judges' same- and other-person cosines.",
@@ -55,8 +53,8 @@ class RankConfig(StageConfig):
     world_judges: Path | None = Field(
         None, description="Folder of the world judges for identity_model = world (default: the committed ones)."
     )
-    batch_size: int = Field(8, ge=1, description="Images scored at once (CLIP and LPIPS batches).")
-    device: str | None = Field(None, description="torch device for CLIP and LPIPS; default cuda when available.")
+    batch_size: Annotated[int, Role.RUNTIME] = Field(8, ge=1, description="Images scored at once (CLIP and LPIPS batches).")
+    device: Annotated[str | None, Role.RUNTIME] = Field(None, description="torch device for CLIP and LPIPS; default cuda when available.")
 
     @field_validator("by", mode="before")
     @classmethod

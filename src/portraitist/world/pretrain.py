@@ -28,14 +28,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from portraitist.config import StageConfig
+from portraitist.config import RESUME, Role, StageConfig, compared_settings
 from portraitist.errors import PortraitistError
 from portraitist.generate.txt2img import txt2img
 from portraitist.models.loading import StableDiffusion, load_base
@@ -108,42 +108,30 @@ class PretrainConfig(StageConfig):
     phrase_drop: float = Field(
         0.3, ge=0, le=1, description="Probability of leaving out each optional caption phrase."
     )
-    budget_minutes: float | None = Field(
+    budget_minutes: Annotated[float | None, Role.LENGTH] = Field(
         None,
         gt=0,
         description="Stop cleanly (checkpoint, base, samples) after this many minutes of this run.",
     )
-    steps: int | None = Field(
+    steps: Annotated[int | None, Role.LENGTH] = Field(
         None, ge=1, description="Stop at this total step count (default: only the budget)."
     )
-    checkpoint_minutes: float = Field(5.0, gt=0, description="Write checkpoint.pt and base/ this often.")
-    sample_minutes: float = Field(10.0, gt=0, description="Draw the sample grid (and judge it) this often.")
-    sample_steps: int = Field(20, ge=1, description="Euler steps of the sample grid.")
-    guidance: float = Field(4.0, ge=1, description="Classifier-free guidance of the sample grid.")
-    threads: int | None = Field(None, ge=1, description="Torch CPU threads (default: torch's, all cores).")
-    init_from: str | None = Field(
+    checkpoint_minutes: Annotated[float, Role.RUNTIME] = Field(5.0, gt=0, description="Write checkpoint.pt and base/ this often.")
+    sample_minutes: Annotated[float, Role.RUNTIME] = Field(10.0, gt=0, description="Draw the sample grid (and judge it) this often.")
+    sample_steps: Annotated[int, Role.RUNTIME] = Field(20, ge=1, description="Euler steps of the sample grid.")
+    guidance: Annotated[float, Role.RUNTIME] = Field(4.0, ge=1, description="Classifier-free guidance of the sample grid.")
+    threads: Annotated[int | None, Role.RUNTIME] = Field(None, ge=1, description="Torch CPU threads (default: torch's, all cores).")
+    init_from: Annotated[str | None, Role.START] = Field(
         None,
         description="Start from a pretrained base folder's weights (`world`: the committed base) instead of "
         "random ones, carrying on its step count and data order; the optimizer starts afresh with a new "
         "warm-up. How runs continue across sessions when the checkpoint is gone.",
     )
-    device: str = Field("auto", description="auto (CUDA if available, else CPU), cpu, cuda, ...")
+    device: Annotated[str, Role.RUNTIME] = Field("auto", description="auto (CUDA if available, else CPU), cpu, cuda, ...")
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a checkpoint to be resumed: everything that shapes the trajectory."""
-        return self.model_dump(
-            exclude={
-                "budget_minutes",
-                "steps",
-                "checkpoint_minutes",
-                "sample_minutes",
-                "sample_steps",
-                "guidance",
-                "threads",
-                "device",
-                "init_from",  # a starting point, not a setting: the checkpoint holds the weights it gave
-            },
-        )
+        return compared_settings(self, RESUME)
 
 
 @dataclass
