@@ -13,7 +13,7 @@ from portraitist.config import EVALUATION, RERUN, RESUME, Role, StageConfig, com
 from portraitist.evaluate.config import EvaluateConfig
 from portraitist.evaluate.settings import SET_PER_RECIPE, fingerprint
 from portraitist.generate.config import GenerateConfig, SwapConfig
-from portraitist.pipeline import RunConfig
+from portraitist.run_config import RunConfig
 from portraitist.prepare.config import PrepareConfig
 from portraitist.rank.config import RankConfig
 from portraitist.train.config import TrainConfig

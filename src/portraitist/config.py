@@ -32,7 +32,7 @@ class Role(StrEnum):
 
     RUNTIME = "runtime"  # where and how fast a stage runs, how often it saves or reports: in no fingerprint
     LENGTH = "length"  # when training stops: a checkpoint carries on to any length
-    SAVED_AS = "saved_as"  # the form the final weights are written in: checkpoints and measurements precede it
+    SAVED_AS = "saved_as"  # the form the final weights are saved in: checkpoints and measurements precede it
     START = "start"  # where the weights start from: a checkpoint holds the weights it gave
     SELECTION = "selection"  # which results are kept or compared, not what any one of them is
 
@@ -54,7 +54,7 @@ def compared_settings(config: BaseModel, ignoring: frozenset[Role]) -> dict[str,
 
 
 def _ignored_fields(model: type[BaseModel], ignoring: frozenset[Role]) -> dict[str, Any]:
-    """pydantic's nested `exclude` for `model`: {name: True} per ignored field, {name: {...}} per nested config."""
+    """pydantic's nested `exclude` for `model`: True per ignored field, a dict per nested config."""
     ignored: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         nested = isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)

@@ -142,7 +142,9 @@ class EvaluateConfig(StageConfig):
     world: Annotated[WorldSettings, Role.SELECTION] = Field(
         default_factory=WorldSettings, description="`--world` only: people, seeds, judges' checks, sweep."
     )
-    restart: Annotated[bool, Role.RUNTIME] = Field(False, description="Delete WS/eval/ and evaluate from scratch instead of resuming.")
+    restart: Annotated[bool, Role.RUNTIME] = Field(
+        False, description="Delete WS/eval/ and evaluate from scratch instead of resuming."
+    )
 
     @field_validator("recipes", mode="before")
     @classmethod

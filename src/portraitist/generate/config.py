@@ -23,9 +23,13 @@ class SamplingConfig(StageConfig):
     out: Path | None = Field(None, description="Folder for the images when sampling a base model (no workspace).")
     vae: str | None = Field(None, description="Replace the model's VAE, e.g. stabilityai/sd-vae-ft-mse (sharper eyes).")
     negative_prompt: str | None = Field(None, description="What to steer away from (a style brings its own).")
-    n: int = Field(4, ge=1, description="How many images.")
-    seed: int = Field(0, ge=0, description="Image i uses seed + i, so any one image can be remade alone.")
-    steps: int = Field(30, ge=1, le=1000, description="Denoising steps.")
+    n: int = Field(4, ge=1, description="How many images (each its own seed).")
+    seed: int = Field(
+        0, ge=0, description="Seed of the first image: image i uses seed + i, so any one can be remade alone."
+    )
+    steps: int = Field(
+        30, ge=1, le=1000, description="Denoising steps of the whole schedule (swap runs its last `strength`)."
+    )
     guidance: float = Field(7.0, ge=1.0, description="Classifier-free guidance scale (1 = off).")
     batch_size: Annotated[int, Role.RUNTIME] = Field(1, ge=1, description="Images per UNet call (more is faster on a GPU, needs memory).")
     controlnet: str | None = Field(None, description="ControlNet weights (folder, file or hub id); default per kind.")
@@ -45,10 +49,14 @@ class GenerateConfig(SamplingConfig):
     )
     size: int | None = Field(
         None,
-        description="The image's scale in pixels (default: the model's resolution): the short side on SD 1.x, the "
-        "side of a square of the same area on SDXL.",
+        description="The image's scale in pixels, a multiple of 8 (default: the model's resolution): the short "
+        "side on SD 1.x, the side of a square of the same area on SDXL.",
     )
-    scheduler: str = Field("euler", description="euler (Karras et al., the thesis's sampler) or a diffusers one.")
+    scheduler: str = Field(
+        "euler",
+        description="euler (Karras et al., the thesis's sampler) or a diffusers one: euler-a, dpm++2m, "
+        "dpm++2m-karras, ddim, pndm, lms, heun, unipc.",
+    )
     control: ControlKind | None = Field(None, description="Steer the composition with a pose, depth or canny ControlNet.")
     reference: Path | None = Field(None, description="The image the control condition is taken from.")
     depth_model: str = Field(DEFAULT_DEPTH_MODEL, description="Depth-estimation model for --control depth.")

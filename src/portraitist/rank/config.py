@@ -18,12 +18,14 @@ class RankConfig(StageConfig):
 
     by: Annotated[list[str], Role.SELECTION] = Field(
         default_factory=lambda: list(DEFAULT_ORDER),
-        description="Scorer order: identity is a gate (pass/fail), the others sort; earlier names win, "
-        "later ones break ties. A comma-separated string is accepted.",
+        description="Scorers in order (a list, or names separated by commas): identity is a gate (pass/fail), "
+        "the others sort; earlier names win, later ones break ties.",
     )
     k: Annotated[int, Role.SELECTION] = Field(4, ge=1, description="How many of the best images to copy into outputs/selected/.")
     clip_model: str = Field(
-        DEFAULT_CLIP, description="CLIP for clip-image, clip-text and aesthetic: hub id or folder, or `tiny` offline."
+        DEFAULT_CLIP,
+        description="CLIP of the clip-image, clip-text and aesthetic scores (and of evaluate's Image and Text "
+        "Alignment): hub id or folder, or `tiny` offline.",
     )
     aesthetic_weights: str = Field(
         DEFAULT_AESTHETIC,

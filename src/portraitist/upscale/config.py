@@ -18,8 +18,8 @@ class UpscaleConfig(StageConfig):
     model: str = Field(
         default_factory=lambda: os.environ.get("PORTRAITIST_UPSCALER", DEFAULT_MODEL),
         description="realesrgan-x4plus (shipped, CPU via ncnn), realesr-animevideov3 (shipped, ~30x faster, "
-        "softer), or a Real-ESRGAN .pth/.safetensors path (PyTorch, GPU when there is one). "
-        "Default: $PORTRAITIST_UPSCALER, else realesrgan-x4plus.",
+        "softer), or a Real-ESRGAN .pth/.safetensors path (PyTorch, GPU when there is one); "
+        "$PORTRAITIST_UPSCALER sets the default.",
     )
     tile: Annotated[int, Role.RUNTIME] = Field(
         DEFAULT_TILE, ge=32, description="Tile side in input pixels; smaller tiles use less memory, a bit more time."
