@@ -28,15 +28,21 @@ class SamplingConfig(StageConfig):
         0, ge=0, description="Seed of the first image: image i uses seed + i, so any one can be remade alone."
     )
     steps: int = Field(
-        30, ge=1, le=1000, description="Denoising steps of the whole schedule (swap runs its last `strength`)."
+        30, ge=1, le=1000, description="Denoising steps of a whole schedule (swap runs the last `strength`)."
     )
     guidance: float = Field(7.0, ge=1.0, description="Classifier-free guidance scale (1 = off).")
-    batch_size: Annotated[int, Role.RUNTIME] = Field(1, ge=1, description="Images per UNet call (more is faster on a GPU, needs memory).")
+    batch_size: Annotated[int, Role.RUNTIME] = Field(
+        1, ge=1, description="Images per UNet call (more is faster on a GPU, needs memory)."
+    )
     controlnet: str | None = Field(None, description="ControlNet weights (folder, file or hub id); default per kind.")
     control_scale: float = Field(1.0, ge=0.0, description="How strongly the ControlNet steers.")
-    device: Annotated[str, Role.RUNTIME] = Field("auto", description="cuda, cpu or auto (a GPU when there is one).")
+    device: Annotated[str, Role.RUNTIME] = Field(
+        "auto", description="cuda, cpu or auto (a GPU when there is one)."
+    )
     dtype: Precision = Field("auto", description="Weights' precision: auto (fp16 on GPU, bf16 on CPU), fp32, bf16, fp16.")
-    cuda_graphs: Annotated[bool, Role.RUNTIME] = Field(True, description="On a GPU, replay the UNet as CUDA graphs (fewer kernel launches).")
+    cuda_graphs: Annotated[bool, Role.RUNTIME] = Field(
+        True, description="On a GPU, replay the UNet as CUDA graphs (fewer kernel launches)."
+    )
 
 
 class GenerateConfig(SamplingConfig):
@@ -49,8 +55,8 @@ class GenerateConfig(SamplingConfig):
     )
     size: int | None = Field(
         None,
-        description="The image's scale in pixels, a multiple of 8 (default: the model's resolution): the short "
-        "side on SD 1.x, the side of a square of the same area on SDXL.",
+        description="The image's scale in pixels, a multiple of 8 (default: the model's resolution): the "
+        "short side on SD 1.x, the side of a square of the same area on SDXL.",
     )
     scheduler: str = Field(
         "euler",

@@ -18,14 +18,16 @@ class RankConfig(StageConfig):
 
     by: Annotated[list[str], Role.SELECTION] = Field(
         default_factory=lambda: list(DEFAULT_ORDER),
-        description="Scorers in order (a list, or names separated by commas): identity is a gate (pass/fail), "
-        "the others sort; earlier names win, later ones break ties.",
+        description="Scorers in order (a list, or names separated by commas): identity is a gate "
+        "(pass/fail), the others sort; earlier names win, later ones break ties.",
     )
-    k: Annotated[int, Role.SELECTION] = Field(4, ge=1, description="How many of the best images to copy into outputs/selected/.")
+    k: Annotated[int, Role.SELECTION] = Field(
+        4, ge=1, description="How many of the best images to copy into outputs/selected/."
+    )
     clip_model: str = Field(
         DEFAULT_CLIP,
-        description="CLIP of the clip-image, clip-text and aesthetic scores (and of evaluate's Image and Text "
-        "Alignment): hub id or folder, or `tiny` offline.",
+        description="CLIP of the clip-image, clip-text and aesthetic scores (and of evaluate's Image and "
+        "Text Alignment): hub id or folder, or `tiny` offline.",
     )
     aesthetic_weights: str = Field(
         DEFAULT_AESTHETIC,
@@ -55,8 +57,12 @@ class RankConfig(StageConfig):
     world_judges: Path | None = Field(
         None, description="Folder of the world judges for identity_model = world (default: the committed ones)."
     )
-    batch_size: Annotated[int, Role.RUNTIME] = Field(8, ge=1, description="Images scored at once (CLIP and LPIPS batches).")
-    device: Annotated[str | None, Role.RUNTIME] = Field(None, description="torch device for CLIP and LPIPS; default cuda when available.")
+    batch_size: Annotated[int, Role.RUNTIME] = Field(
+        8, ge=1, description="Images scored at once (CLIP and LPIPS batches)."
+    )
+    device: Annotated[str | None, Role.RUNTIME] = Field(
+        None, description="torch device for CLIP and LPIPS; default cuda when available."
+    )
 
     @field_validator("by", mode="before")
     @classmethod
