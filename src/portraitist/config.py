@@ -1,8 +1,10 @@
-"""Shared configuration helpers: every stage's pydantic config can be read from a TOML file.
+"""Shared configuration helpers: every stage's pydantic config can be read from a TOML file, and
+its fields say which settings a rerun, a resumed training or a resumed evaluation must match.
 
 Each stage keeps its own config model beside its code (prepare/config.py, train/config.py, ...);
 a TOML file may hold one table per stage (`[prepare]`, `[train]`, ...) or the stage's fields at
-top level; `portraitist run` reads all the stage tables of one file.
+top level; `portraitist run` reads all the stage tables of one file. The CLI's options are these
+fields too (cli/options.py).
 """
 
 from __future__ import annotations

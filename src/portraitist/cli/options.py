@@ -26,7 +26,7 @@ from pydantic.fields import FieldInfo
 from rich.markup import escape
 from typer.models import OptionInfo
 
-MAX_METAVAR = 24
+MAX_METAVAR = 24  # longest list of choices shown in the type's column; a longer one wraps the table
 
 
 class SettingOption(OptionInfo):
@@ -40,7 +40,7 @@ class SettingOption(OptionInfo):
             "min": next((m.ge for m in field.metadata if isinstance(m, Ge)), None),
             "max": next((m.le for m in field.metadata if isinstance(m, Le)), None),
         }
-        choices = "<" + "|".join(map(str, literal_choices(field))) + ">"
+        choices = "<" + "|".join(map(str, literal_choices(field))) + ">" if literal_choices(field) else ""
         flags = flags or (f"--{name.replace('_', '-')}",)
         # a flag without an off-form is off unless given: saying so is noise (typer does not either)
         plain_flag = field.get_default() is False and not any("/" in flag for flag in flags)
@@ -50,7 +50,7 @@ class SettingOption(OptionInfo):
             help=help_text(field, show_default=not plain_flag),
             show_default=False,  # None means "not given", not the default: help_text shows the field's
             # the choices in place of the type, where they fit the column (else the description names them)
-            metavar=choices if 2 < len(choices) <= MAX_METAVAR else None,
+            metavar=choices if 0 < len(choices) <= MAX_METAVAR else None,
             **bounds,
             **options,
         )
