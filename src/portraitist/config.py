@@ -1,13 +1,16 @@
-"""Shared configuration helpers: every stage's pydantic config can be read from a TOML file.
+"""Shared configuration helpers: every stage's pydantic config can be read from a TOML file, and
+its fields say which settings a rerun, a resumed training or a resumed evaluation must match.
 
 Each stage keeps its own config model beside its code (prepare/config.py, train/config.py, ...);
 a TOML file may hold one table per stage (`[prepare]`, `[train]`, ...) or the stage's fields at
-top level; `portraitist run` reads all the stage tables of one file.
+top level; `portraitist run` reads all the stage tables of one file. The CLI's options are these
+fields too (cli/options.py).
 """
 
 from __future__ import annotations
 
 import tomllib
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -26,18 +29,55 @@ PrecisionChoice = Literal["auto", "fp32", "bf16", "fp16"]
 MAX_SEED = 2**32 - 1
 
 
+class Role(StrEnum):
+    """Why a setting is left out of a fingerprint: the settings a rerun, a resumed training or a resumed
+    evaluation must match. A field is marked with its role as `name: Annotated[type, Role.RUNTIME]`; a
+    field without one shapes what its stage makes and is in every fingerprint, so a new setting is
+    compared until someone decides it need not be."""
+
+    RUNTIME = "runtime"  # where and how fast a stage runs, how often it saves or reports: in no fingerprint
+    LENGTH = "length"  # when training stops: a checkpoint carries on to any length
+    SAVED_AS = "saved_as"  # the form the final weights are saved in: checkpoints and measurements precede it
+    START = "start"  # where the weights start from: a checkpoint holds the weights it gave
+    SELECTION = "selection"  # which results are kept or compared, not what any one of them is
+
+
+# each fingerprint with the roles it ignores
+RERUN = frozenset({Role.RUNTIME})  # a stage's output: `portraitist run` redoes a stage when it changed
+RESUME = frozenset({Role.RUNTIME, Role.LENGTH, Role.SAVED_AS, Role.START})  # a training checkpoint
+EVALUATION = frozenset({Role.RUNTIME, Role.SAVED_AS, Role.SELECTION})  # an evaluation's numbers
+
+
+def role(field: FieldInfo) -> Role | None:
+    """The role a field is marked with, if any."""
+    return next((mark for mark in field.metadata if isinstance(mark, Role)), None)
+
+
+def compared_settings(config: BaseModel, ignoring: frozenset[Role]) -> dict[str, Any]:
+    """`config`'s settings as JSON values, less the fields (of nested configs too) whose role is ignored."""
+    return config.model_dump(mode="json", exclude=_ignored_fields(type(config), ignoring))
+
+
+def _ignored_fields(model: type[BaseModel], ignoring: frozenset[Role]) -> dict[str, Any]:
+    """pydantic's nested `exclude` for `model`: True per ignored field, a dict per nested config."""
+    ignored: dict[str, Any] = {}
+    for name, field in setting_fields(model).items():
+        nested = isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        if role(field) in ignoring:
+            ignored[name] = True
+        elif nested and (inner := _ignored_fields(field.annotation, ignoring)):
+            ignored[name] = inner
+    return ignored
+
+
 class StageConfig(BaseModel):
     """Base of every stage's settings: an unknown (e.g. misspelt) setting is an error, not ignored."""
 
     model_config = ConfigDict(extra="forbid")
 
-    # settings that change how a stage runs (where, how fast, how often it saves), not what it makes:
-    # `portraitist run` resumes a stage when only these changed
-    how_not_what: ClassVar[frozenset[str]] = frozenset()
-
     def output_settings(self) -> dict[str, Any]:
         """The settings the stage's output depends on, as JSON values (what WS/run.json records)."""
-        return self.model_dump(mode="json", exclude=set(self.how_not_what))
+        return compared_settings(self, RERUN)
 
 
 class PluggableConfig(StageConfig):
@@ -86,10 +126,11 @@ class PluggableConfig(StageConfig):
         return self.added.model_fields[name].get_default(call_default_factory=True)
 
 
-def setting_names(model: type[BaseModel]) -> set[str]:
+def setting_fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
     """The settings `model` takes: its fields, and those plug-ins added."""
     added = model.added.model_fields if issubclass(model, PluggableConfig) else {}
-    return set(model.model_fields) | set(added)
+    return {**model.model_fields, **added}
+
 
 
 def updated(config: C, **changes: Any) -> C:
@@ -118,7 +159,7 @@ def load_config(model: type[C], path: Path | None, section: str, /, **overrides:
         if section in document:
             values.update(document[section])
         else:  # the stage's fields at top level (for `run`, its per-stage tables are fields too)
-            values.update({k: v for k, v in document.items() if k in setting_names(model)})
+            values.update({k: v for k, v in document.items() if k in setting_fields(model)})
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return model.model_validate(values)

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -36,11 +35,6 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
-
-
-def field_help(model: type[BaseModel], name: str) -> str:
-    """A setting's --help text: its pydantic description, so the flag and the TOML field say one thing."""
-    return model.model_fields[name].description or ""
 
 
 def quiet_libraries() -> None:

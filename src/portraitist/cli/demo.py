@@ -20,7 +20,7 @@ from portraitist.cli.prepare import summary_table
 from portraitist.workspace import Workspace
 
 if TYPE_CHECKING:
-    from portraitist.pipeline import RunConfig
+    from portraitist.run_config import RunConfig
 
 DEFAULT_WORKSPACE = Path("portraitist-demo")
 PHOTOS = 8
@@ -82,9 +82,9 @@ def demo_config(
 
     Imported lazily so that `--help` stays fast."""
     from portraitist.generate.config import GenerateConfig
-    from portraitist.pipeline import RunConfig
     from portraitist.prepare.config import PrepareConfig
     from portraitist.rank.config import RankConfig
+    from portraitist.run_config import RunConfig
     from portraitist.train.config import TrainConfig
     from portraitist.upscale.config import UpscaleConfig
 

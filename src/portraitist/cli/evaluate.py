@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from portraitist.cli.app import app, console, progress_display, quiet_libraries
+from portraitist.cli.options import setting
 from portraitist.config import load_config
 from portraitist.errors import PortraitistError
 from portraitist.evaluate.config import EvaluateConfig
 from portraitist.evaluate.records import CheckpointRecord, evaluation_overhead
-from portraitist.models.loading import DEFAULT_BASE
+from portraitist.models import DEFAULT_BASE
+from portraitist.rank.config import RankConfig
 from portraitist.train.recipes import RECIPES
 from portraitist.workspace import Workspace
 from portraitist.world.settings import WorldSettings, world_settings
@@ -75,6 +77,12 @@ def _summary(records: list[CheckpointRecord]) -> Table:
     return table
 
 
+COMPARE_OUT = Path("eval-compare")
+WORLD_OUT = Path("eval-world")
+COMPARE = "With --compare"  # the help's panels of the options that go with one mode
+WORLD = "With --world"
+
+
 @app.command("evaluate", help=HELP)
 def evaluate_command(
     workspaces: list[Path] = typer.Argument(
@@ -86,84 +94,68 @@ def evaluate_command(
     base: str | None = typer.Option(
         None,
         "--base",
-        help=f"Base model: diffusers folder, .safetensors file, hub id, or `tiny` offline (default "
-        f"{DEFAULT_BASE}; with --world: world).",
+        help="Base model: diffusers folder, .safetensors file, hub id, or `tiny` offline. "
+        f"\\[default: {DEFAULT_BASE}; with --world: world]",
     ),
-    recipes: str | None = typer.Option(
-        None, "--recipes", help=f"Comma-separated recipes to compare (default {','.join(RECIPES)})."
-    ),
-    every: int | None = typer.Option(None, "--every", help="Measure every N training steps (default 250; the thesis: 50, at 5x the overhead)."),
-    steps: int | None = typer.Option(
-        None,
-        "--steps",
-        help="Training steps of every recipe, a multiple of --every (default: each recipe's own).",
-    ),
-    seed: int | None = typer.Option(
-        None, "--seed", help="Seed of training and of the evaluation images (default 0)."
-    ),
-    clip_model: str | None = typer.Option(
-        None,
-        "--clip-model",
-        help="CLIP for the alignments: hub id or folder (default ViT-L/14), or `tiny` offline.",
-    ),
+    recipes: str | None = setting(EvaluateConfig, "recipes"),
+    every: int | None = setting(EvaluateConfig, "every"),
+    steps: int | None = setting(EvaluateConfig, "steps"),
+    seed: int | None = setting(EvaluateConfig, "seed"),
+    clip_model: str | None = setting(RankConfig, "clip_model"),
     config: Path | None = typer.Option(
         None, "--config", help="TOML file with an \\[evaluate] table (docs/evaluate.md)."
     ),
-    restart: bool | None = typer.Option(None, "--restart", help="Delete WS/eval/ and evaluate from scratch."),
-    compare: bool = typer.Option(
-        False, "--compare", help="Merge the evaluations of the workspaces given as arguments."
-    ),
+    restart: bool | None = setting(EvaluateConfig, "restart"),
     out: Path | None = typer.Option(
         None,
         "--out",
-        help="With --compare: the folder for the merged report (default eval-compare); with --world: the "
-        "folder for everything (default eval-world).",
+        help=f"With --compare: the folder for the merged report \\[default: {COMPARE_OUT}]; with --world: "
+        f"the folder for everything \\[default: {WORLD_OUT}].",
+    ),
+    compare: bool = typer.Option(
+        False,
+        "--compare",
+        help="Merge the evaluations of the workspaces given as arguments.",
+        rich_help_panel=COMPARE,
     ),
     world: bool = typer.Option(
-        False, "--world", help="Compare the recipes in the synthetic world (docs/evaluate.md)."
+        False,
+        "--world",
+        help="Compare the recipes in the synthetic world (docs/evaluate.md).",
+        rich_help_panel=WORLD,
     ),
-    people: int | None = typer.Option(
-        None, "--people", help="--world: held-out people compared (default 5)."
-    ),
-    seeds: int | None = typer.Option(None, "--seeds", help="--world: training seeds per person (default 3)."),
+    people: int | None = setting(WorldSettings, "people", rich_help_panel=WORLD),
+    seeds: int | None = setting(WorldSettings, "seeds", rich_help_panel=WORLD),
     sweep: bool = typer.Option(
         False,
         "--sweep",
-        help="--world: tune every recipe's learning rates (and split) alike first, on other people.",
+        help="Tune every recipe's learning rates (and split) alike first, on other people.",
+        rich_help_panel=WORLD,
     ),
-    judges: str | None = typer.Option(
-        None, "--judges", help="--world: folder of the judges (default: the committed ones)."
-    ),
+    judges: str | None = setting(WorldSettings, "judges", rich_help_panel=WORLD),
 ) -> None:
     quiet_libraries()
+    given = {"recipes": recipes, "every": every, "steps": steps, "restart": restart}
     if world:
-        _world(
-            workspace,
-            workspaces,
-            out,
-            base,
-            config,
-            recipes,
-            every,
-            steps,
-            seed,
-            restart,
-            people,
-            seeds,
-            sweep,
-            judges,
-        )
-        return
-    if people is not None or seeds is not None or sweep or judges is not None:
+        world_given = {"people": people, "seeds": seeds, "judges": judges}
+        _evaluate_world(workspace, workspaces, seed, config, given, world_given, sweep, out, base)
+    elif people is not None or seeds is not None or sweep or judges is not None:
         raise PortraitistError("--people, --seeds, --sweep and --judges go with --world.")
-    if compare:
-        from portraitist.evaluate.report import write_comparison_report
+    elif compare:
+        _compare(workspaces or [], out or COMPARE_OUT)
+    else:
+        _evaluate_workspace(workspace, workspaces, config, {**given, "seed": seed}, clip_model, base)
 
-        report = write_comparison_report(
-            [Workspace(w) for w in workspaces or []], out or Path("eval-compare")
-        )
-        console.print(f"Merged {len(workspaces)} evaluations: {report}")
-        return
+
+def _evaluate_workspace(
+    workspace: Path | None,
+    workspaces: list[Path] | None,
+    config: Path | None,
+    given: dict[str, Any],
+    clip_model: str | None,
+    base: str | None,
+) -> None:
+    """`evaluate -w WS`: every recipe trained and measured on one prepared workspace, then a summary."""
     if workspaces:
         raise PortraitistError("Workspaces as arguments go with --compare; evaluate one with --workspace WS.")
     if workspace is None:
@@ -172,20 +164,10 @@ def evaluate_command(
         )
     from portraitist.evaluate.stage import evaluate  # torch, diffusers and the metric models load only now
 
-    settings = load_config(
-        EvaluateConfig,
-        config,
-        "evaluate",
-        recipes=recipes,
-        every=every,
-        steps=steps,
-        seed=seed,
-        restart=restart,
-    )
+    settings = load_config(EvaluateConfig, config, "evaluate", **given)
     if clip_model:
-        settings = settings.model_copy(
-            update={"scoring": settings.scoring.model_copy(update={"clip_model": clip_model})}
-        )
+        scoring = settings.scoring.model_copy(update={"clip_model": clip_model})
+        settings = settings.model_copy(update={"scoring": scoring})
     with progress_display() as progress:
         result = evaluate(Workspace(workspace), settings, base or DEFAULT_BASE, progress)
     console.print(_summary(result.records))
@@ -197,21 +179,24 @@ def evaluate_command(
     console.print(f"Metrics: {result.report.parent / 'metrics.jsonl'}\nReport:  {result.report}")
 
 
-def _world(
+def _compare(workspaces: list[Path], out: Path) -> None:
+    """`evaluate --compare WS1 WS2 ...`: several workspaces' evaluations merged into one report."""
+    from portraitist.evaluate.report import write_comparison_report
+
+    report = write_comparison_report([Workspace(w) for w in workspaces], out)
+    console.print(f"Merged {len(workspaces)} evaluations: {report}")
+
+
+def _evaluate_world(
     workspace: Path | None,
     workspaces: list[Path] | None,
+    seed: int | None,
+    config: Path | None,
+    given: dict[str, Any],
+    world_given: dict[str, Any],
+    sweep: bool,
     out: Path | None,
     base: str | None,
-    config: Path | None,
-    recipes: str | None,
-    every: int | None,
-    steps: int | None,
-    seed: int | None,
-    restart: bool | None,
-    people: int | None,
-    seeds: int | None,
-    sweep: bool,
-    judges: str | None,
 ) -> None:
     """`evaluate --world [--sweep]`: the comparison in the synthetic world, then its summary."""
     if workspace is not None or workspaces:
@@ -222,10 +207,8 @@ def _world(
         raise PortraitistError(
             "--world trains with seeds 0..N-1: give their number with --seeds N instead of --seed."
         )
-    settings = load_config(
-        EvaluateConfig, config, "evaluate", recipes=recipes, every=every, steps=steps, restart=restart
-    )
-    changes = {k: v for k, v in dict(people=people, seeds=seeds, judges=judges).items() if v is not None}
+    settings = load_config(EvaluateConfig, config, "evaluate", **given)
+    changes = {k: v for k, v in world_given.items() if v is not None}
     try:
         world = WorldSettings.model_validate({**world_settings(settings).model_dump(), **changes})
     except ValueError as exc:
@@ -233,14 +216,14 @@ def _world(
     settings = settings.model_copy(update={"world": world})
     from portraitist.world.evaluate import evaluate_world  # torch, diffusers and the judges load only now
 
-    folder = out or Path("eval-world")
+    folder, world_base = out or WORLD_OUT, base or "world"
     with progress_display() as progress:
         if sweep:
             from portraitist.world.sweep import sweep as tune
 
-            chosen = tune(folder, settings, base or "world", progress)
+            chosen = tune(folder, settings, world_base, progress)
             settings = settings.model_copy(update={"recipe_stages": chosen})
-        result = evaluate_world(folder, settings, base or "world", progress)
+        result = evaluate_world(folder, settings, world_base, progress)
     console.print(_world_last(result))
     console.print(_world_summary(result))
     console.print(f"Report:  {result.report}\nNumbers: {result.report.parent / 'summary.json'}")

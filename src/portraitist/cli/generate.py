@@ -8,9 +8,9 @@ import typer
 from rich.table import Table
 
 from portraitist.cli.app import app, console, progress_display, quiet_libraries
+from portraitist.cli.options import setting
 from portraitist.config import load_config
 from portraitist.generate.config import GenerateConfig
-from portraitist.generate.sizes import ASPECT_RANGE
 from portraitist.generate.styles import STYLES
 from portraitist.workspace import Workspace
 
@@ -47,31 +47,27 @@ def styles_table() -> Table:
 @app.command("generate", help=HELP)
 def generate_command(
     workspace: Path | None = typer.Option(None, "--workspace", "-w", help="The job folder with a trained model."),
-    style: str | None = typer.Option(None, "--style", "-s", help="A style preset (see --list-styles); default photo."),
-    prompt: str | None = typer.Option(None, "--prompt", "-p", help="Your own prompt; {me} stands for you."),
-    negative: str | None = typer.Option(None, "--negative", help="Negative prompt (a style brings its own)."),
-    n: int | None = typer.Option(None, "--num-images", "-n", help="How many images (default 4)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of the first image; image i uses seed+i (default 0)."),
-    steps: int | None = typer.Option(None, "--steps", help="Denoising steps (default 30)."),
-    guidance: float | None = typer.Option(None, "--guidance", help="Classifier-free guidance scale (default 7)."),
-    batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Images per UNet call (default 1)."),
-    aspect: str | None = typer.Option(
-        None, "--aspect", help=f"1:1 (default), 4:5, 9:16, 16:9, or another W:H from {ASPECT_RANGE}."
-    ),
-    size: int | None = typer.Option(None, "--size", help="Short side in pixels, a multiple of 8 (default: the model's)."),
-    scheduler: str | None = typer.Option(
-        None, "--scheduler", help="euler (default), euler-a, dpm++2m, dpm++2m-karras, ddim, pndm, lms, heun, unipc."
-    ),
-    control: str | None = typer.Option(None, "--control", help="pose, canny or depth: steer with a ControlNet."),
-    reference: Path | None = typer.Option(None, "--reference", help="The image the control is taken from."),
-    controlnet: str | None = typer.Option(None, "--controlnet", help="ControlNet weights: folder, file or hub id."),
-    control_scale: float | None = typer.Option(None, "--control-scale", help="ControlNet strength (default 1)."),
-    depth_model: str | None = typer.Option(None, "--depth-model", help="Depth model for --control depth (hub id or folder)."),
-    vae: str | None = typer.Option(None, "--vae", help="Replace the VAE, e.g. stabilityai/sd-vae-ft-mse."),
-    base: str | None = typer.Option(None, "--base", help="Sample this base model instead of a workspace (with --out)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Folder for the images when using --base."),
-    device: str | None = typer.Option(None, "--device", help="cuda, cpu or auto (default)."),
-    dtype: str | None = typer.Option(None, "--dtype", help="auto (default), fp32, bf16 or fp16."),
+    style: str | None = setting(GenerateConfig, "style", "--style", "-s"),
+    prompt: str | None = setting(GenerateConfig, "prompt", "--prompt", "-p"),
+    negative: str | None = setting(GenerateConfig, "negative_prompt", "--negative"),
+    n: int | None = setting(GenerateConfig, "n", "--num-images", "-n"),
+    seed: int | None = setting(GenerateConfig, "seed"),
+    steps: int | None = setting(GenerateConfig, "steps"),
+    guidance: float | None = setting(GenerateConfig, "guidance"),
+    batch_size: int | None = setting(GenerateConfig, "batch_size", "--batch-size", "-b"),
+    aspect: str | None = setting(GenerateConfig, "aspect"),
+    size: int | None = setting(GenerateConfig, "size"),
+    scheduler: str | None = setting(GenerateConfig, "scheduler"),
+    control: str | None = setting(GenerateConfig, "control"),
+    reference: Path | None = setting(GenerateConfig, "reference"),
+    controlnet: str | None = setting(GenerateConfig, "controlnet"),
+    control_scale: float | None = setting(GenerateConfig, "control_scale"),
+    depth_model: str | None = setting(GenerateConfig, "depth_model"),
+    vae: str | None = setting(GenerateConfig, "vae"),
+    base: str | None = setting(GenerateConfig, "base"),
+    out: Path | None = setting(GenerateConfig, "out", "--out", "-o"),
+    device: str | None = setting(GenerateConfig, "device"),
+    dtype: str | None = setting(GenerateConfig, "dtype"),
     config: Path | None = typer.Option(None, "--config", help="TOML file with a \\[generate] table of settings."),
     list_styles: bool = typer.Option(False, "--list-styles", help="Show the style presets and exit."),
 ) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from portraitist.cli.app import app, console, field_help, progress_display, quiet_libraries
+from portraitist.cli.app import app, console, progress_display, quiet_libraries
+from portraitist.cli.options import setting
 from portraitist.config import load_config
 from portraitist.prepare.config import PrepareConfig
 from portraitist.workspace import DatasetManifest, Workspace
@@ -46,22 +47,13 @@ def prepare_command(
     config: Path | None = typer.Option(
         None, "--config", help="TOML file with a \\[prepare] table of settings (docs/prepare.md)."
     ),
-    class_word: str | None = typer.Option(
-        None, "--class-word", help="Use this class word instead of letting CLIP choose (e.g. girl, man)."
+    class_word: str | None = setting(PrepareConfig, "class_word"),
+    context: str | None = setting(PrepareConfig, "context"),
+    clip_model: str | None = setting(PrepareConfig, "clip_model"),
+    upscale_small_faces: bool | None = setting(
+        PrepareConfig, "upscale_small_faces", "--upscale-small-faces/--no-upscale-small-faces"
     ),
-    context: str | None = typer.Option(
-        None, "--context",
-        help="Caption context: background_tokens (default: a new token per photo), photo_of, templates, "
-        "captions (BLIP, needs the model from the hub).",
-    ),
-    clip_model: str | None = typer.Option(
-        None, "--clip-model", help="CLIP for the class word: hub id or folder (default ViT-L/14), or `tiny` offline."
-    ),
-    upscale_small_faces: bool | None = typer.Option(
-        None, "--upscale-small-faces/--no-upscale-small-faces",
-        help=field_help(PrepareConfig, "upscale_small_faces"), show_default=False,
-    ),
-    upscaler: str | None = typer.Option(None, "--upscaler", help=field_help(PrepareConfig, "upscaler")),
+    upscaler: str | None = setting(PrepareConfig, "upscaler"),
     boxes: Path | None = typer.Option(
         None, "--boxes",
         help="JSON file giving each photo's face box (and person mask) instead of detecting them, e.g. the "

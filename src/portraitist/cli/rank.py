@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from portraitist.cli.app import app, console, progress_display, quiet_libraries
+from portraitist.cli.options import setting
 from portraitist.config import load_config
 from portraitist.rank.config import RankConfig
 from portraitist.rank.select import DEFAULT_ORDER, SCORERS
@@ -37,17 +38,10 @@ CLIP (ViT-L/14), LPIPS's torchvision backbone and the LAION aesthetic head downl
 @app.command("rank", help=HELP)
 def rank_command(
     workspace: Path = typer.Option(..., "--workspace", "-w", help="The job folder (after `portraitist generate`)."),
-    by: str | None = typer.Option(
-        None, "--by", help=f"Scorer or comma-separated order of scorers (default {','.join(DEFAULT_ORDER)})."
-    ),
-    k: int | None = typer.Option(None, "--keep", "-k", help="How many of the best to select (default 4)."),
-    clip_model: str | None = typer.Option(
-        None, "--clip-model", help="CLIP: hub id or folder (default ViT-L/14), or `tiny` offline."
-    ),
-    identity_model: str | None = typer.Option(
-        None, "--identity-model",
-        help="Face model of the identity scorer: dlib (default, real photos) or world (the synthetic world's judges).",
-    ),
+    by: str | None = setting(RankConfig, "by"),
+    k: int | None = setting(RankConfig, "k", "--keep", "-k"),
+    clip_model: str | None = setting(RankConfig, "clip_model"),
+    identity_model: str | None = setting(RankConfig, "identity_model"),
     config: Path | None = typer.Option(None, "--config", help="TOML file with a \\[rank] table of settings."),
 ) -> None:
     quiet_libraries()

@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 
 from portraitist.cli.app import app, console, progress_display, quiet_libraries
+from portraitist.cli.options import setting
 from portraitist.config import load_config
+from portraitist.run_config import RunConfig
 from portraitist.run_state import Plan
 
 HELP = (
@@ -32,29 +34,24 @@ HELP = (
 def run_command(
     photos: list[Path] = typer.Argument(None, help="Photo files or folders (not needed when resuming)."),
     workspace: Path = typer.Option(..., "--workspace", "-w", help="The job folder (created if missing)."),
-    base: str | None = typer.Option(None, "--base", help="Base model: folder, .safetensors, hub id, or `tiny`."),
-    vae: str | None = typer.Option(None, "--vae", help="VAE override, e.g. stabilityai/sd-vae-ft-mse."),
-    recipe: str | None = typer.Option(None, "--recipe", help="Training recipe (default staged)."),
-    steps: int | None = typer.Option(None, "--steps", help="Training steps (default: the recipe's)."),
-    styles: str | None = typer.Option(None, "--styles", help="Comma-separated style presets to generate."),
-    prompts: list[str] = typer.Option(
-        None, "--prompt", help="Your own prompt to generate ({me} stands for you); repeat for several. "
-        "With --prompt and no --styles, only the prompts are generated.",
-    ),
+    base: str | None = setting(RunConfig, "base"),
+    vae: str | None = setting(RunConfig, "vae"),
+    recipe: str | None = setting(RunConfig, "recipe"),
+    steps: int | None = setting(RunConfig, "steps"),
+    styles: str | None = setting(RunConfig, "styles"),
+    prompts: list[str] | None = setting(RunConfig, "prompts", "--prompt"),
     boxes: Path | None = typer.Option(
         None, "--boxes", help="JSON file of the photos' face boxes and masks, for prepare (see `prepare --help`)."
     ),
-    n: int | None = typer.Option(None, "--num-images", "-n", help="Images to generate in all (default 32)."),
-    k: int | None = typer.Option(None, "--keep", "-k", help="Best images to keep and upscale (default 4)."),
-    clip_model: str | None = typer.Option(
-        None, "--clip-model", help="CLIP of prepare and rank: hub id, folder, or `tiny` offline."
-    ),
-    scale: int | None = typer.Option(None, "--scale", help="Upscale factor 2 or 4 (default 2)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of every stage."),
+    n: int | None = setting(RunConfig, "n", "--num-images", "-n"),
+    k: int | None = setting(RunConfig, "k", "--keep", "-k"),
+    clip_model: str | None = setting(RunConfig, "clip_model"),
+    scale: int | None = setting(RunConfig, "scale"),
+    seed: int | None = setting(RunConfig, "seed"),
     config: Path | None = typer.Option(None, "--config", help="TOML file with per-stage tables."),
 ) -> None:
     quiet_libraries()
-    from portraitist.pipeline import RunConfig, run_pipeline
+    from portraitist.pipeline import run_pipeline
     from portraitist.workspace import Workspace
 
     settings = load_config(

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from portraitist.cli.app import app, console, quiet_libraries
+from portraitist.cli.options import setting
 from portraitist.service.settings import CONFIG_ENV, Settings, load_settings
 
 log = logging.getLogger("portraitist.service")
@@ -47,9 +48,7 @@ BOT_HELP = (
 )
 
 _config_option = typer.Option(None, "--config", help="TOML file with a \\[service] table of settings.")
-_data_dir_option = typer.Option(
-    None, "--data-dir", help="Folder for the default SQLite database, queue and local storage."
-)
+_data_dir_option = setting(Settings, "data_dir")
 
 
 def _settings(config: Path | None, **overrides: object) -> Settings:

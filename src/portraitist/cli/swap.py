@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from portraitist.cli.app import app, console, progress_display, quiet_libraries
+from portraitist.cli.options import setting
 from portraitist.config import load_config
 from portraitist.generate.config import SwapConfig
 from portraitist.workspace import Workspace
@@ -30,24 +31,24 @@ HELP = (
 def swap_command(
     picture: Path = typer.Argument(..., help="The picture whose face is replaced."),
     workspace: Path | None = typer.Option(None, "--workspace", "-w", help="The job folder with a trained model."),
-    prompt: str | None = typer.Option(None, "--prompt", "-p", help="What the face becomes (default 'a photo of {me}')."),
-    negative: str | None = typer.Option(None, "--negative", help="Negative prompt."),
-    strength: float | None = typer.Option(None, "--strength", help="How much of the face is repainted, 0-1 (default 0.6)."),
-    n: int | None = typer.Option(None, "--num-images", "-n", help="How many versions (seeds; default 4)."),
-    seed: int | None = typer.Option(None, "--seed", help="First seed (default 0)."),
-    steps: int | None = typer.Option(None, "--steps", help="Denoising steps before strength (default 30)."),
-    guidance: float | None = typer.Option(None, "--guidance", help="Classifier-free guidance scale (default 7)."),
-    batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Versions per UNet call (default 1)."),
-    context: float | None = typer.Option(None, "--context", help="Square cut around the face, in face sizes (2.2)."),
-    feather: float | None = typer.Option(None, "--feather", help="Mask edge blur, share of the face size (0.08)."),
-    control: str | None = typer.Option(None, "--control", help="pose or canny: keep the original face's angle."),
-    controlnet: str | None = typer.Option(None, "--controlnet", help="ControlNet weights: folder, file or hub id."),
-    control_scale: float | None = typer.Option(None, "--control-scale", help="ControlNet strength (default 1)."),
-    vae: str | None = typer.Option(None, "--vae", help="Replace the VAE, e.g. stabilityai/sd-vae-ft-mse."),
-    base: str | None = typer.Option(None, "--base", help="Use this base model instead of a workspace (with --out)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Folder for the results when using --base."),
-    device: str | None = typer.Option(None, "--device", help="cuda, cpu or auto (default)."),
-    dtype: str | None = typer.Option(None, "--dtype", help="auto (default), fp32, bf16 or fp16."),
+    prompt: str | None = setting(SwapConfig, "prompt", "--prompt", "-p"),
+    negative: str | None = setting(SwapConfig, "negative_prompt", "--negative"),
+    strength: float | None = setting(SwapConfig, "strength"),
+    n: int | None = setting(SwapConfig, "n", "--num-images", "-n"),
+    seed: int | None = setting(SwapConfig, "seed"),
+    steps: int | None = setting(SwapConfig, "steps"),
+    guidance: float | None = setting(SwapConfig, "guidance"),
+    batch_size: int | None = setting(SwapConfig, "batch_size", "--batch-size", "-b"),
+    context: float | None = setting(SwapConfig, "context"),
+    feather: float | None = setting(SwapConfig, "feather"),
+    control: str | None = setting(SwapConfig, "control"),
+    controlnet: str | None = setting(SwapConfig, "controlnet"),
+    control_scale: float | None = setting(SwapConfig, "control_scale"),
+    vae: str | None = setting(SwapConfig, "vae"),
+    base: str | None = setting(SwapConfig, "base"),
+    out: Path | None = setting(SwapConfig, "out", "--out", "-o"),
+    device: str | None = setting(SwapConfig, "device"),
+    dtype: str | None = setting(SwapConfig, "dtype"),
     config: Path | None = typer.Option(None, "--config", help="TOML file with a \\[swap] table of settings."),
 ) -> None:
     quiet_libraries()

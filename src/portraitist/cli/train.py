@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 
 from portraitist.cli.app import app, console, progress_display, quiet_libraries
+from portraitist.cli.options import setting
 from portraitist.config import load_config
-from portraitist.models import DEFAULT_BASE
+from portraitist.train.config import TrainConfig
 from portraitist.train.recipes import PART_HELP, RECIPES
 from portraitist.workspace import Workspace
 
@@ -49,55 +50,34 @@ HELP = (
 @app.command("train", help=HELP)
 def train_command(
     workspace: Path = typer.Option(..., "--workspace", "-w", help="The job folder that `prepare` wrote."),
-    base: str | None = typer.Option(
-        None, "--base", help="Base model: diffusers folder, .safetensors file, hub id, or `tiny` offline.",
-        show_default=DEFAULT_BASE,
-    ),
-    recipe: str | None = typer.Option(None, "--recipe", "-r", help=f"One of {', '.join(RECIPES)} (default staged)."),
-    steps: int | None = typer.Option(None, "--steps", help="Total steps (default: the recipe's)."),
+    base: str | None = setting(TrainConfig, "base"),
+    recipe: str | None = setting(TrainConfig, "recipe", "--recipe", "-r"),
+    steps: int | None = setting(TrainConfig, "steps"),
     config: Path | None = typer.Option(None, "--config", help="TOML file with a \\[train] table (docs/train.md)."),
-    lr: list[str] = typer.Option(
-        [], "--lr", help="Learning rate of one part, PART=RATE (repeatable), e.g. --lr unet=1e-6 --lr tokens=1e-4."
-    ),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Images per step (default 1)."),
-    seed: int | None = typer.Option(None, "--seed", help="Same seed and inputs give the same weights (default 0)."),
-    precision: str | None = typer.Option(
-        None, "--precision", help="auto (default), fp32, bf16 or fp16 (fp16: CUDA only)."
-    ),
-    low_memory: bool | None = typer.Option(
-        None, "--low-memory", help="Gradient checkpointing + 8-bit AdamW (GPU): the staged recipe in < 12 GB."
-    ),
-    device: str | None = typer.Option(None, "--device", help="auto (default), cpu, cuda, cuda:1, ..."),
-    flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Also train on mirror images (default on)."),
-    train_text_encoder: bool | None = typer.Option(
-        None, "--train-text-encoder", help="dreambooth recipe: train the text encoder with the UNet."
-    ),
-    prior_preservation: bool | None = typer.Option(
-        None, "--prior-preservation", help="Add DreamBooth's class-prior loss (needs --class-images)."
-    ),
-    class_images: Path | None = typer.Option(None, "--class-images", help="Folder of 'a photo of a <class>' images."),
-    unet_lora: bool | None = typer.Option(
-        None, "--unet-lora/--full-unet",
-        help="Train the UNet as LoRA adapters where a recipe trains it whole (default: on for SDXL, off for SD 1.x).",
-    ),
-    lora_rank: int | None = typer.Option(None, "--lora-rank", help="lora recipe and --unet-lora: adapter rank (default 16)."),
-    attention_loss: float | None = typer.Option(
-        None, "--attention-loss", help="Weight of the masked cross-attention loss (thesis 2.3; default 0 = off)."
-    ),
-    checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", help="Checkpoint every N steps."),
-    validate_every: int | None = typer.Option(
-        None, "--validate-every", help="Write sample images to WS/model/samples/ every N steps (default never)."
-    ),
-    vae: str | None = typer.Option(None, "--vae", help="Encode the photos with this VAE (folder, file or hub id)."),
-    compile_unet: bool | None = typer.Option(None, "--compile", help="torch.compile the UNet (slow first step)."),
-    restart: bool | None = typer.Option(None, "--restart", help="Delete existing checkpoints and start over."),
+    lr: list[str] | None = setting(TrainConfig, "learning_rates", "--lr"),
+    batch_size: int | None = setting(TrainConfig, "batch_size"),
+    seed: int | None = setting(TrainConfig, "seed"),
+    precision: str | None = setting(TrainConfig, "precision"),
+    low_memory: bool | None = setting(TrainConfig, "low_memory"),
+    device: str | None = setting(TrainConfig, "device"),
+    flip: bool | None = setting(TrainConfig, "flip", "--flip/--no-flip"),
+    train_text_encoder: bool | None = setting(TrainConfig, "train_text_encoder"),
+    prior_preservation: bool | None = setting(TrainConfig, "prior_preservation"),
+    class_images: Path | None = setting(TrainConfig, "class_images"),
+    unet_lora: bool | None = setting(TrainConfig, "unet_lora", "--unet-lora/--full-unet"),
+    lora_rank: int | None = setting(TrainConfig, "lora_rank"),
+    attention_loss: float | None = setting(TrainConfig, "attention_loss"),
+    checkpoint_every: int | None = setting(TrainConfig, "checkpoint_every"),
+    validate_every: int | None = setting(TrainConfig, "validate_every"),
+    vae: str | None = setting(TrainConfig, "vae"),
+    compile_unet: bool | None = setting(TrainConfig, "compile"),
+    restart: bool | None = setting(TrainConfig, "restart"),
 ) -> None:
     quiet_libraries()
-    from portraitist.train.config import TrainConfig
     from portraitist.train.stage import train  # torch and diffusers load only when a command runs
 
     rates = {}
-    for item in lr:
+    for item in lr or []:
         part, _, rate = item.partition("=")
         rates[part.strip()] = rate.strip()
     settings = load_config(

@@ -9,6 +9,7 @@ from PIL import Image
 from rich.table import Table
 
 from portraitist.cli.app import app, console, progress_display, quiet_libraries
+from portraitist.cli.options import setting
 from portraitist.config import load_config
 from portraitist.upscale.config import UpscaleConfig
 
@@ -32,9 +33,9 @@ Settings can also come from a TOML file's \\[upscale] table; see docs/rank.md.
 @app.command("upscale", help=HELP)
 def upscale_command(
     workspace: Path = typer.Option(..., "--workspace", "-w", help="The job folder (after `portraitist rank`)."),
-    scale: int | None = typer.Option(None, "--scale", help="2 (default) or 4."),
-    model: str | None = typer.Option(None, "--model", help="Shipped model name or a .pth/.safetensors path."),
-    tile: int | None = typer.Option(None, "--tile", help="Tile side in pixels (default 256)."),
+    scale: int | None = setting(UpscaleConfig, "scale"),
+    model: str | None = setting(UpscaleConfig, "model"),
+    tile: int | None = setting(UpscaleConfig, "tile"),
     config: Path | None = typer.Option(None, "--config", help="TOML file with an \\[upscale] table of settings."),
 ) -> None:
     quiet_libraries()

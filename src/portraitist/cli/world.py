@@ -8,6 +8,9 @@ from pathlib import Path
 import typer
 
 from portraitist.cli.app import app, console, progress_display, quiet_libraries
+from portraitist.cli.options import setting
+from portraitist.config import load_config
+from portraitist.world.pretrain import PretrainConfig
 
 world_app = typer.Typer(
     help=(
@@ -101,85 +104,30 @@ def photos_command(
 def pretrain_command(
     out: Path = typer.Option(..., "--out", help="Run folder (pool, checkpoint, base, samples, log)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
-    init_from: str | None = typer.Option(
-        None,
-        "--init-from",
-        help="Start from a base that pretrain made (a folder, or `world`: the committed one) and carry on its "
-        "steps: how to go on in a later session, when the run folder's checkpoint is gone.",
-    ),
-    budget_minutes: float | None = typer.Option(
-        None, "--budget-minutes", min=0.1, help="Stop cleanly after this many minutes of this run."
-    ),
-    steps: int | None = typer.Option(None, "--steps", min=1, help="Stop at this total step count instead."),
-    architecture: str | None = typer.Option(
-        None,
-        "--architecture",
-        help="patch2 (16x16x12 latents, default) or patch4 (8x8x48, compared in docs/world.md).",
-    ),
-    text_layers: int | None = typer.Option(
-        None,
-        "--text-layers",
-        min=1,
-        help="Transformer layers of the text encoder (default 3). With --init-from, layers past the base's "
-        "own are added as the identity and trained from there: a deeper encoder without starting over.",
-    ),
-    batch: int | None = typer.Option(None, "--batch", min=1, help="Images per step (default 128)."),
-    lr: float | None = typer.Option(
-        None, "--lr", min=0, help="AdamW learning rate after warm-up (default 5e-4, the committed base's)."
-    ),
-    text_lr: float | None = typer.Option(
-        None,
-        "--text-lr",
-        min=0,
-        help="The text encoder's learning rate (default: --lr's), on the same warm-up and decay; higher "
-        "lets layers that --text-layers adds grow from their zero start within a short cycle.",
-    ),
-    warmup: int | None = typer.Option(
-        None,
-        "--warmup",
-        min=0,
-        help="Steps of linear learning-rate warm-up at the start of this run's optimizer (default 500).",
-    ),
-    decay_to: int | None = typer.Option(
-        None,
-        "--decay-to",
-        min=1,
-        help="Cosine-decay the learning rate to 0 at this total step count (default: constant); with "
-        "--steps at the same count, a run that ends on a low rate.",
-    ),
-    phrase_drop: float | None = typer.Option(
-        None,
-        "--phrase-drop",
-        min=0,
-        max=1,
-        help="Probability of leaving out each optional caption phrase (default 0.3); lower makes full "
-        "captions, the kind a long prompt is, more common in the data.",
-    ),
-    ema_decay: float | None = typer.Option(
-        None,
-        "--ema-decay",
-        min=0,
-        max=0.9999,
-        help="EMA decay of the saved weights (default 0.999; after 700 steps at 0.999 the EMA is still half "
-        "the weights a cycle started from, so a short --init-from cycle wants a lower one, e.g. 0.998).",
-    ),
-    seed: int | None = typer.Option(None, "--seed", help="World seed, weights and data order (default 0)."),
-    identities: int | None = typer.Option(
-        None, "--identities", min=1, help="People in the pool (default 10000)."
-    ),
-    photos: int | None = typer.Option(None, "--photos", min=1, help="Photos per person (default 16)."),
-    threads: int | None = typer.Option(
-        None, "--threads", min=1, help="Torch CPU threads (default: all cores; 1 on a busy machine)."
-    ),
-    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
+    init_from: str | None = setting(PretrainConfig, "init_from"),
+    budget_minutes: float | None = setting(PretrainConfig, "budget_minutes"),
+    steps: int | None = setting(PretrainConfig, "steps"),
+    architecture: str | None = setting(PretrainConfig, "architecture"),
+    text_layers: int | None = setting(PretrainConfig, "text_layers"),
+    batch: int | None = setting(PretrainConfig, "batch"),
+    lr: float | None = setting(PretrainConfig, "lr"),
+    text_lr: float | None = setting(PretrainConfig, "text_lr"),
+    warmup: int | None = setting(PretrainConfig, "warmup"),
+    decay_to: int | None = setting(PretrainConfig, "decay_to"),
+    phrase_drop: float | None = setting(PretrainConfig, "phrase_drop"),
+    ema_decay: float | None = setting(PretrainConfig, "ema_decay"),
+    seed: int | None = setting(PretrainConfig, "seed"),
+    identities: int | None = setting(PretrainConfig, "identities"),
+    photos: int | None = setting(PretrainConfig, "photos"),
+    threads: int | None = setting(PretrainConfig, "threads"),
+    device: str | None = setting(PretrainConfig, "device"),
     config: Path | None = typer.Option(
         None, "--config", help="TOML file with a \\[pretrain] table (any setting)."
     ),
 ) -> None:
     from transformers.utils import logging as transformers_logging
 
-    from portraitist.config import load_config
-    from portraitist.world.pretrain import PretrainConfig, pretrain
+    from portraitist.world.pretrain import pretrain
 
     settings = load_config(
         PretrainConfig, config, "pretrain", budget_minutes=budget_minutes, steps=steps, batch=batch,

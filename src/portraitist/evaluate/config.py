@@ -4,9 +4,11 @@ its own (`PluggableConfig.add_setting`): the synthetic world's `[evaluate.world]
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, field_validator
 
-from portraitist.config import PluggableConfig
+from portraitist.config import PluggableConfig, Role
 from portraitist.rank.config import RankConfig
 from portraitist.train.config import TrainConfig
 from portraitist.train.recipes import RECIPES, Stage
@@ -18,7 +20,7 @@ DEFAULT_EDIT_PROMPTS = ["a photo of {me} on the moon", "an oil painting of {me}"
 class EvaluateConfig(PluggableConfig):
     """Which recipes to compare, how often to measure them, and with which images and models."""
 
-    recipes: list[str] = Field(
+    recipes: Annotated[list[str], Role.SELECTION] = Field(
         default_factory=lambda: list(RECIPES), description="Training recipes to compare, each trained once."
     )
     every: int = Field(
@@ -65,7 +67,9 @@ class EvaluateConfig(PluggableConfig):
         default_factory=dict,
         description="Per recipe, stages (learning rates, shares) replacing its own: what `--world --sweep` chose.",
     )
-    restart: bool = Field(False, description="Delete WS/eval/ and evaluate from scratch instead of resuming.")
+    restart: Annotated[bool, Role.RUNTIME] = Field(
+        False, description="Delete WS/eval/ and evaluate from scratch instead of resuming."
+    )
 
     @field_validator("recipes", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from portraitist.config import EVALUATION, compared_settings
 from portraitist.errors import PortraitistError
 from portraitist.evaluate.config import EvaluateConfig
 from portraitist.evaluate.prompts import EvalImage
@@ -18,12 +19,9 @@ from portraitist.evaluate.records import eval_dir
 from portraitist.workspace import Workspace, write_json_atomic
 
 SETTINGS_FILE = "settings.json"
-# training settings a resumed evaluation may change: they move no number (or are set per recipe)
-IGNORED_TRAIN_SETTINGS = (
-    "base",  # the evaluation's own base, recorded at the top level
-    "device", "compile", "checkpoint_every", "keep_checkpoints", "save_dtype", "restart",
-    "recipe", "steps", "seed", "validate_every", "validation_prompts", "validation_steps",
-)  # fmt: skip
+# training settings that evaluate gives each recipe's training itself: its base (recorded at the top
+# level) and, from its own settings, `recipes`, `steps`, `seed`: what a TOML file sets for them is not used
+SET_PER_RECIPE = ("base", "recipe", "steps", "seed")
 
 
 def fingerprint(
@@ -33,21 +31,11 @@ def fingerprint(
     measures: dict[str, Any],
     images: Sequence[EvalImage],
 ) -> dict[str, Any]:
-    """The settings that move the numbers (not: which recipes, devices, checkpoint cadence, batch
-    sizes), the base model, the dataset, the metric set's own settings and the evaluation images
-    (which the report's grids are headed with)."""
-    settings = config.model_dump(
-        mode="json",
-        exclude={
-            "recipes": True,
-            "restart": True,
-            # plug-ins' own tables ([evaluate.world]) drive the plug-in; what of them reaches one
-            # evaluation's numbers its metric set reports itself, in `measures`
-            **dict.fromkeys(EvaluateConfig.added.model_fields, True),
-            "train": set(IGNORED_TRAIN_SETTINGS),
-            "scoring": {"device", "batch_size", "by", "k", "identity_max_distance"},
-        },
-    )
+    """The settings that move the numbers (the fields config.py's EVALUATION does not ignore), the
+    base model, the dataset, the metric set's own settings and the evaluation images (which the
+    report's grids are headed with)."""
+    settings = compared_settings(config, EVALUATION)
+    settings["train"] = {k: v for k, v in settings["train"].items() if k not in SET_PER_RECIPE}
     dataset = hashlib.sha256(workspace.manifest_path.read_bytes()).hexdigest()
     drawn = [{k: v for k, v in asdict(image).items() if k != "seed"} for image in images]  # seeds: `seed` + i
     return dict(settings, base=base, dataset=dataset, measures=measures, images=drawn)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from portraitist.config import PrecisionChoice, StageConfig
+from portraitist.config import PrecisionChoice, Role, StageConfig
 from portraitist.errors import PortraitistError
 from portraitist.generate.sizes import ASPECT_RANGE, parse_aspect
 
@@ -18,22 +18,30 @@ DEFAULT_DEPTH_MODEL = "Intel/dpt-hybrid-midas"
 class SamplingConfig(StageConfig):
     """What every sampling command shares: the model, the sampler and the hardware."""
 
-    how_not_what = frozenset({"device", "batch_size", "cuda_graphs"})
-
     base: str | None = Field(None, description="Sample this base model instead of a workspace's (with --out).")
     out: Path | None = Field(None, description="Folder for the images when sampling a base model (no workspace).")
     vae: str | None = Field(None, description="Replace the model's VAE, e.g. stabilityai/sd-vae-ft-mse (sharper eyes).")
     negative_prompt: str | None = Field(None, description="What to steer away from (a style brings its own).")
-    n: int = Field(4, ge=1, description="How many images.")
-    seed: int = Field(0, ge=0, description="Image i uses seed + i, so any one image can be remade alone.")
-    steps: int = Field(30, ge=1, le=1000, description="Denoising steps.")
+    n: int = Field(4, ge=1, description="How many images (each its own seed).")
+    seed: int = Field(
+        0, ge=0, description="Seed of the first image: image i uses seed + i, so any one can be remade alone."
+    )
+    steps: int = Field(
+        30, ge=1, le=1000, description="Denoising steps of a whole schedule (swap runs the last `strength`)."
+    )
     guidance: float = Field(7.0, ge=1.0, description="Classifier-free guidance scale (1 = off).")
-    batch_size: int = Field(1, ge=1, description="Images per UNet call (more is faster on a GPU, needs memory).")
+    batch_size: Annotated[int, Role.RUNTIME] = Field(
+        1, ge=1, description="Images per UNet call (more is faster on a GPU, needs memory)."
+    )
     controlnet: str | None = Field(None, description="ControlNet weights (folder, file or hub id); default per kind.")
     control_scale: float = Field(1.0, ge=0.0, description="How strongly the ControlNet steers.")
-    device: str = Field("auto", description="cuda, cpu or auto (a GPU when there is one).")
+    device: Annotated[str, Role.RUNTIME] = Field(
+        "auto", description="cuda, cpu or auto (a GPU when there is one)."
+    )
     dtype: PrecisionChoice = Field("auto", description="Weights' precision: auto (fp16 on GPU, bf16 on CPU), fp32, bf16, fp16.")
-    cuda_graphs: bool = Field(True, description="On a GPU, replay the UNet as CUDA graphs (fewer kernel launches).")
+    cuda_graphs: Annotated[bool, Role.RUNTIME] = Field(
+        True, description="On a GPU, replay the UNet as CUDA graphs (fewer kernel launches)."
+    )
 
 
 class GenerateConfig(SamplingConfig):
@@ -46,10 +54,14 @@ class GenerateConfig(SamplingConfig):
     )
     size: int | None = Field(
         None,
-        description="The image's scale in pixels (default: the model's resolution): the short side on SD 1.x, the "
-        "side of a square of the same area on SDXL.",
+        description="The image's scale in pixels, a multiple of 8 (default: the model's resolution): the "
+        "short side on SD 1.x, the side of a square of the same area on SDXL.",
     )
-    scheduler: str = Field("euler", description="euler (Karras et al., the thesis's sampler) or a diffusers one.")
+    scheduler: str = Field(
+        "euler",
+        description="euler (Karras et al., the thesis's sampler) or a diffusers one: euler-a, dpm++2m, "
+        "dpm++2m-karras, ddim, pndm, lms, heun, unipc.",
+    )
     control: ControlKind | None = Field(None, description="Steer the composition with a pose, depth or canny ControlNet.")
     reference: Path | None = Field(None, description="The image the control condition is taken from.")
     depth_model: str = Field(DEFAULT_DEPTH_MODEL, description="Depth-estimation model for --control depth.")

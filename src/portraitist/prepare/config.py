@@ -77,9 +77,14 @@ class PrepareConfig(StageConfig):
     class_words: list[str] = Field(
         ["girl", "man", "boy", "baby"], min_length=1, description="Candidate class words; CLIP picks the nearest."
     )
-    class_word: str | None = Field(None, description="Use this class word instead of choosing one with CLIP.")
+    class_word: str | None = Field(
+        None,
+        description="Use this class word (e.g. girl, man) instead of letting CLIP choose among class_words.",
+    )
     class_prompt: str = Field("a photo of a {}", description="Text around each candidate word when CLIP embeds it.")
-    clip_model: str = Field(DEFAULT_CLIP, description="CLIP that chooses the class word: hub id, folder or `tiny`.")
+    clip_model: str = Field(
+        DEFAULT_CLIP, description="CLIP that chooses the class word: hub id, folder, or `tiny` offline."
+    )
     device: str = Field("cpu", description="Torch device for CLIP and BLIP.")
     # tokens and captions (thesis 2.2.2-2.2.3)
     instance_token: str = Field("<me>", description="The new word that will mean this person.")
@@ -89,7 +94,8 @@ class PrepareConfig(StageConfig):
     context: Context = Field(
         "background_tokens",
         description="Caption context: photo_of ('a photo of'), background_tokens (one new token per photo), "
-        "templates (Textual Inversion prompt templates), captions (BLIP captions).",
+        "templates (Textual Inversion prompt templates), captions (BLIP captions; the model comes from the "
+        "hub).",
     )
     caption_model: str = Field(
         "Salesforce/blip-image-captioning-base", description="BLIP model for context=captions: hub id or folder."

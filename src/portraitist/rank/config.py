@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from portraitist.config import PluggableConfig
+from portraitist.config import PluggableConfig, Role
 from portraitist.models.clip import DEFAULT_CLIP
 from portraitist.rank.aesthetic import DEFAULT_AESTHETIC
 from portraitist.rank.select import DEFAULT_ORDER, parse_order
@@ -16,16 +16,18 @@ class RankConfig(PluggableConfig):
     """Everything `portraitist rank` can be told; the defaults are what docs/rank.md argues for. An
     identity model a plug-in registers may come with settings of its own (`add_setting`)."""
 
-    how_not_what = frozenset({"device", "batch_size"})
-
-    by: list[str] = Field(
+    by: Annotated[list[str], Role.SELECTION] = Field(
         default_factory=lambda: list(DEFAULT_ORDER),
-        description="Scorer order: identity is a gate (pass/fail), the others sort; earlier names win, "
-        "later ones break ties. A comma-separated string is accepted.",
+        description="Scorers in order (a list, or names separated by commas): identity is a gate "
+        "(pass/fail), the others sort; earlier names win, later ones break ties.",
     )
-    k: int = Field(4, ge=1, description="How many of the best images to copy into outputs/selected/.")
+    k: Annotated[int, Role.SELECTION] = Field(
+        4, ge=1, description="How many of the best images to copy into outputs/selected/."
+    )
     clip_model: str = Field(
-        DEFAULT_CLIP, description="CLIP for clip-image, clip-text and aesthetic: hub id or folder, or `tiny` offline."
+        DEFAULT_CLIP,
+        description="CLIP of the clip-image, clip-text and aesthetic scores (and of evaluate's Image and "
+        "Text Alignment): hub id or folder, or `tiny` offline.",
     )
     aesthetic_weights: str = Field(
         DEFAULT_AESTHETIC,
@@ -44,7 +46,7 @@ class RankConfig(PluggableConfig):
         description="Face model of the identity scorer: dlib (real photos), or one a plug-in registers: world (the "
         "synthetic world's judges: face gate + face-ID, for its rendered people, docs/world.md).",
     )
-    identity_max_distance: float | None = Field(
+    identity_max_distance: Annotated[float | None, Role.SELECTION] = Field(
         None, gt=0,
         description="Largest 1 - identity score that counts as the same person; default the model's own: "
         "dlib's 0.6 (descriptor distance), world: halfway between the judges' same- and other-person cosines.",
@@ -52,8 +54,12 @@ class RankConfig(PluggableConfig):
     face_upsample: int = Field(
         1, ge=0, le=3, description="Times dlib's face detector doubles the image first; finds faces down to ~40 px at 1."
     )
-    batch_size: int = Field(8, ge=1, description="Images scored at once (CLIP and LPIPS batches).")
-    device: str | None = Field(None, description="torch device for CLIP and LPIPS; default cuda when available.")
+    batch_size: Annotated[int, Role.RUNTIME] = Field(
+        8, ge=1, description="Images scored at once (CLIP and LPIPS batches)."
+    )
+    device: Annotated[str | None, Role.RUNTIME] = Field(
+        None, description="torch device for CLIP and LPIPS; default cuda when available."
+    )
 
     @field_validator("by", mode="before")
     @classmethod

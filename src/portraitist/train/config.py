@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from portraitist.config import PrecisionChoice, StageConfig
+from portraitist.config import PrecisionChoice, Role, StageConfig
 from portraitist.models import DEFAULT_BASE
 from portraitist.train.recipes import RECIPES, Part, Recipe, Stage, get_recipe, stage_steps
 
@@ -15,20 +15,18 @@ from portraitist.train.recipes import RECIPES, Part, Recipe, Stage, get_recipe, 
 class TrainConfig(StageConfig):
     """Which base model to fine-tune on a prepared workspace, and how (thesis 2.3)."""
 
-    how_not_what = frozenset({
-        "device", "checkpoint_every", "keep_checkpoints", "validate_every", "validation_prompts", "validation_steps",
-        "compile", "restart",
-    })
-
     base: str = Field(
         DEFAULT_BASE,
         description="Base model to fine-tune: diffusers folder, .safetensors file, hub id, or `tiny` offline.",
     )
     recipe: str = Field("staged", description=f"Training recipe: one of {', '.join(RECIPES)}.")
-    steps: int | None = Field(None, ge=1, description="Total optimizer steps; default: the recipe's own.")
+    steps: Annotated[int | None, Role.LENGTH] = Field(
+        None, ge=1, description="Total optimizer steps; default: the recipe's own."
+    )
     learning_rates: dict[Part, float] = Field(
         default_factory=dict,
-        description="Override the recipe's learning rate per trainable part, e.g. {unet = 1e-6}.",
+        description="Override the recipe's learning rate of a trainable part: on the command line PART=RATE, "
+        "repeatable (--lr unet=1e-6 --lr tokens=1e-4); in TOML a table ({unet = 1e-6}).",
     )
     stages: list[Stage] | None = Field(
         None, description="Your own stages instead of the recipe's (TOML [[train.stages]]: name, share, learning_rates)."
@@ -37,14 +35,23 @@ class TrainConfig(StageConfig):
     seed: int = Field(0, description="Seeds token init, data order, noise and timesteps: same seed, same weights.")
     precision: PrecisionChoice = Field(
         "auto",
-        description="auto: bf16 on GPUs that have it (else fp16) and on CPUs with bf16 instructions, else fp32.",
+        description="auto: bf16 on GPUs that have it (else fp16) and on CPUs with bf16 instructions, else "
+        "fp32; fp16 needs a CUDA GPU.",
     )
     low_memory: bool = Field(
         False, description="Gradient checkpointing and 8-bit AdamW (bitsandbytes, GPU only): trains SD 1.5 in <12 GB."
     )
-    vae: str | None = Field(None, description="Encode the photos with this VAE instead of the base's own.")
-    restart: bool = Field(False, description="Delete model/checkpoints and start from step 0 instead of resuming.")
-    device: str = Field("auto", description="auto (CUDA if available, else CPU), cpu, cuda, cuda:1, ...")
+    vae: str | None = Field(
+        None,
+        description="Encode the photos with this VAE (folder, .safetensors file or hub id) instead of the "
+        "base's own.",
+    )
+    restart: Annotated[bool, Role.RUNTIME] = Field(
+        False, description="Delete model/checkpoints and start from step 0 instead of resuming."
+    )
+    device: Annotated[str, Role.RUNTIME] = Field(
+        "auto", description="auto (CUDA if available, else CPU), cpu, cuda, cuda:1, ..."
+    )
     flip: bool = Field(True, description="Also train on mirror images of the photos (latents of both cached once).")
     train_text_encoder: bool = Field(
         False, description="dreambooth recipe only: train the text encoder together with the UNet."
@@ -70,16 +77,26 @@ class TrainConfig(StageConfig):
         None, description="Side of the cross-attention maps the attention loss reads (default 16, or the largest)."
     )
     max_grad_norm: float | None = Field(1.0, description="Clip the gradient norm to this (None: no clipping).")
-    checkpoint_every: int = Field(100, ge=1, description="Write a resumable checkpoint every N steps.")
-    keep_checkpoints: int = Field(1, ge=1, description="How many good checkpoints to keep.")
-    validate_every: int = Field(0, ge=0, description="Generate validation samples every N steps (0: never).")
-    validation_prompts: list[str] = Field(
+    checkpoint_every: Annotated[int, Role.RUNTIME] = Field(
+        100, ge=1, description="Write a resumable checkpoint every N steps."
+    )
+    keep_checkpoints: Annotated[int, Role.RUNTIME] = Field(
+        1, ge=1, description="How many good checkpoints to keep."
+    )
+    validate_every: Annotated[int, Role.RUNTIME] = Field(
+        0, ge=0, description="Write validation samples to WS/model/samples/ every N steps (0: never)."
+    )
+    validation_prompts: Annotated[list[str], Role.RUNTIME] = Field(
         default_factory=lambda: ["a photo of {me}", "an oil painting of {me}"],
         description="Prompts of the validation samples; {me} becomes the subject.",
     )
-    validation_steps: int = Field(20, ge=1, description="Sampling steps of each validation image.")
-    compile: bool = Field(False, description="torch.compile the UNet (faster steps after a slow first one).")
-    save_dtype: Literal["fp32", "fp16", "bf16"] = Field(
+    validation_steps: Annotated[int, Role.RUNTIME] = Field(
+        20, ge=1, description="Sampling steps of each validation image."
+    )
+    compile: Annotated[bool, Role.RUNTIME] = Field(
+        False, description="torch.compile the UNet (faster steps after a slow first one)."
+    )
+    save_dtype: Annotated[Literal["fp32", "fp16", "bf16"], Role.SAVED_AS] = Field(
         "fp32", description="Precision of the saved weights (fp16 halves a full fine-tune's size)."
     )
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from portraitist.config import RESUME, compared_settings
 from portraitist.devices import resolve_device
 from portraitist.errors import MachineError
 from portraitist.models.loading import StableDiffusion, load_base
@@ -69,9 +70,9 @@ def _prompts(manifest: DatasetManifest, recipe: Recipe) -> tuple[list[str], str]
 
 
 def _fingerprint(config: TrainConfig, recipe: Recipe, total: int, base: str, precision: str) -> dict[str, Any]:
-    """What must match for a checkpoint to be resumed (not: checkpoint/validation cadence, device)."""
-    # steps: `total` stands for them; save_dtype: it applies to the saved weights, not to checkpoints
-    fields = config.model_dump(mode="json", exclude=set(config.how_not_what | {"steps", "save_dtype"}))
+    """What must match for a checkpoint to be resumed (not: checkpoint/validation cadence, device);
+    `total` stands for the steps, and the recipe is recorded as planned."""
+    fields = compared_settings(config, RESUME)
     return dict(fields, base=base, total_steps=total, precision=precision, recipe=recipe.model_dump(mode="json"))
 
 

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from diffusers.training_utils import EMAModel
 from pydantic import Field
 
-from portraitist.config import StageConfig
+from portraitist.config import RESUME, Role, StageConfig, compared_settings
 from portraitist.devices import cpu_has_bf16, resolve_device
 from portraitist.errors import PortraitistError
 from portraitist.generate.txt2img import txt2img
@@ -74,13 +74,13 @@ class PretrainConfig(StageConfig):
 
     architecture: Literal["patch2", "patch4", "tiny"] = Field(
         "patch2",
-        description="patch2: 16x16x12 latents (the default); patch4: 8x8x48 (issue 9's study); tiny: tests.",
+        description="patch2: 16x16x12 latents; patch4: 8x8x48 (compared in docs/world.md); tiny: tests.",
     )
     text_layers: int = Field(
         world_model.TEXT_LAYERS,
         ge=1,
         description="Transformer layers of the text encoder. With init_from, layers past the base's own "
-        "are added, starting as the identity.",
+        "are added as the identity and trained from there: a deeper encoder without starting over.",
     )
     seed: int = Field(
         0, description="World seed (the pool's people and photos), weight init, data order, noise."
@@ -88,20 +88,34 @@ class PretrainConfig(StageConfig):
     identities: int = Field(10_000, ge=1, description="Pretraining people in the rendered pool.")
     photos: int = Field(16, ge=1, description="Photos (scenes) per person in the pool.")
     batch: int = Field(128, ge=1, description="Images per step.")
-    lr: float = Field(5e-4, gt=0, description="AdamW learning rate (after warm-up) of the UNet.")
+    lr: float = Field(
+        5e-4,
+        gt=0,
+        description="AdamW learning rate of the UNet after warm-up (the default is the committed base's).",
+    )
     text_lr: float | None = Field(
         None,
         gt=0,
-        description="The text encoder's learning rate (default: lr), on the same warm-up and decay.",
+        description="The text encoder's learning rate (default: lr), on the same warm-up and decay; higher "
+        "lets the layers text_layers adds grow from their zero start within a short cycle.",
     )
-    warmup: int = Field(500, ge=0, description="Steps of linear learning-rate warm-up.")
+    warmup: int = Field(
+        500, ge=0, description="Steps of linear learning-rate warm-up at the start of this run's optimizer."
+    )
     decay_to: int | None = Field(
         None,
         ge=1,
         description="Cosine-decay the learning rate from the end of warm-up to 0 at this total step count "
-        "(default: constant after warm-up).",
+        "(default: constant after warm-up); with steps at the same count, a run that ends on a low rate.",
     )
-    ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of the weights; the saved base is the EMA.")
+    ema_decay: float = Field(
+        0.999,
+        ge=0,
+        lt=1,
+        description="EMA decay of the weights; the saved base is the EMA. After 700 steps at 0.999 the EMA "
+        "is still half the weights a cycle started from, so a short init_from cycle wants a lower one, "
+        "e.g. 0.998.",
+    )
     empty_captions: float = Field(
         0.1, ge=0, le=1, description="Share of empty captions (classifier-free guidance)."
     )
@@ -109,44 +123,48 @@ class PretrainConfig(StageConfig):
         0.1, ge=0, le=1, description="Share of captions that say 'a person' instead of describing them."
     )
     phrase_drop: float = Field(
-        0.3, ge=0, le=1, description="Probability of leaving out each optional caption phrase."
+        0.3,
+        ge=0,
+        le=1,
+        description="Probability of leaving out each optional caption phrase; lower makes full captions, the "
+        "kind a long prompt is, more common in the data.",
     )
-    budget_minutes: float | None = Field(
+    budget_minutes: Annotated[float | None, Role.LENGTH] = Field(
         None,
         gt=0,
         description="Stop cleanly (checkpoint, base, samples) after this many minutes of this run.",
     )
-    steps: int | None = Field(
+    steps: Annotated[int | None, Role.LENGTH] = Field(
         None, ge=1, description="Stop at this total step count (default: only the budget)."
     )
-    checkpoint_minutes: float = Field(5.0, gt=0, description="Write checkpoint.pt and base/ this often.")
-    sample_minutes: float = Field(10.0, gt=0, description="Draw the sample grid (and judge it) this often.")
-    sample_steps: int = Field(20, ge=1, description="Euler steps of the sample grid.")
-    guidance: float = Field(4.0, ge=1, description="Classifier-free guidance of the sample grid.")
-    threads: int | None = Field(None, ge=1, description="Torch CPU threads (default: torch's, all cores).")
-    init_from: str | None = Field(
+    checkpoint_minutes: Annotated[float, Role.RUNTIME] = Field(
+        5.0, gt=0, description="Write checkpoint.pt and base/ this often."
+    )
+    sample_minutes: Annotated[float, Role.RUNTIME] = Field(
+        10.0, gt=0, description="Draw the sample grid (and judge it) this often."
+    )
+    sample_steps: Annotated[int, Role.RUNTIME] = Field(
+        20, ge=1, description="Euler steps of the sample grid."
+    )
+    guidance: Annotated[float, Role.RUNTIME] = Field(
+        4.0, ge=1, description="Classifier-free guidance of the sample grid."
+    )
+    threads: Annotated[int | None, Role.RUNTIME] = Field(
+        None, ge=1, description="Torch CPU threads (default: torch's, all cores; 1 on a busy machine)."
+    )
+    init_from: Annotated[str | None, Role.START] = Field(
         None,
         description="Start from a pretrained base folder's weights (`world`: the committed base) instead of "
         "random ones, carrying on its step count and data order; the optimizer starts afresh with a new "
-        "warm-up. How runs continue across sessions when the checkpoint is gone.",
+        "warm-up: how a run goes on when its checkpoint is gone (another machine, a cleaned folder).",
     )
-    device: str = Field("auto", description="auto (CUDA if available, else CPU), cpu, cuda, ...")
+    device: Annotated[str, Role.RUNTIME] = Field(
+        "auto", description="auto (CUDA if available, else CPU), cpu, cuda, ..."
+    )
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a checkpoint to be resumed: everything that shapes the trajectory."""
-        return self.model_dump(
-            exclude={
-                "budget_minutes",
-                "steps",
-                "checkpoint_minutes",
-                "sample_minutes",
-                "sample_steps",
-                "guidance",
-                "threads",
-                "device",
-                "init_from",  # a starting point, not a setting: the checkpoint holds the weights it gave
-            },
-        )
+        return compared_settings(self, RESUME)
 
 
 @dataclass

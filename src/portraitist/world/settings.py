@@ -11,10 +11,11 @@ Importing this module declares them (world/plugin.py imports it).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from portraitist.config import StageConfig
+from portraitist.config import Role, StageConfig
 from portraitist.evaluate.config import EvaluateConfig
 from portraitist.rank.config import RankConfig
 
@@ -95,7 +96,8 @@ class WorldSettings(StageConfig):
 
 EvaluateConfig.add_setting(
     "world",
-    WorldSettings,
+    # the --world driver's: what of it reaches one evaluation's numbers, its metric set reports itself
+    Annotated[WorldSettings, Role.SELECTION],
     Field(default_factory=WorldSettings, description="`--world` only: people, seeds, judges' checks, sweep."),
 )
 RankConfig.add_setting(
