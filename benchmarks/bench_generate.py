@@ -64,7 +64,9 @@ class Side:
     modules: list[Any]  # the torch modules it holds, to count their weights on the GPU
 
     def weight_bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for m in self.modules for t in [*m.parameters(), *m.buffers()])
+        return sum(
+            t.numel() * t.element_size() for m in self.modules for t in [*m.parameters(), *m.buffers()]
+        )
 
 
 def reference_sampler(model: Path, device: str, dtype_name: str) -> Side:
@@ -89,7 +91,15 @@ def reference_sampler(model: Path, device: str, dtype_name: str) -> Side:
             guidance_scale=guidance, generator=g,
         ).images  # fmt: skip
 
-    return Side(call, [pipe.unet, pipe.vae, pipe.text_encoder, *([pipe.text_encoder_2] if hasattr(pipe, "text_encoder_2") else [])])
+    return Side(
+        call,
+        [
+            pipe.unet,
+            pipe.vae,
+            pipe.text_encoder,
+            *([pipe.text_encoder_2] if hasattr(pipe, "text_encoder_2") else []),
+        ],
+    )
 
 
 def our_sampler(model: Path, device: str, precision: str, cuda_graphs: bool = True) -> Side:
@@ -110,7 +120,9 @@ def our_sampler(model: Path, device: str, precision: str, cuda_graphs: bool = Tr
 
 
 SIDES: dict[str, Callable[[Path, str], Side]] = {
-    "reference": lambda model, device: reference_sampler(model, device, "fp16" if device == "cuda" else "fp32"),
+    "reference": lambda model, device: reference_sampler(
+        model, device, "fp16" if device == "cuda" else "fp32"
+    ),
     "ours": lambda model, device: our_sampler(model, device, "auto"),
     "ours-fp32": lambda model, device: our_sampler(model, device, "fp32"),
     "ours-no-graphs": lambda model, device: our_sampler(model, device, "auto", cuda_graphs=False),
@@ -148,8 +160,15 @@ def summary(times: list[float], batch: int) -> dict[str, Any]:
 
 
 def time_side_by_side(
-    sides: dict[str, Side], batch: int, size: tuple[int, int], steps: int, guidance: float,
-    calls: int, warmup: int, seed: int, device: str,
+    sides: dict[str, Side],
+    batch: int,
+    size: tuple[int, int],
+    steps: int,
+    guidance: float,
+    calls: int,
+    warmup: int,
+    seed: int,
+    device: str,
 ) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list], dict[str, float], dict[str, str]]:
     """Alternate the sides call by call: each side's call times (wall and CPU), first images, (on a GPU) peak
     memory as if it ran alone (its own weights plus the most its calls allocated beyond them), and
@@ -167,7 +186,7 @@ def time_side_by_side(
                 for i in range(warmup):
                     side.call(seed + 1000 + i, batch, size, steps, guidance)
                 sync(device)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  (a side that fails is reported; the others still run)
                 failed[name] = f"{type(exc).__name__}: {exc}"
         for i in range(calls):
             for name, side in sides.items():
@@ -180,7 +199,7 @@ def time_side_by_side(
                 try:
                     images = side.call(seed + i, batch, size, steps, guidance)
                     sync(device)
-                except Exception as exc:  # one broken variant must not cost the other sides' figures
+                except Exception as exc:  # noqa: BLE001  (one broken variant must not cost the others' figures)
                     failed[name] = f"{type(exc).__name__}: {exc}"
                     continue
                 times[name].append(time.perf_counter() - start)
@@ -198,7 +217,9 @@ def measure_memory(
     """Peak memory of one side alone: a fresh process that loads the model and makes one call."""
     cmd = [sys.executable, __file__, "--memory-of", side, "--model", str(model), "--batches", str(batch),
            "--size", f"{size[0]}x{size[1]}", "--steps", str(steps), "--device", device, "--threads", str(threads)]  # fmt: skip
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(HERE)))
+    out = subprocess.run(
+        cmd, check=True, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(HERE))
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -239,15 +260,21 @@ def main() -> None:
     ap.add_argument("--model", type=Path, help="a model folder to use instead of building the preset's")
     ap.add_argument("--batches", default="1,4", help="comma-separated batch sizes")
     ap.add_argument("--size", default=None, help="WxH (default: the model's resolution, square)")
-    ap.add_argument("--cases", default=None, help="WxH:BATCH pairs, comma-separated (instead of --size/--batches)")
+    ap.add_argument(
+        "--cases", default=None, help="WxH:BATCH pairs, comma-separated (instead of --size/--batches)"
+    )
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--guidance", type=float, default=7.0)
     ap.add_argument("--calls", type=int, default=3, help="timed calls per side")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--variants", default="ours", help="our sides to time beside the reference: ours, ours-fp32")
+    ap.add_argument(
+        "--variants", default="ours", help="our sides to time beside the reference: ours, ours-fp32"
+    )
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's, one per core)")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's, one per core)"
+    )
     ap.add_argument("--no-memory", action="store_true", help="skip the per-side peak-memory subprocesses")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "portraitist-bench")
     ap.add_argument("--results", type=Path, default=HERE / "results")
@@ -287,7 +314,11 @@ def main() -> None:
         times, cpu, firsts, cuda_peak, failed = time_side_by_side(
             sides, batch, size, a.steps, a.guidance, a.calls, a.warmup, a.seed, a.device
         )
-        run: dict[str, Any] = {"size": f"{size[0]}x{size[1]}", "batch": batch, "load_average": [load_before, load_average()]}
+        run: dict[str, Any] = {
+            "size": f"{size[0]}x{size[1]}",
+            "batch": batch,
+            "load_average": [load_before, load_average()],
+        }
         for name, error in failed.items():
             run[name] = {"error": error}
             print(f"{name} failed at {run['size']} batch {batch}: {error}", flush=True)
@@ -297,7 +328,9 @@ def main() -> None:
             if a.device == "cuda":
                 run[name]["peak_cuda_mb"] = cuda_peak[name]
             elif not a.no_memory:
-                run[name].update(measure_memory(name, model, a.device, batch, size, a.steps, torch.get_num_threads()))
+                run[name].update(
+                    measure_memory(name, model, a.device, batch, size, a.steps, torch.get_num_threads())
+                )
             if name != "reference" and "reference" not in failed:
                 run[name]["speedup"] = round(run["reference"]["s_per_image"] / run[name]["s_per_image"], 3)
                 run[name]["closeness"] = [closeness(r, o) for r, o in zip(firsts["reference"], firsts[name])]
@@ -316,7 +349,9 @@ def main() -> None:
 
 def print_run(run: dict[str, Any], names: list[str]) -> None:
     print(f"\n{run['size']} batch {run['batch']}  (load average before/after {run['load_average']})")
-    print(f"  {'side':<14} {'img/s':>8} {'s/img':>8} {'cpu s/img':>9} {'speedup':>8} {'RSS MB':>8} {'CUDA MB':>8}  per call (s)")
+    print(
+        f"  {'side':<14} {'img/s':>8} {'s/img':>8} {'cpu s/img':>9} {'speedup':>8} {'RSS MB':>8} {'CUDA MB':>8}  per call (s)"
+    )
     for name in [n for n in names if "error" not in run[n]]:
         r = run[name]
         print(
@@ -324,7 +359,9 @@ def print_run(run: dict[str, Any], names: list[str]) -> None:
             f"{r.get('peak_rss_mb') or '-':>8} {r.get('peak_cuda_mb') or '-':>8}  {r['s_per_call']}"
         )
         for c in r.get("closeness", []):
-            print(f"    vs reference: mean |diff| {c['mean_abs']}/255, max {c['max_abs']}, PSNR {c['psnr_db']} dB")
+            print(
+                f"    vs reference: mean |diff| {c['mean_abs']}/255, max {c['max_abs']}, PSNR {c['psnr_db']} dB"
+            )
     sys.stdout.flush()
 
 

@@ -64,7 +64,9 @@ def main() -> None:
     ap.add_argument("-k", type=int, default=4, help="images selected and upscaled")
     ap.add_argument("--sampling-steps", type=int, default=30)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--upscaler", default="realesrgan-x4plus", help="Real-ESRGAN model (realesr-animevideov3 is fast)")
+    ap.add_argument(
+        "--upscaler", default="realesrgan-x4plus", help="Real-ESRGAN model (realesr-animevideov3 is fast)"
+    )
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "portraitist-bench-run")
     ap.add_argument("--results", type=Path, default=HERE / "results")
     ap.add_argument("--label", default="", help="a note stored in the results file")
@@ -91,7 +93,9 @@ def main() -> None:
         "rank_s_per_image": seconds["rank"] / args.n,
         "upscale_s_per_image": seconds["upscale"] / args.k,
     }
-    print(f"\nportraitist run, preset {args.preset}: {args.steps} steps, {args.n} generated, {args.k} selected, x2")
+    print(
+        f"\nportraitist run, preset {args.preset}: {args.steps} steps, {args.n} generated, {args.k} selected, x2"
+    )
     print(f"{'stage':<10}{'seconds':>10}")
     for name, value in stages.items():
         print(f"{name:<10}{value:>10.1f}")
@@ -99,9 +103,21 @@ def main() -> None:
     for name, value in per_image.items():
         print(f"{name:<22}{value:>8.2f}")
     record = dict(
-        benchmark="run", preset=args.preset, label=args.label, steps=args.steps, n=args.n, k=args.k,
-        sampling_steps=args.sampling_steps, upscaler=args.upscaler, total_s=total, stages_s=stages,
-        steps_s=seconds, **per_image, machine=machine(), versions=versions(), load_average=load_average(),
+        benchmark="run",
+        preset=args.preset,
+        label=args.label,
+        steps=args.steps,
+        n=args.n,
+        k=args.k,
+        sampling_steps=args.sampling_steps,
+        upscaler=args.upscaler,
+        total_s=total,
+        stages_s=stages,
+        steps_s=seconds,
+        **per_image,
+        machine=machine(),
+        versions=versions(),
+        load_average=load_average(),
     )
     path = results_path(args.results, "run", record["machine"], args.label)
     path.write_text(json.dumps(record, indent=2) + "\n")

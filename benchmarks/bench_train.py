@@ -69,7 +69,11 @@ def build_model(preset: str, out: Path) -> Path:
     pipe = model.family.pipeline(model, model.scheduler)
     tmp = out.with_name(out.name + ".tmp")
     pipe.save_pretrained(tmp, safe_serialization=True)
-    for name, _, _ in model.text_encoders:  # transformers 5 writes only tokenizer.json; other loaders want these
+    for (
+        name,
+        _,
+        _,
+    ) in model.text_encoders:  # transformers 5 writes only tokenizer.json; other loaders want these
         write_clip_vocab(tmp / name.replace("text_encoder", "tokenizer"))
     info = {"preset": preset, "seed": 0, "resolution": model.resolution, "family": model.family.name}
     (tmp / "bench_preset.json").write_text(json.dumps(info))
@@ -79,8 +83,11 @@ def build_model(preset: str, out: Path) -> Path:
 
 def build_images(out: Path, size: int = 512) -> Path:
     if not out.exists():
-        subprocess.run([sys.executable, str(HERE / "reference" / "make_images.py"), str(out), "--size", str(size)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, str(HERE / "reference" / "make_images.py"), str(out), "--size", str(size)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return out
 
 
@@ -99,11 +106,19 @@ def build_workspace(images: Path, out: Path, resolution: int) -> Path:
         crop = f"dataset/crops/{i:02d}.png"
         Image.open(path).convert("RGB").resize((resolution, resolution), Image.LANCZOS).save(ws.path(crop))
         photos.append(
-            PhotoRecord(source=path.name, status="kept", image=crop, caption=f"a photo of <sks> {INSTANCE_PROMPT_CLASS}")
+            PhotoRecord(
+                source=path.name,
+                status="kept",
+                image=crop,
+                caption=f"a photo of <sks> {INSTANCE_PROMPT_CLASS}",
+            )
         )
     ws.write_manifest(
         DatasetManifest(
-            class_token=INSTANCE_PROMPT_CLASS, instance_token="<sks>", context="photo_of", resolution=resolution,
+            class_token=INSTANCE_PROMPT_CLASS,
+            instance_token="<sks>",
+            context="photo_of",
+            resolution=resolution,
             photos=photos,
         )
     )
@@ -157,12 +172,23 @@ def run_train(argv: list[str]) -> None:
     if a.flush_denormal:
         torch.set_flush_denormal(True)
     config = load_config(
-        TrainConfig, a.config, "train", base=a.base, recipe=a.recipe, precision=a.precision, steps=a.steps,
-        batch_size=a.batch_size, checkpoint_every=a.checkpoint_every, low_memory=a.low_memory, compile=a.compile,
+        TrainConfig,
+        a.config,
+        "train",
+        base=a.base,
+        recipe=a.recipe,
+        precision=a.precision,
+        steps=a.steps,
+        batch_size=a.batch_size,
+        checkpoint_every=a.checkpoint_every,
+        low_memory=a.low_memory,
+        compile=a.compile,
         lora_rank=a.lora_rank,
     )
     result = train(Workspace(a.workspace), config)
-    print(json.dumps({"steps": result.steps_done, "seconds": result.seconds, "peak_gpu_mb": result.peak_gpu_mb}))
+    print(
+        json.dumps({"steps": result.steps_done, "seconds": result.seconds, "peak_gpu_mb": result.peak_gpu_mb})
+    )
 
 
 def ours_command(ws: Path, model: Path, extra: list[str], flush_denormal: bool, runner: str):
@@ -178,8 +204,19 @@ def ours_command(ws: Path, model: Path, extra: list[str], flush_denormal: bool, 
     command = [] if runner == "module" else ["train"]
 
     def make(steps: int, out: str) -> str:
-        train = [*base, *command, "--workspace", f"{out}/ws", "--base", str(model), "--steps", str(steps),
-                 "--checkpoint-every", "100000000", *extra]
+        train = [
+            *base,
+            *command,
+            "--workspace",
+            f"{out}/ws",
+            "--base",
+            str(model),
+            "--steps",
+            str(steps),
+            "--checkpoint-every",
+            "100000000",
+            *extra,
+        ]
         return f"cp -r {shlex.quote(str(ws))} {shlex.quote(out)}/ws && {shlex.join(train)}"
 
     return make
@@ -198,7 +235,9 @@ class GpuMemory:
     def used_mb() -> float:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return float(out.stdout.strip().splitlines()[0])
 
@@ -223,21 +262,56 @@ class GpuMemory:
         return {"peak_gpu_mb": self.peak_mb, "idle_gpu_mb": self.idle_mb}
 
 
-def reference_command(model: Path, images: Path, resolution: int, batch: int, case: str,
-                      flush_denormal: bool, mixed_precision: str):
+def reference_command(
+    model: Path,
+    images: Path,
+    resolution: int,
+    batch: int,
+    case: str,
+    flush_denormal: bool,
+    mixed_precision: str,
+):
     """The reference script's command for `case`: train_dreambooth.py (unet, text-encoder) or
     train_dreambooth_lora_sdxl.py (lora, rank 4), each at its own default learning rate."""
     script, learning_rate, _ = SCRIPTS["lora-sdxl" if case == "lora" else "dreambooth"]
 
     def make(steps: int, out: str) -> list[str]:
-        head = [sys.executable, str(HERE / "reference" / "reference_train.py"), "--run-flush-denormal"] if flush_denormal else [sys.executable]
+        head = (
+            [sys.executable, str(HERE / "reference" / "reference_train.py"), "--run-flush-denormal"]
+            if flush_denormal
+            else [sys.executable]
+        )
         cmd = [
-            *head, script, "--pretrained_model_name_or_path", str(model), "--instance_data_dir", str(images),
-            "--instance_prompt", f"a photo of sks {INSTANCE_PROMPT_CLASS}", "--output_dir", out,
-            "--resolution", str(resolution), "--train_batch_size", str(batch), "--gradient_accumulation_steps", "1",
-            "--learning_rate", learning_rate, "--lr_scheduler", "constant", "--lr_warmup_steps", "0",
-            "--max_train_steps", str(steps), "--checkpointing_steps", "100000000",
-            "--mixed_precision", mixed_precision, "--seed", "0",
+            *head,
+            script,
+            "--pretrained_model_name_or_path",
+            str(model),
+            "--instance_data_dir",
+            str(images),
+            "--instance_prompt",
+            f"a photo of sks {INSTANCE_PROMPT_CLASS}",
+            "--output_dir",
+            out,
+            "--resolution",
+            str(resolution),
+            "--train_batch_size",
+            str(batch),
+            "--gradient_accumulation_steps",
+            "1",
+            "--learning_rate",
+            learning_rate,
+            "--lr_scheduler",
+            "constant",
+            "--lr_warmup_steps",
+            "0",
+            "--max_train_steps",
+            str(steps),
+            "--checkpointing_steps",
+            "100000000",
+            "--mixed_precision",
+            mixed_precision,
+            "--seed",
+            "0",
         ]
         return cmd + {"text-encoder": ["--train_text_encoder"], "lora": ["--rank", "4"]}.get(case, [])
 
@@ -251,14 +325,25 @@ def main() -> None:
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu-bench")
     ap.add_argument("--steps", type=int, default=40, help="long run's steps N (the short run has N/4)")
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--cases", help="comma-separated: unet, text-encoder, low-memory (SD 1.x), lora (SDXL); "
-                    "default: unet,text-encoder on SD 1.x, lora on SDXL")
+    ap.add_argument(
+        "--cases",
+        help="comma-separated: unet, text-encoder, low-memory (SD 1.x), lora (SDXL); "
+        "default: unet,text-encoder on SD 1.x, lora on SDXL",
+    )
     ap.add_argument("--runner", choices=["cli", "module"], default="cli", help="how our side is started")
-    ap.add_argument("--gpu-memory", action="store_true", help="sample GPU memory with nvidia-smi during each run")
+    ap.add_argument(
+        "--gpu-memory", action="store_true", help="sample GPU memory with nvidia-smi during each run"
+    )
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "portraitist-bench")
     ap.add_argument("--skip-reference", action="store_true", help="time only our side")
-    ap.add_argument("--ours-extra", default="", help="more `portraitist train` options for our side (one string)")
-    ap.add_argument("--mixed-precision", default=None, help="reference's --mixed_precision (default: no on CPU, bf16 on GPU)")
+    ap.add_argument(
+        "--ours-extra", default="", help="more `portraitist train` options for our side (one string)"
+    )
+    ap.add_argument(
+        "--mixed-precision",
+        default=None,
+        help="reference's --mixed_precision (default: no on CPU, bf16 on GPU)",
+    )
     ap.add_argument("--label", default="", help="a note stored in the results file")
     ap.add_argument("--results", type=Path, default=HERE / "results")
     a = ap.parse_args()
@@ -281,7 +366,9 @@ def main() -> None:
     rows = []
     for case in [c.strip() for c in cases.split(",") if c.strip()]:
         text_encoder = case == "text-encoder"
-        flush = text_encoder and not gpu  # reference/README.md: denormal stalls when the text encoder trains on a CPU
+        flush = (
+            text_encoder and not gpu
+        )  # reference/README.md: denormal stalls when the text encoder trains on a CPU
         extra = ["--batch-size", str(a.batch), *shlex.split(a.ours_extra)]
         extra += {
             "unet": ["--recipe", "dreambooth"],
@@ -294,8 +381,13 @@ def main() -> None:
         # step's fused kernel), as any earlier use of the machine would, so that the short and
         # the long timed run start alike
         warm = tempfile.mkdtemp(prefix="bench-warm-")
-        subprocess.run(["bash", "-c", ours_command(ws, model, extra, flush, a.runner)(2, warm)], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["bash", "-c", ours_command(ws, model, extra, flush, a.runner)(2, warm)],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         shutil.rmtree(warm, ignore_errors=True)
         with GpuMemory(a.gpu_memory) as memory:
             ours = time_marginal(ours_command(ws, model, extra, flush, a.runner), a.steps, env=env)
@@ -305,7 +397,9 @@ def main() -> None:
             print(f"[bench] {case}: reference", file=sys.stderr, flush=True)
             with GpuMemory(a.gpu_memory) as memory:
                 reference = time_marginal(
-                    reference_command(model, images, resolution, a.batch, case, flush, mixed), a.steps, env=env
+                    reference_command(model, images, resolution, a.batch, case, flush, mixed),
+                    a.steps,
+                    env=env,
                 )
             reference.update(memory.record())
         rows.append({"case": case, "flush_denormal": flush, "ours": ours, "reference": reference})
@@ -316,7 +410,11 @@ def main() -> None:
     print(header + (f"{'ours GPU MB':>13}{'ref GPU MB':>12}" if a.gpu_memory else ""))
     for row in rows:
         ours, ref = row["ours"], row["reference"] or {}
-        ratio = ours["steps_per_s"] / ref["steps_per_s"] if ref.get("steps_per_s") and ours["steps_per_s"] else None
+        ratio = (
+            ours["steps_per_s"] / ref["steps_per_s"]
+            if ref.get("steps_per_s") and ours["steps_per_s"]
+            else None
+        )
         row["ratio"] = round(ratio, 3) if ratio else None
         line = (
             f"{row['case']:<14}{ours['steps_per_s'] or nan:>14.3f}{ref.get('steps_per_s') or nan:>13.3f}"

@@ -22,9 +22,9 @@ from portraitist.config import (
 from portraitist.evaluate.config import EvaluateConfig
 from portraitist.evaluate.settings import SET_PER_RECIPE, fingerprint
 from portraitist.generate.config import GenerateConfig, SwapConfig
-from portraitist.run_config import RunConfig
 from portraitist.prepare.config import PrepareConfig
 from portraitist.rank.config import RankConfig
+from portraitist.run_config import RunConfig
 from portraitist.train.config import TrainConfig
 from portraitist.train.recipes import get_recipe
 from portraitist.train.stage import _fingerprint

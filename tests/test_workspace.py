@@ -46,7 +46,9 @@ def test_an_atomic_folder_replaces_the_old_one_whole(tmp_path: Path) -> None:
         (tmp / "sub").mkdir()
         (tmp / "sub" / "weights").write_bytes(b"new")
         assert not (target / "sub").exists()  # nothing shows before the block ends
-    assert [p.name for p in target.iterdir()] == ["sub"] and (target / "sub" / "weights").read_bytes() == b"new"
+    assert [p.name for p in target.iterdir()] == ["sub"] and (
+        target / "sub" / "weights"
+    ).read_bytes() == b"new"
     assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~UMASK  # as mkdir would give, not mkdtemp's 0700
     assert [p.name for p in tmp_path.iterdir()] == ["step-0000010"]
 
@@ -58,4 +60,6 @@ def test_a_failed_folder_leaves_the_old_one_and_no_temporary_one(tmp_path: Path)
     with pytest.raises(OSError), atomic_dir(target) as tmp:
         (tmp / "half").write_bytes(b"half")
         raise OSError("disk full")
-    assert [p.name for p in tmp_path.iterdir()] == ["dataset"] and [p.name for p in target.iterdir()] == ["manifest.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["dataset"] and [p.name for p in target.iterdir()] == [
+        "manifest.json"
+    ]

@@ -132,7 +132,6 @@ def setting_fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
     return {**model.model_fields, **added}
 
 
-
 def updated(config: C, **changes: Any) -> C:
     """A copy of `config` with `changes`, validated (pydantic's model_copy would take any value)."""
     return type(config).model_validate({**config.model_dump(), **changes})

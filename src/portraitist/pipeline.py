@@ -51,7 +51,11 @@ class _Step:
 
 
 def _steps(
-    workspace: Workspace, photos: list[Path], config: RunConfig, progress: ProgressCallback, boxes: Path | None,
+    workspace: Workspace,
+    photos: list[Path],
+    config: RunConfig,
+    progress: ProgressCallback,
+    boxes: Path | None,
     trained: list[TrainResult],
 ) -> list[_Step]:
     """Every step of the job in run order, each with the settings its output depends on."""

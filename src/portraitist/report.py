@@ -93,12 +93,12 @@ def write_report(workspace: Workspace, title: str | None = None) -> Path:
 
     manifest = workspace.read_manifest() if workspace.manifest_path.exists() else None
     kept = [
-        dict(
-            source=Path(p.source).name,
-            caption=p.caption or "",
-            href=href(workspace.path(p.image)),
-            small=_smaller_than_thumb(workspace.path(p.image)),
-        )
+        {
+            "source": Path(p.source).name,
+            "caption": p.caption or "",
+            "href": href(workspace.path(p.image)),
+            "small": _smaller_than_thumb(workspace.path(p.image)),
+        }
         for p in (manifest.kept if manifest else [])
         if p.image
     ]
@@ -114,18 +114,18 @@ def write_report(workspace: Workspace, title: str | None = None) -> Path:
     for g in _read_jsonl(workspace.outputs_dir / "generations.jsonl"):
         scored = scores.get(g["file"], {}).get("scores", {})
         generations.append(
-            dict(
-                href=href(workspace.path(g["file"])),
-                small=_smaller_than_thumb(workspace.path(g["file"])),
-                prompt=g.get("prompt", ""),
-                seed=g.get("seed"),
-                scores=[(name, _score_text(v), name in stand_ins) for name, v in scored.items()],
-            )
+            {
+                "href": href(workspace.path(g["file"])),
+                "small": _smaller_than_thumb(workspace.path(g["file"])),
+                "prompt": g.get("prompt", ""),
+                "seed": g.get("seed"),
+                "scores": [(name, _score_text(v), name in stand_ins) for name, v in scored.items()],
+            }
         )
 
     selected_dir = workspace.outputs_dir / "selected"
     selected = [
-        dict(href=href(p), caption=p.name, small=_smaller_than_thumb(p))
+        {"href": href(p), "caption": p.name, "small": _smaller_than_thumb(p)}
         for p in sorted(selected_dir.iterdir() if selected_dir.exists() else [])
         if p.suffix.lower() in _IMAGE_SUFFIXES
     ]
@@ -141,7 +141,9 @@ def write_report(workspace: Workspace, title: str | None = None) -> Path:
         base=base,
         recipe=model_info.get("recipe"),
         random_base=base in RANDOM_PRESETS,
-        random_class_model=manifest.class_model if manifest and manifest.class_model in RANDOM_CLIPS else None,
+        random_class_model=manifest.class_model
+        if manifest and manifest.class_model in RANDOM_CLIPS
+        else None,
         selected=selected,
         kept=kept,
         rejected=rejected,

@@ -34,7 +34,9 @@ def lfw_faces(count: int = 100, side: int = 200) -> list[Image.Image]:
     out = []
     for face in data.lfw_subset()[:count]:  # the subset's first 100 are faces, the rest are not
         grey = Image.fromarray(np.round(face * 255).astype(np.uint8)).convert("RGB")
-        out.append(ImageOps.expand(grey.resize((side, side), Image.LANCZOS), side * 3 // 10, fill=(128, 128, 128)))
+        out.append(
+            ImageOps.expand(grey.resize((side, side), Image.LANCZOS), side * 3 // 10, fill=(128, 128, 128))
+        )
     return out
 
 
@@ -54,7 +56,14 @@ def two_people() -> Image.Image:
 def portrait_variants(n: int = 6) -> list[Image.Image]:
     """n different photos of the astronaut, as a user might send them."""
     img = astronaut()
-    crops = [(0, 0, 512, 512), (96, 0, 416, 320), (64, 16, 448, 400), (32, 0, 480, 448), (128, 8, 400, 300), (48, 8, 464, 424)]
+    crops = [
+        (0, 0, 512, 512),
+        (96, 0, 416, 320),
+        (64, 16, 448, 400),
+        (32, 0, 480, 448),
+        (128, 8, 400, 300),
+        (48, 8, 464, 424),
+    ]
     out = []
     for i in range(n):
         photo = img.crop(crops[i % len(crops)])

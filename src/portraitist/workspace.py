@@ -64,7 +64,9 @@ class IdentityCheck(BaseModel):
     )
     photos: int = Field(0, description="Photos the other checks kept, which this one looked at.")
     faces: int = Field(0, description="Of those, photos where dlib found a face: only these were compared.")
-    max_distance: float | None = Field(None, description="Largest descriptor distance counted as the same person.")
+    max_distance: float | None = Field(
+        None, description="Largest descriptor distance counted as the same person."
+    )
     note: str = Field("", description="What it found, in a sentence.")
 
 
@@ -76,13 +78,19 @@ class DatasetManifest(BaseModel):
     class_scores: dict[str, float] = Field(
         default_factory=dict, description="Mean cosine distance of each candidate class word."
     )
-    class_model: str | None = Field(None, description="The CLIP that chose the class word (None: it was given).")
+    class_model: str | None = Field(
+        None, description="The CLIP that chose the class word (None: it was given)."
+    )
     instance_token: str
     instance_init: TokenInit = Field(default_factory=TokenInit)
-    context: str = Field(description="Caption context strategy: photo_of, background_tokens, templates, captions.")
+    context: str = Field(
+        description="Caption context strategy: photo_of, background_tokens, templates, captions."
+    )
     resolution: int
     upscale_small_faces: bool = Field(False, description="Whether small crops went through Real-ESRGAN.")
-    upscaler: str | None = Field(None, description="The Real-ESRGAN model they went through (None: its default).")
+    upscaler: str | None = Field(
+        None, description="The Real-ESRGAN model they went through (None: its default)."
+    )
     identity: IdentityCheck | None = Field(None, description="The check that every photo shows one person.")
     photos: list[PhotoRecord]
 

@@ -17,15 +17,15 @@ OFFLINE_SCORING = RankConfig(clip_model="tiny", aesthetic_weights="random", lpip
 
 
 def offline_config(**changes: object) -> EvaluateConfig:
-    settings: dict[str, object] = dict(
-        every=2,
-        steps=4,
-        subject_images=1,
-        edit_prompts=["Elmo holding a {me}"],
-        sampling_steps=1,
-        train=TrainConfig(precision="fp32", flip=False),
-        scoring=OFFLINE_SCORING,
-    )
+    settings: dict[str, object] = {
+        "every": 2,
+        "steps": 4,
+        "subject_images": 1,
+        "edit_prompts": ["Elmo holding a {me}"],
+        "sampling_steps": 1,
+        "train": TrainConfig(precision="fp32", flip=False),
+        "scoring": OFFLINE_SCORING,
+    }
     settings.update(changes)
     return EvaluateConfig.model_validate(settings)
 

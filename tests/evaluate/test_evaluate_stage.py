@@ -130,7 +130,7 @@ def test_settings_that_would_not_compare_are_refused(evaluated, prepared, tmp_pa
     for seed in (0, 1):
         with pytest.raises(PortraitistError, match="no-such-model"):
             evaluate(prepared, offline_config(seed=seed, recipes=["lora"]), missing)
-        assert '"seed": %d' % seed in (prepared.root / "eval" / "settings.json").read_text()
+        assert f'"seed": {seed}' in (prepared.root / "eval" / "settings.json").read_text()
 
 
 def test_a_setting_only_one_version_knows_is_no_change():

@@ -18,13 +18,22 @@ runner = CliRunner()
 def test_list_styles_shows_every_preset() -> None:
     result = runner.invoke(app, ["generate", "--list-styles"])
     assert result.exit_code == 0, result.output
-    for name in ("photo", "oil-painting", "cyborg", "astronaut", "anime", "pencil-sketch", "renaissance", "cinematic"):
+    for name in (
+        "photo",
+        "oil-painting",
+        "cyborg",
+        "astronaut",
+        "anime",
+        "pencil-sketch",
+        "renaissance",
+        "cinematic",
+    ):
         assert name in result.stderr
 
 
 def test_generate_a_base_model_into_a_folder(tmp_path: Path) -> None:
     settings = tmp_path / "portraitist.toml"
-    settings.write_text('[generate]\nsteps = 2\nguidance = 5.0\n')
+    settings.write_text("[generate]\nsteps = 2\nguidance = 5.0\n")
     result = runner.invoke(
         app,
         ["generate", "--base", "tiny", "--out", str(tmp_path / "out"), "--prompt", "a photo of a cat", "-n", "2",

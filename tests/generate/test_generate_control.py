@@ -41,13 +41,19 @@ def test_pose_skeleton_is_drawn_where_mediapipe_finds_the_body(astronaut: Image.
     for i in found:
         x, y = (round(v) for v in keypoints[i])  # type: ignore[misc]
         patch = pose[max(0, y - 2) : y + 3, max(0, x - 2) : x + 3].reshape(-1, 3)
-        assert (np.abs(patch - OPENPOSE_COLORS[i]).sum(axis=1) == 0).any(), f"keypoint {i} not drawn in its colour"
+        assert (np.abs(patch - OPENPOSE_COLORS[i]).sum(axis=1) == 0).any(), (
+            f"keypoint {i} not drawn in its colour"
+        )
     # everything drawn lies around the detected points; the rest of the picture is black
     drawn = np.argwhere(pose.max(axis=2) > 0)
     points = np.array([k for k in keypoints if k is not None])
     margin = 8
-    assert drawn[:, 1].min() >= points[:, 0].min() - margin and drawn[:, 1].max() <= points[:, 0].max() + margin
-    assert drawn[:, 0].min() >= points[:, 1].min() - margin and drawn[:, 0].max() <= points[:, 1].max() + margin
+    assert (
+        drawn[:, 1].min() >= points[:, 0].min() - margin and drawn[:, 1].max() <= points[:, 0].max() + margin
+    )
+    assert (
+        drawn[:, 0].min() >= points[:, 1].min() - margin and drawn[:, 0].max() <= points[:, 1].max() + margin
+    )
     assert 0.002 < len(drawn) / (pose.shape[0] * pose.shape[1]) < 0.2
 
 
@@ -73,12 +79,18 @@ def test_canny_is_white_edges_on_black(astronaut: Image.Image) -> None:
 
 
 def test_depth_model_offline_says_what_to_do(astronaut: Image.Image) -> None:
-    with pytest.raises(PortraitistError, match="depth model .Intel/dpt-hybrid-midas. comes from the Hugging Face hub.*--control pose or canny"):
+    with pytest.raises(
+        PortraitistError,
+        match="depth model .Intel/dpt-hybrid-midas. comes from the Hugging Face hub.*--control pose or canny",
+    ):
         depth_condition(astronaut, "Intel/dpt-hybrid-midas")
 
 
 def test_missing_controlnet_weights_say_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(PortraitistError, match="There is no ControlNet at .*nothing-here. Give --controlnet a ControlNet folder"):
+    with pytest.raises(
+        PortraitistError,
+        match="There is no ControlNet at .*nothing-here. Give --controlnet a ControlNet folder",
+    ):
         load_controlnet(str(tmp_path / "nothing-here"))
 
 
@@ -87,14 +99,22 @@ def tiny_controlnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return random_controlnet("tiny", tmp_path_factory.mktemp("controlnet") / "tiny-canny")
 
 
-def test_controlnet_steers_generation_and_is_logged(tmp_path: Path, astronaut: Image.Image, tiny_controlnet: Path) -> None:
+def test_controlnet_steers_generation_and_is_logged(
+    tmp_path: Path, astronaut: Image.Image, tiny_controlnet: Path
+) -> None:
     reference = tmp_path / "reference.png"
     astronaut.save(reference)
-    common = dict(base="tiny", prompt="a photo of a person", n=1, steps=3)
+    common = {"base": "tiny", "prompt": "a photo of a person", "n": 1, "steps": 3}
     plain = generate(None, GenerateConfig(out=tmp_path / "plain", **common))
     steered = generate(
         None,
-        GenerateConfig(out=tmp_path / "c", control="canny", reference=reference, controlnet=str(tiny_controlnet), **common),
+        GenerateConfig(
+            out=tmp_path / "c",
+            control="canny",
+            reference=reference,
+            controlnet=str(tiny_controlnet),
+            **common,
+        ),
     )
     off = generate(
         None,

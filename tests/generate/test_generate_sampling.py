@@ -88,7 +88,9 @@ def test_one_prompt_per_image_in_one_call(tiny: StableDiffusion) -> None:
     """A list of prompts draws each image as its own call with that prompt would (same seed)."""
     prompts = [PROMPT, "an oil painting of a cat"]
     together = pixels(txt2img(tiny, prompts, "", [3, 4], (64, 64), 3, 7.0))
-    apart = np.concatenate([pixels(txt2img(tiny, p, "", [s], (64, 64), 3, 7.0)) for p, s in zip(prompts, [3, 4])])
+    apart = np.concatenate(
+        [pixels(txt2img(tiny, p, "", [s], (64, 64), 3, 7.0)) for p, s in zip(prompts, [3, 4])]
+    )
     assert np.abs(together - apart).max() <= 1  # batch size may move a value by one 8-bit level
     assert not np.array_equal(together[0], together[1])
     with pytest.raises(ValueError, match="one per image"):

@@ -21,7 +21,7 @@ from portraitist.generate.text import encode_prompt_pair
 from portraitist.models.loading import load_base
 from portraitist.models.sdxl import SDXL_FAMILY
 
-COMMON = dict(base="tiny-xl", prompt="a photo of a person", steps=3, dtype="fp32")
+COMMON = {"base": "tiny-xl", "prompt": "a photo of a person", "steps": 3, "dtype": "fp32"}
 
 
 def pixels(path: Path) -> np.ndarray:
@@ -74,7 +74,7 @@ def test_an_sdxl_controlnet_steers_generation(tmp_path, tiny_xl_controlnet):
     reference = tmp_path / "reference.png"
     samples.astronaut().save(reference)
     plain = generate(None, GenerateConfig(out=tmp_path / "plain", n=1, **COMMON))
-    control = dict(control="canny", reference=reference, controlnet=str(tiny_xl_controlnet))
+    control = {"control": "canny", "reference": reference, "controlnet": str(tiny_xl_controlnet)}
     steered = generate(None, GenerateConfig(out=tmp_path / "c", n=1, **control, **COMMON))
     off = generate(None, GenerateConfig(out=tmp_path / "off", n=1, control_scale=0.0, **control, **COMMON))
     assert np.abs(pixels(steered.images[0]) - pixels(plain.images[0])).mean() > 1

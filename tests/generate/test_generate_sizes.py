@@ -45,7 +45,9 @@ def test_unknown_aspect_is_refused(aspect: str) -> None:
 
 
 @pytest.mark.parametrize("aspect", ["7:3", "100:1", "1:3"])
-def test_ratios_past_2_to_1_are_refused_by_every_way_in_with_the_allowed_ones(aspect: str, tmp_path: Path) -> None:
+def test_ratios_past_2_to_1_are_refused_by_every_way_in_with_the_allowed_ones(
+    aspect: str, tmp_path: Path
+) -> None:
     allowed = r"Use one of 1:1, 4:5, 9:16, 16:9, or another width:height from 1:2 to 2:1"
     with pytest.raises(PortraitistError, match=allowed):
         GenerateConfig(aspect=aspect)
@@ -57,7 +59,9 @@ def test_ratios_past_2_to_1_are_refused_by_every_way_in_with_the_allowed_ones(as
         load_config(GenerateConfig, toml, "generate")
 
 
-@pytest.mark.parametrize(("aspect", "expected"), [("2:3", (64, 96)), ("2:1", (128, 64)), (" 9:16 ", (64, 112))])
+@pytest.mark.parametrize(
+    ("aspect", "expected"), [("2:3", (64, 96)), ("2:1", (128, 64)), (" 9:16 ", (64, 112))]
+)
 def test_other_ratios_within_2_to_1_are_accepted(aspect: str, expected: tuple[int, int]) -> None:
     config = GenerateConfig(aspect=aspect)
     assert image_size(config.aspect, 64) == expected

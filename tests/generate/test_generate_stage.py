@@ -22,9 +22,11 @@ def pixels(path: Path) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("dtype", "max_levels", "mean_levels"), [("fp32", 1, 0.01), ("bf16", 4, 0.5)])
-def test_each_image_is_remade_alone_from_its_seed(tmp_path: Path, dtype: str, max_levels: int, mean_levels: float) -> None:
+def test_each_image_is_remade_alone_from_its_seed(
+    tmp_path: Path, dtype: str, max_levels: int, mean_levels: float
+) -> None:
     """Image i of a batch uses seed + i: asking for that seed alone gives the same picture."""
-    common = dict(base="tiny", steps=4, dtype=dtype)
+    common = {"base": "tiny", "steps": 4, "dtype": dtype}
     batch = generate(None, GenerateConfig(out=tmp_path / "a", n=3, seed=10, batch_size=2, **common))
     assert batch.seeds == [10, 11, 12]
     alone = generate(None, GenerateConfig(out=tmp_path / "b", n=1, seed=11, **common))
@@ -46,7 +48,9 @@ def test_rerun_rewrites_the_same_files_and_log_lines(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("aspect", "size"), [("9:16", (64, 112)), ("4:5", (64, 80)), ("16:9", (112, 64))])
-def test_portrait_formats_come_out_at_the_requested_ratio(tmp_path: Path, aspect: str, size: tuple[int, int]) -> None:
+def test_portrait_formats_come_out_at_the_requested_ratio(
+    tmp_path: Path, aspect: str, size: tuple[int, int]
+) -> None:
     result = generate(None, GenerateConfig(base="tiny", out=tmp_path, n=1, steps=2, aspect=aspect))
     assert Image.open(result.images[0]).size == size
     record = json.loads((tmp_path / "generations.jsonl").read_text())
@@ -82,7 +86,7 @@ def test_full_fine_tune_and_lora_workspaces_both_generate(
 def test_trained_weights_change_the_images(trained_templates: dict[str, Path], tmp_path: Path) -> None:
     """The workspace's model is the trained one, not the base: same prompt and seed, other pixels."""
     ws = Workspace(shutil.copytree(trained_templates["dreambooth"], tmp_path / "ws"))
-    config = dict(prompt="a photo of a person", n=1, steps=3)
+    config = {"prompt": "a photo of a person", "n": 1, "steps": 3}
     ours = generate(ws, GenerateConfig(**config))
     base = generate(None, GenerateConfig(base="tiny", out=tmp_path / "base", **config))
     assert not np.array_equal(pixels(ours.images[0]), pixels(base.images[0]))
@@ -91,12 +95,12 @@ def test_trained_weights_change_the_images(trained_templates: dict[str, Path], t
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        (dict(style="steampunk-unicorn"), r"Unknown style 'steampunk-unicorn'. Styles: photo, studio"),
-        (dict(aspect="9:16", size=500), r"not a positive multiple of 8.*496 or 504"),
-        (dict(aspect="tall"), r"Unsupported aspect ratio .tall.. Use one of 1:1, 4:5"),
-        (dict(prompt="a photo of {me}"), r"uses \{me\}.*give --workspace"),
-        (dict(style="anime", prompt="a cat"), r"either a style .* or your own prompt"),
-        (dict(scheduler="warp-drive"), r"Unknown scheduler 'warp-drive'. Schedulers: euler, euler-a"),
+        ({"style": "steampunk-unicorn"}, r"Unknown style 'steampunk-unicorn'. Styles: photo, studio"),
+        ({"aspect": "9:16", "size": 500}, r"not a positive multiple of 8.*496 or 504"),
+        ({"aspect": "tall"}, r"Unsupported aspect ratio .tall.. Use one of 1:1, 4:5"),
+        ({"prompt": "a photo of {me}"}, r"uses \{me\}.*give --workspace"),
+        ({"style": "anime", "prompt": "a cat"}, r"either a style .* or your own prompt"),
+        ({"scheduler": "warp-drive"}, r"Unknown scheduler 'warp-drive'. Schedulers: euler, euler-a"),
     ],
 )
 def test_bad_requests_get_a_clear_error(tmp_path: Path, config: dict, message: str) -> None:

@@ -28,7 +28,9 @@ def picture(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_swap_changes_only_the_feathered_face_mask_and_keeps_the_size(picture: Path, tmp_path: Path) -> None:
-    result = swap(None, picture, SwapConfig(base="tiny", out=tmp_path, n=2, steps=4, prompt="a photo of a person"))
+    result = swap(
+        None, picture, SwapConfig(base="tiny", out=tmp_path, n=2, steps=4, prompt="a photo of a person")
+    )
     original = np.asarray(Image.open(picture)).astype(int)
     mask = result.region.full_mask((original.shape[1], original.shape[0]))
     face = result.region.face
@@ -92,6 +94,6 @@ def test_feather_is_zero_beyond_its_reach() -> None:
     mask = feathered_mask(square, (100, 100), feather_px=9)
     assert mask[50, 50] == pytest.approx(1.0)
     assert 0 < mask[50, 66] < 1  # the ramp, past the grown edge
-    ys, xs = np.nonzero(mask)
+    _ys, xs = np.nonzero(mask)
     # grown by 9/2 px (rounded to 4), then blurred over at most 9 px more
     assert xs.min() >= 40 - 4 - 9 and xs.max() <= 60 + 4 + 9

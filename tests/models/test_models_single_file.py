@@ -50,6 +50,7 @@ def test_a_file_that_is_no_checkpoint_says_which_files_load(tmp_path: Path) -> N
     path = tmp_path / "notes.safetensors"
     path.write_bytes(b"not a safetensors file")
     with pytest.raises(
-        PortraitistError, match="could not be read as a Stable Diffusion checkpoint .*SD 1.5's / SDXL base 1.0's shapes"
+        PortraitistError,
+        match="could not be read as a Stable Diffusion checkpoint .*SD 1.5's / SDXL base 1.0's shapes",
     ):
         load_base(str(path))

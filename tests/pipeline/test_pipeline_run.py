@@ -101,8 +101,25 @@ def test_run_survives_kill_9_inside_training(tmp_path: Path, sample_photos: list
     config.write_text(OFFLINE_TOML)
     steps = 64  # killed after step 9: enough steps left that a fast machine cannot finish within one poll
     command = [
-        sys.executable, "-m", "portraitist", "run", *map(str, sample_photos), "-w", str(workspace.root),
-        "--base", "tiny", "--steps", str(steps), "--styles", "photo", "-n", "2", "-k", "1", "--config", str(config),
+        sys.executable,
+        "-m",
+        "portraitist",
+        "run",
+        *map(str, sample_photos),
+        "-w",
+        str(workspace.root),
+        "--base",
+        "tiny",
+        "--steps",
+        str(steps),
+        "--styles",
+        "photo",
+        "-n",
+        "2",
+        "-k",
+        "1",
+        "--config",
+        str(config),
     ]
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -117,7 +134,9 @@ def test_run_survives_kill_9_inside_training(tmp_path: Path, sample_photos: list
     process.wait()
     assert read_done(workspace) == ["prepare"]
 
-    resumed = subprocess.run(command[:4] + command[4 + len(sample_photos) :], env=env, capture_output=True, text=True)
+    resumed = subprocess.run(
+        command[:4] + command[4 + len(sample_photos) :], env=env, capture_output=True, text=True, check=False
+    )
 
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     said = " ".join(resumed.stderr.split())
@@ -141,7 +160,7 @@ def test_a_rerun_with_changed_settings_redoes_what_they_affect_and_says_why(
     trained = (workspace.model_dir / "model.json").stat().st_mtime_ns
 
     # a third style and one more kept image: photo's and anime's requests stay as they were (2 images each)
-    more = offline_run.model_copy(update=dict(styles=["photo", "anime", "cyborg"], n=6, k=3))
+    more = offline_run.model_copy(update={"styles": ["photo", "anime", "cyborg"], "n": 6, "k": 3})
     result = run_pipeline(workspace, None, more)
 
     assert result.plan.skipped == ["prepare", "train", "generate:photo", "generate:anime"]
@@ -151,7 +170,9 @@ def test_a_rerun_with_changed_settings_redoes_what_they_affect_and_says_why(
     assert (workspace.model_dir / "model.json").stat().st_mtime_ns == trained
     assert len(generated_files(workspace)) == 6 and len(result.selected) == 3
     ranked = json.loads((workspace.outputs_dir / "scores.json").read_text())["images"]
-    assert sorted(image["file"] for image in ranked) == generated_files(workspace)  # the new images are ranked too
+    assert sorted(image["file"] for image in ranked) == generated_files(
+        workspace
+    )  # the new images are ranked too
 
     # more training steps and one style, from the command line: the model is trained again from step 0,
     # and only the new images stay
@@ -170,7 +191,9 @@ def test_a_rerun_with_changed_settings_redoes_what_they_affect_and_says_why(
     assert train_steps(workspace) == list(range(1, 13))  # from step 0, not from the 8-step model
     files = generated_files(workspace)
     assert len(files) == 2 and all(f.startswith("outputs/images/photo-") for f in files)
-    assert sorted(p.name for p in (workspace.outputs_dir / "images").iterdir()) == sorted(Path(f).name for f in files)
+    assert sorted(p.name for p in (workspace.outputs_dir / "images").iterdir()) == sorted(
+        Path(f).name for f in files
+    )
     assert len(list((workspace.outputs_dir / "selected").glob("*.png"))) == 1
 
     # the same settings again: nothing to do

@@ -120,6 +120,12 @@ def test_the_demo_on_the_committed_base_draws_the_person(tmp_path: Path) -> None
     recognised = sum(image["passes_identity"] for image in scores)
     followed, made = scenes_followed(Workspace(tmp_path / "demo"), SCENES)
     assert made == 16
-    assert recognised >= 15 and followed >= 11, (recognised, followed)  # README: one below the lowest measured
+    assert recognised >= 15 and followed >= 11, (
+        recognised,
+        followed,
+    )  # README: one below the lowest measured
     said = result.stderr.replace("\n", "")
-    assert f"{recognised} of 16 generated images are recognised" in said and f"{followed} of 16 show the scene" in said
+    assert (
+        f"{recognised} of 16 generated images are recognised" in said
+        and f"{followed} of 16 show the scene" in said
+    )

@@ -64,7 +64,9 @@ def test_given_boxes_and_masks_replace_the_detector(world_photos: Path, tmp_path
         # the mask is the given one, cut and scaled like the crop
         photo_mask = Image.open(world_photos / entry["mask"]).convert("RGB")
         square = tuple(int(v) for v in record.crop_box or [])
-        expected = np.asarray(cut_with_edge_padding(photo_mask, square).convert("L").resize((128, 128))) >= 128
+        expected = (
+            np.asarray(cut_with_edge_padding(photo_mask, square).convert("L").resize((128, 128))) >= 128
+        )
         saved = np.asarray(Image.open(ws.path(record.mask or "")))
         assert set(np.unique(saved)) <= {0, 255}
         assert (saved == 255).mean() == pytest.approx(expected.mean(), abs=0.01)
@@ -75,8 +77,10 @@ def test_given_boxes_and_masks_replace_the_detector(world_photos: Path, tmp_path
 
 def test_photos_without_a_mask_get_one_from_segmentation(world_photos: Path, tmp_path: Path) -> None:
     files = [world_photos / e["file"] for e in entries(world_photos)[:3]]
-    boxes = write_boxes(tmp_path / "no_masks.json", [{"file": str(f), "face_box": e["face_box"]}
-                                                     for f, e in zip(files, entries(world_photos))])
+    boxes = write_boxes(
+        tmp_path / "no_masks.json",
+        [{"file": str(f), "face_box": e["face_box"]} for f, e in zip(files, entries(world_photos))],
+    )
     ws = Workspace(tmp_path / "ws")
     result = prepare(ws, files, CONFIG, boxes=boxes)
     assert len(result.kept) == 3
@@ -112,7 +116,9 @@ def test_the_other_checks_still_apply(world_photos: Path, tmp_path: Path) -> Non
         (lambda photos: photos[0].update(mask="masks/nothing.png"), "does not exist"),
     ],
 )
-def test_a_malformed_boxes_file_is_a_clear_error(world_photos: Path, tmp_path: Path, change, message: str) -> None:
+def test_a_malformed_boxes_file_is_a_clear_error(
+    world_photos: Path, tmp_path: Path, change, message: str
+) -> None:
     folder = copy_photos(world_photos, tmp_path / "photos")
     photos = entries(folder)
     change(photos)
@@ -131,7 +137,9 @@ def test_unreadable_or_missing_boxes_files_are_clear_errors(tmp_path: Path) -> N
         GroundTruth.load(tmp_path / "list.json")
 
 
-def test_a_photo_without_an_entry_or_outside_its_box_stops_prepare(world_photos: Path, tmp_path: Path) -> None:
+def test_a_photo_without_an_entry_or_outside_its_box_stops_prepare(
+    world_photos: Path, tmp_path: Path
+) -> None:
     folder = copy_photos(world_photos, tmp_path / "photos")
     given = entries(folder)
     shutil.copy(folder / given[0]["file"], folder / "stranger.png")
@@ -150,7 +158,12 @@ def test_a_mask_of_another_size_is_refused(world_photos: Path, tmp_path: Path) -
     given = entries(folder)
     Image.new("L", (64, 64), 255).save(folder / given[0]["mask"])
     with pytest.raises(PortraitistError, match="must have its photo's size"):
-        prepare(Workspace(tmp_path / "ws"), [folder / given[0]["file"]], CONFIG, boxes=folder / "world_person.json")
+        prepare(
+            Workspace(tmp_path / "ws"),
+            [folder / given[0]["file"]],
+            CONFIG,
+            boxes=folder / "world_person.json",
+        )
 
 
 def test_cli_prepare_with_boxes(world_photos: Path, tmp_path: Path) -> None:

@@ -52,7 +52,10 @@ def test_token_ids_are_those_of_the_real_clip_vocabulary() -> None:
     tokenizer = clip_tokenizer()
     assert len(tokenizer) == 49408
     assert tokenizer("a photo of a face").input_ids == [49406, 320, 1125, 539, 320, 1710, 49407]
-    ids = {word: tokenizer(word, add_special_tokens=False).input_ids for word in ["face", "girl", "man", "boy", "baby"]}
+    ids = {
+        word: tokenizer(word, add_special_tokens=False).input_ids
+        for word in ["face", "girl", "man", "boy", "baby"]
+    }
     assert ids == {"face": [1710], "girl": [1611], "man": [786], "boy": [1876], "baby": [1794]}
     assert tokenizer("sks", add_special_tokens=False).input_ids == [48136]  # DreamBooth's rare token
     # the default instance token is not a word CLIP knows: training adds it as a new token

@@ -34,7 +34,9 @@ def folder(tmp_path_factory: pytest.TempPathFactory, sample_photos: list[Path]) 
 
 
 def test_json_prints_the_manifest_on_stdout(tmp_path: Path, folder: Path) -> None:
-    result = runner.invoke(app, ["prepare", str(folder), "-w", str(tmp_path / "ws"), "--clip-model", "tiny", "--json"])
+    result = runner.invoke(
+        app, ["prepare", str(folder), "-w", str(tmp_path / "ws"), "--clip-model", "tiny", "--json"]
+    )
     assert result.exit_code == 0, result.output
     manifest = DatasetManifest.model_validate(json.loads(result.stdout))
     assert manifest == Workspace(tmp_path / "ws").read_manifest()
@@ -48,8 +50,18 @@ def test_the_summary_table_names_each_decision(tmp_path: Path, folder: Path) -> 
     settings.write_text('[prepare]\ninstance_token = "<sks>"\nmargin = 0.8\n')
     result = runner.invoke(
         app,
-        ["prepare", str(folder), "-w", str(tmp_path / "ws"), "--config", str(settings), "--class-word", "girl",
-         "--context", "photo_of"],
+        [
+            "prepare",
+            str(folder),
+            "-w",
+            str(tmp_path / "ws"),
+            "--config",
+            str(settings),
+            "--class-word",
+            "girl",
+            "--context",
+            "photo_of",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "party.jpg" in result.stderr and "multiple_people" in result.stderr
@@ -64,7 +76,6 @@ def test_bad_settings_are_a_clear_error(tmp_path: Path, folder: Path) -> None:
     assert "context" in str(result.exception)
 
 
-
 def test_a_command_prints_no_library_lines_and_writes_files_the_umask_allows(
     tmp_path: Path, sample_photos: list[Path]
 ) -> None:
@@ -75,7 +86,9 @@ def test_a_command_prints_no_library_lines_and_writes_files_the_umask_allows(
     for part in (tiny.model, tiny.processor, tiny.tokenizer):
         part.save_pretrained(clip)
     env = {k: v for k, v in os.environ.items() if k not in ("GLOG_minloglevel", "TF_CPP_MIN_LOG_LEVEL")}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(portraitist.__file__).parents[1]), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(portraitist.__file__).parents[1]), env.get("PYTHONPATH", "")]
+    )
     workspace = tmp_path / "ws"
     done = subprocess.run(
         [sys.executable, "-m", "portraitist", "prepare", *map(str, sample_photos[:3]), "-w", str(workspace),
@@ -83,7 +96,15 @@ def test_a_command_prints_no_library_lines_and_writes_files_the_umask_allows(
         env=env, capture_output=True, text=True, preexec_fn=lambda: os.umask(0o022), timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    for library_line in ("Loading weights", "W0000", "I0000", "INFO:", "absl::", "XNNPACK", "inference_feedback"):
+    for library_line in (
+        "Loading weights",
+        "W0000",
+        "I0000",
+        "INFO:",
+        "absl::",
+        "XNNPACK",
+        "inference_feedback",
+    ):
         assert library_line not in done.stderr, done.stderr
     assert "3 of 3 photos kept" in done.stderr
     written = [workspace / "dataset" / "manifest.json", *(workspace / "dataset" / "crops").iterdir()]
@@ -103,6 +124,8 @@ def test_real_esrgan_for_small_faces_is_a_flag_and_the_manifest_records_it(
     settings.write_text("[prepare]\nupscale_small_faces = true\n")
     result = runner.invoke(app, [*args, "--config", str(settings), "--no-upscale-small-faces"])
     assert result.exit_code == 0, result.output
-    assert Workspace(tmp_path / "ws").read_manifest().upscale_small_faces is False  # the flag overrides the file
+    assert (
+        Workspace(tmp_path / "ws").read_manifest().upscale_small_faces is False
+    )  # the flag overrides the file
     help_text = runner.invoke(app, ["prepare", "--help"]).output
     assert "--upscale-small-faces" in help_text and "Real-ESRGAN" in help_text

@@ -44,6 +44,8 @@ def test_small_faces_can_be_enlarged_with_real_esrgan(detector: PersonDetector) 
     face = detector.subject(small).face.box
     plain, _ = face_crop(small, face, margin=1.0, resolution=512, upscale=False)
     # the compact model: the photo model (the default) takes a minute on a CPU
-    learned, _ = face_crop(small, face, margin=1.0, resolution=512, upscale=True, upscaler="realesr-animevideov3")
+    learned, _ = face_crop(
+        small, face, margin=1.0, resolution=512, upscale=True, upscaler="realesr-animevideov3"
+    )
     assert learned.size == plain.size == (512, 512)
     assert sharpness(learned) > sharpness(plain)  # the learned upscaler restores edges Lanczos blurs

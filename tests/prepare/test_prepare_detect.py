@@ -62,7 +62,9 @@ def test_small_faces_are_too_small(detector: PersonDetector) -> None:
     assert rejection(detector, far) == "face_too_small"
 
 
-def test_large_photos_are_detected_on_a_shrunk_copy_with_boxes_in_full_size_pixels(detector: PersonDetector) -> None:
+def test_large_photos_are_detected_on_a_shrunk_copy_with_boxes_in_full_size_pixels(
+    detector: PersonDetector,
+) -> None:
     big = astronaut().resize((2560, 2560), Image.LANCZOS)  # detect_max_side is 1280
     small_box = detector.subject(astronaut()).face.box
     big_box = detector.subject(big).face.box

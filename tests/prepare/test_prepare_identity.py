@@ -64,7 +64,11 @@ def descriptors(crops: dict[str, list[Image.Image]]) -> dict[str, list[np.ndarra
     faces, enlarged = FaceDescriptors(upsample=0), FaceDescriptors(upsample=1)
     images = {**crops, "lfw": samples.lfw_faces(STRANGERS + 5)}  # dlib misses a few LFW faces
     found = {
-        name: [d for image in group if (d := (enlarged if name == "lfw" else faces).descriptor(image)) is not None]
+        name: [
+            d
+            for image in group
+            if (d := (enlarged if name == "lfw" else faces).descriptor(image)) is not None
+        ]
         for name, group in images.items()
     }
     found["lfw"] = found["lfw"][:STRANGERS]
@@ -111,7 +115,10 @@ def test_the_majority_rule() -> None:
     assert others(five_and_one) == [5]
     # a less typical view of the user: beyond 0.6 of the anchor perhaps, but close to the rest on average
     assert others([near(user, 0.25) for _ in range(4)] + [near(user, 0.5)]) == []
-    assert find_majority([near(user, 0.2) for _ in range(3)] + [near(friend, 0.2) for _ in range(3)], 0.6) is None
+    assert (
+        find_majority([near(user, 0.2) for _ in range(3)] + [near(friend, 0.2) for _ in range(3)], 0.6)
+        is None
+    )
     # a look-alike of one photo (0.55 from it, so in the anchor's majority) but not of the others
     own = [near(user, 0.25) for _ in range(5)]
     look_alike = near(own[0], 0.55)
@@ -150,7 +157,13 @@ def test_prepare_rejects_another_person_s_photo(tmp_path: Path, sample_photos: l
         f"{i:02d}.png" for i in range(4)
     ]
     identity = result.manifest.identity
-    assert identity is not None and (identity.status, identity.faces, identity.max_distance) == ("checked", 5, 0.6)
+    assert identity is not None and (identity.status, identity.faces, identity.max_distance) == (
+        "checked",
+        5,
+        0.6,
+    )
 
-    unchecked = prepare(Workspace(tmp_path / "ws2"), [folder], PrepareConfig(class_word="girl", identity_check=False))
+    unchecked = prepare(
+        Workspace(tmp_path / "ws2"), [folder], PrepareConfig(class_word="girl", identity_check=False)
+    )
     assert len(unchecked.kept) == 5 and unchecked.manifest.identity.status == "off"

@@ -104,7 +104,9 @@ def test_pixel_and_byte_caps_come_from_the_config(tmp_path: Path) -> None:
     assert caught.value.reason == "too_large"
 
 
-def test_a_bomb_beyond_pillows_own_limit_is_too_large(tmp_path: Path, pixel_bomb: Callable[..., Path]) -> None:
+def test_a_bomb_beyond_pillows_own_limit_is_too_large(
+    tmp_path: Path, pixel_bomb: Callable[..., Path]
+) -> None:
     bomb = pixel_bomb(tmp_path / "huge.png", 100_000, 100_000)  # 10^10 pixels in a few bytes
     with pytest.raises(PhotoRejected) as caught:
         read_photo(bomb, max_pixels=10**12, max_file_bytes=LIMITS["max_file_bytes"])

@@ -47,7 +47,9 @@ def mixed_set(
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory, mixed_set: Path) -> tuple[PrepareResult, list[ProgressEvent]]:
+def prepared(
+    tmp_path_factory: pytest.TempPathFactory, mixed_set: Path
+) -> tuple[PrepareResult, list[ProgressEvent]]:
     events: list[ProgressEvent] = []
     result = prepare(Workspace(tmp_path_factory.mktemp("ws")), [mixed_set], TINY, events.append)
     return result, events
@@ -60,8 +62,11 @@ def outcomes(result: PrepareResult) -> dict[str, str]:
 def test_each_photo_gets_a_decision_and_bad_files_never_stop_the_run(prepared) -> None:
     result, _ = prepared
     assert outcomes(result) == {
-        "astronaut_00.jpg": "kept", "astronaut_01.jpg": "kept", "astronaut_02.jpg": "kept",
-        "astronaut_03.jpg": "kept", "astronaut_04.jpg": "kept",
+        "astronaut_00.jpg": "kept",
+        "astronaut_01.jpg": "kept",
+        "astronaut_02.jpg": "kept",
+        "astronaut_03.jpg": "kept",
+        "astronaut_04.jpg": "kept",
         "bomb.png": "too_large",
         "astronaut_05.jpg": "duplicate",  # the same framing as 03, mirrored back and recoloured
         "cameraman.heic": "kept",

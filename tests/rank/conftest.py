@@ -46,14 +46,23 @@ def write_workspace(root: Path) -> Workspace:
         crop.save(path)
         photos.append(
             PhotoRecord(
-                source=f"astronaut_{i}.jpg", status="kept", image=ws.relative(path),
-                caption=f"<bg{i}> {INSTANCE} woman", background_token=f"<bg{i}>",
+                source=f"astronaut_{i}.jpg",
+                status="kept",
+                image=ws.relative(path),
+                caption=f"<bg{i}> {INSTANCE} woman",
+                background_token=f"<bg{i}>",
             )
         )
-    photos.append(PhotoRecord(source="coffee.jpg", status="rejected", reason="no_person", message="No person."))
+    photos.append(
+        PhotoRecord(source="coffee.jpg", status="rejected", reason="no_person", message="No person.")
+    )
     ws.write_manifest(
         DatasetManifest(
-            class_token="woman", instance_token=INSTANCE, context="background_tokens", resolution=CROP, photos=photos
+            class_token="woman",
+            instance_token=INSTANCE,
+            context="background_tokens",
+            resolution=CROP,
+            photos=photos,
         )
     )
     lines = []
@@ -61,11 +70,23 @@ def write_workspace(root: Path) -> Workspace:
         path = ws.outputs_dir / "images" / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         image.save(path)
-        lines.append(json.dumps({
-            "file": ws.relative(path), "prompt": f"a photo of {INSTANCE} woman, portrait", "negative_prompt": "",
-            "style": "photo", "seed": seed, "steps": 4, "guidance": 7.5, "width": 256, "height": 256,
-            "scheduler": "euler", "control": None,
-        }))
+        lines.append(
+            json.dumps(
+                {
+                    "file": ws.relative(path),
+                    "prompt": f"a photo of {INSTANCE} woman, portrait",
+                    "negative_prompt": "",
+                    "style": "photo",
+                    "seed": seed,
+                    "steps": 4,
+                    "guidance": 7.5,
+                    "width": 256,
+                    "height": 256,
+                    "scheduler": "euler",
+                    "control": None,
+                }
+            )
+        )
     (ws.outputs_dir / "generations.jsonl").write_text("\n".join(lines) + "\n")
     return ws
 

@@ -27,12 +27,26 @@ def test_rank_then_upscale_from_the_command_line(rank_workspace: Workspace, tmp_
 
     ranked = runner.invoke(
         app,
-        ["rank", "-w", str(rank_workspace.root), "--by", "identity,clip-image", "-k", "1",
-         "--clip-model", "tiny", "--config", str(config)],
+        [
+            "rank",
+            "-w",
+            str(rank_workspace.root),
+            "--by",
+            "identity,clip-image",
+            "-k",
+            "1",
+            "--clip-model",
+            "tiny",
+            "--config",
+            str(config),
+        ],
     )
     assert ranked.exit_code == 0, ranked.output
     assert "1 of 6 selected" in ranked.output
-    assert json.loads((rank_workspace.outputs_dir / "scores.json").read_text())["order"] == ["identity", "clip-image"]
+    assert json.loads((rank_workspace.outputs_dir / "scores.json").read_text())["order"] == [
+        "identity",
+        "clip-image",
+    ]
 
     upscaled = runner.invoke(
         app, ["upscale", "-w", str(rank_workspace.root), "--model", "realesr-animevideov3", "--tile", "128"]
@@ -44,9 +58,20 @@ def test_rank_then_upscale_from_the_command_line(rank_workspace: Workspace, tmp_
 
 def test_a_bad_scorer_name_is_one_red_line_not_a_traceback(rank_workspace: Workspace):
     done = subprocess.run(
-        [sys.executable, "-c", "from portraitist.cli import main; main()",
-         "rank", "-w", str(rank_workspace.root), "--by", "identity,beauty"],
-        check=False, capture_output=True, text=True, env=dict(os.environ, COLUMNS="200"),
+        [
+            sys.executable,
+            "-c",
+            "from portraitist.cli import main; main()",
+            "rank",
+            "-w",
+            str(rank_workspace.root),
+            "--by",
+            "identity,beauty",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, COLUMNS="200"),
     )
     assert done.returncode == 1
     assert "Unknown scorer 'beauty'" in done.stderr and "clip-text" in done.stderr

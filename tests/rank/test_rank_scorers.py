@@ -36,8 +36,11 @@ def test_aesthetic_head_has_laions_layout_and_loads_its_state_dict(tmp_path: Pat
     shapes = {k: tuple(v.shape) for k, v in head.state_dict().items() if k.endswith("weight")}
     # sac+logos+ava1-l14-linearMSE.pth holds exactly these tensors
     assert shapes == {
-        "layers.0.weight": (1024, 768), "layers.2.weight": (128, 1024), "layers.4.weight": (64, 128),
-        "layers.6.weight": (16, 64), "layers.7.weight": (1, 16),
+        "layers.0.weight": (1024, 768),
+        "layers.2.weight": (128, 1024),
+        "layers.4.weight": (64, 128),
+        "layers.6.weight": (16, 64),
+        "layers.7.weight": (1, 16),
     }
     path = tmp_path / "head.pth"
     torch.save(load_aesthetic("random", 32, seed=3).state_dict(), path)

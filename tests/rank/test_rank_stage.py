@@ -59,7 +59,9 @@ def test_writes_scores_json_best_first_and_copies_the_k_best(ranked: RankResult)
     assert selected == [Path(image.selected).name for image in ranked.selected]
     assert [name[:3] for name in selected] == ["01-", "02-"]
     assert {Path(name[3:]).stem for name in selected} == USER
-    assert [entry["selected"] for entry in scores["images"][:2]] == [f"outputs/selected/{n}" for n in selected]
+    assert [entry["selected"] for entry in scores["images"][:2]] == [
+        f"outputs/selected/{n}" for n in selected
+    ]
 
 
 def test_a_new_ranking_replaces_the_selection(rank_workspace: Workspace, offline: dict):
@@ -68,7 +70,9 @@ def test_a_new_ranking_replaces_the_selection(rank_workspace: Workspace, offline
 
     result = rank(rank_workspace, RankConfig(by="clip-image", k=1, **offline))
 
-    assert [p.name for p in (rank_workspace.outputs_dir / "selected").iterdir()] == [Path(result.selected[0].selected).name]
+    assert [p.name for p in (rank_workspace.outputs_dir / "selected").iterdir()] == [
+        Path(result.selected[0].selected).name
+    ]
 
 
 def test_missing_inputs_say_what_to_run(tmp_path: Path, rank_workspace: Workspace, offline: dict):

@@ -71,7 +71,11 @@ def test_any_esrgan_checkpoint_runs_through_spandrel(tmp_path: Path):
 
 @pytest.mark.parametrize(
     "model, scale, message",
-    [("no-such-model", 2, "Unknown upscaler"), ("/nowhere/RealESRGAN_x4plus.pth", 2, "not found"), (FAST, 5, "2, 3 or 4")],
+    [
+        ("no-such-model", 2, "Unknown upscaler"),
+        ("/nowhere/RealESRGAN_x4plus.pth", 2, "not found"),
+        (FAST, 5, "2, 3 or 4"),
+    ],
 )
 def test_bad_models_and_scales_are_user_errors(model: str, scale: int, message: str):
     with pytest.raises(PortraitistError, match=message):

@@ -49,10 +49,16 @@ def world_workspace(root: Path) -> Workspace:
         path = ws.dataset_dir / "crops" / f"{i:02d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         crop.save(path)
-        records.append(PhotoRecord(source=f"w{i}.png", status="kept", image=ws.relative(path),
-                                   caption="a photo of <me> man"))
-    ws.write_manifest(DatasetManifest(class_token="man", instance_token="<me>", context="photo_of", resolution=SIZE,
-                                      photos=records))
+        records.append(
+            PhotoRecord(
+                source=f"w{i}.png", status="kept", image=ws.relative(path), caption="a photo of <me> man"
+            )
+        )
+    ws.write_manifest(
+        DatasetManifest(
+            class_token="man", instance_token="<me>", context="photo_of", resolution=SIZE, photos=records
+        )
+    )
     generated = {
         **{f"user-{i}": image for i, image in enumerate(photos(0, 3, skip=4))},
         **{f"other-{i}": image for i, image in enumerate(photos(1, 3))},
@@ -64,8 +70,15 @@ def world_workspace(root: Path) -> Workspace:
         path = ws.outputs_dir / "images" / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         image.save(path)
-        lines.append(json.dumps({"file": ws.relative(path), "prompt": "a photo of <me> man, on a red background",
-                                 "seed": seed}))
+        lines.append(
+            json.dumps(
+                {
+                    "file": ws.relative(path),
+                    "prompt": "a photo of <me> man, on a red background",
+                    "seed": seed,
+                }
+            )
+        )
     (ws.outputs_dir / "generations.jsonl").write_text("\n".join(lines) + "\n")
     return ws
 
@@ -102,5 +115,8 @@ def test_dlib_sees_no_face_at_the_worlds_32_px() -> None:
     """Why the world needs its own face model: the world's base draws 32 px images, where dlib's
     detector finds no face at all (at 128 px it finds some: 10 of 24 renders, measured)."""
     faces = FaceIdentity()
-    found = [faces.descriptor(image.resize((32, 32), Image.BOX)) is not None for image in photos(0, 4) + photos(1, 4)]
+    found = [
+        faces.descriptor(image.resize((32, 32), Image.BOX)) is not None
+        for image in photos(0, 4) + photos(1, 4)
+    ]
     assert not any(found)

@@ -25,13 +25,18 @@ def test_an_sdxl_base_is_accepted_where_the_operator_allows_it(
             assert client.get("/v1/options").json()["bases"] == allowed
 
 
-def test_the_bot_offers_the_allowed_bases_and_starts_the_chosen_one(tmp_path: Path, backend: dict[str, str]) -> None:
+def test_the_bot_offers_the_allowed_bases_and_starts_the_chosen_one(
+    tmp_path: Path, backend: dict[str, str]
+) -> None:
     bot = PortraitBot(make_settings(tmp_path, backend, bot_job={**TINY_JOB, "base": "tiny"}))
     bot.styles, bot.bases = ["photo", "anime"], ["tiny", "tiny-xl"]
 
     rows = bot.keyboard({"photo"}, "tiny-xl").inline_keyboard
 
-    assert [(b.text, b.callback_data) for b in rows[1]] == [("tiny", "base:tiny"), ("✅ tiny-xl", "base:tiny-xl")]
+    assert [(b.text, b.callback_data) for b in rows[1]] == [
+        ("tiny", "base:tiny"),
+        ("✅ tiny-xl", "base:tiny-xl"),
+    ]
     assert rows[-1][0].callback_data == "start"
     assert bot.job_request({"photo"}, "tiny-xl") == {**TINY_JOB, "base": "tiny-xl", "styles": ["photo"]}
     bot.bases = ["tiny"]  # one base: nothing to choose

@@ -57,7 +57,7 @@ def _user(
     """One user's whole visit; what went wrong lands in outcome["error"] for the test to report."""
     try:
         _visit(url, photos, recorder, start, outcome)
-    except Exception as exc:  # noqa: BLE001 (a thread's exception would otherwise vanish)
+    except Exception as exc:  # noqa: BLE001  (whatever broke the visit is the test's report)
         outcome["error"] = repr(exc)
 
 

@@ -42,7 +42,9 @@ def write_prepared_workspace(root: Path, n_photos: int = 4, context: str = "back
                 background_token=background,
             )
         )
-    photos.append(PhotoRecord(source="coffee.jpg", status="rejected", reason="no_person", message="No person."))
+    photos.append(
+        PhotoRecord(source="coffee.jpg", status="rejected", reason="no_person", message="No person.")
+    )
     ws.write_manifest(
         DatasetManifest(
             class_token="girl",

@@ -16,7 +16,14 @@ from portraitist.train.tokens import add_tokens, token_table
 
 def _info(**kw) -> ModelInfo:
     return ModelInfo(
-        base="tiny", recipe="staged", weights="full", resolution=64, steps_done=3, seed=0, subject="<sks> girl", **kw
+        base="tiny",
+        recipe="staged",
+        weights="full",
+        resolution=64,
+        steps_done=3,
+        seed=0,
+        subject="<sks> girl",
+        **kw,
     )
 
 
@@ -42,7 +49,11 @@ def test_full_weights_and_tokens_load_back(prepared):
     loaded = load_trained(prepared)
 
     assert [t["text"] for t in json.loads((prepared.model_dir / "tokens.json").read_text())] == [
-        "<sks>", "<bg0>", "<bg1>", "<bg2>", "<bg3>"
+        "<sks>",
+        "<bg0>",
+        "<bg1>",
+        "<bg2>",
+        "<bg3>",
     ]
     ids = loaded.tokenizer("a photo of <sks> girl")["input_ids"]
     assert added[0].id in ids

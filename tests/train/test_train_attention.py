@@ -107,7 +107,9 @@ def test_training_with_the_attention_loss(prepared):
         prepared,
         TrainConfig(base="tiny", steps=2, precision="fp32", flip=False, attention_loss=10.0, restart=True),
     )
-    log_with = [json.loads(line) for line in (prepared.model_dir / "train_log.jsonl").read_text().splitlines()]
+    log_with = [
+        json.loads(line) for line in (prepared.model_dir / "train_log.jsonl").read_text().splitlines()
+    ]
     assert plain.steps_done == with_loss.steps_done == 2
     # same data, noise and weights at step 1: the difference is the weighted attention term
     assert log_with[0]["loss"] > log[0]["loss"]

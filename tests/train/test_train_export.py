@@ -33,7 +33,12 @@ def lora_workspace(prepared_template, tmp_path_factory):
     ws = Workspace(tmp_path_factory.mktemp("lora") / "ws")
     shutil.copytree(prepared_template, ws.root)
     config = TrainConfig(
-        base="tiny", recipe="lora", steps=3, precision="fp32", flip=False, lora_rank=4,
+        base="tiny",
+        recipe="lora",
+        steps=3,
+        precision="fp32",
+        flip=False,
+        lora_rank=4,
         learning_rates={"unet_lora": 1e-2, "text_encoder_lora": 1e-2},
     )
     result = train(ws, config)
@@ -59,7 +64,11 @@ def test_lora_loads_back_and_reproduces_the_trained_model(lora_workspace):
     base.text_encoder.resize_token_embeddings(len(loaded.tokenizer), mean_resizing=False)
     assert (_prediction(base) - _prediction(loaded)).abs().max() > 1e-3
     sizes = {f.name: f.stat().st_size for f in ws.model_dir.glob("*.safetensors")}
-    assert set(sizes) == {"unet_lora.safetensors", "text_encoder_lora.safetensors", "token_embeddings.safetensors"}
+    assert set(sizes) == {
+        "unet_lora.safetensors",
+        "text_encoder_lora.safetensors",
+        "token_embeddings.safetensors",
+    }
 
 
 def test_kohya_lora_export(lora_workspace, tmp_path):
@@ -112,7 +121,9 @@ def test_single_file_has_the_sd_layout_and_round_trips(full_workspace, tmp_path)
     export(full_workspace, "single-file", out)
     state = load_file(str(out))
     assert {k.split(".")[0] for k in state} == {"model", "first_stage_model", "cond_stage_model"}
-    assert state["cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"].shape[0] == N_BASE
+    assert (
+        state["cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"].shape[0] == N_BASE
+    )
     assert state["first_stage_model.encoder.mid.attn_1.q.weight"].ndim == 4  # 1x1 convolutions, as in LDM
     assert "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight" in state
     assert "model.diffusion_model.output_blocks.1.1.conv.weight" in state  # up block 0's upsampler (1 layer)
@@ -120,8 +131,14 @@ def test_single_file_has_the_sd_layout_and_round_trips(full_workspace, tmp_path)
     # diffusers' own single-file loader reads it back, given the base's configs (offline)
     base = load_base("tiny")
     StableDiffusionPipeline(
-        vae=base.vae, text_encoder=base.text_encoder, tokenizer=base.tokenizer, unet=base.unet,
-        scheduler=base.scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        vae=base.vae,
+        text_encoder=base.text_encoder,
+        tokenizer=base.tokenizer,
+        unet=base.unet,
+        scheduler=base.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     ).save_pretrained(tmp_path / "base")
     pipe = StableDiffusionPipeline.from_single_file(
         str(out), config=str(tmp_path / "base"), local_files_only=True, safety_checker=None

@@ -39,7 +39,11 @@ def test_loss_falls_over_a_short_run(prepared):
     train(
         prepared,
         TrainConfig(
-            base="tiny", recipe="dreambooth", steps=12, learning_rates={"unet": 5e-4}, precision="fp32",
+            base="tiny",
+            recipe="dreambooth",
+            steps=12,
+            learning_rates={"unet": 5e-4},
+            precision="fp32",
             flip=False,
         ),
     )

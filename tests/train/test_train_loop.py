@@ -20,7 +20,9 @@ def test_the_target_and_the_noisy_latents_give_back_the_clean_latents(prediction
     signal = scheduler.alphas_cumprod[t].sqrt().view(-1, 1, 1, 1)
     spread = (1 - scheduler.alphas_cumprod[t]).sqrt().view(-1, 1, 1, 1)
     # x_t = a x0 + s eps with a^2 + s^2 = 1: eps is its own target, v = a eps - s x0 (Salimans & Ho 2022)
-    clean = (noisy - spread * target) / signal if prediction == "epsilon" else signal * noisy - spread * target
+    clean = (
+        (noisy - spread * target) / signal if prediction == "epsilon" else signal * noisy - spread * target
+    )
     torch.testing.assert_close(clean, latents, atol=1e-4, rtol=1e-4)
     if prediction == "epsilon":
         assert torch.equal(target, noise)

@@ -20,7 +20,9 @@ def test_clipping_inside_fused_adamw_matches_clip_then_step():
     torch.manual_seed(0)
     reference = [nn.Parameter(torch.randn(64, 32)), nn.Parameter(torch.randn(32))]
     ours = [nn.Parameter(p.detach().clone()) for p in reference]
-    plain = torch.optim.AdamW(reference, lr=1e-2, betas=BETAS, weight_decay=WEIGHT_DECAY, eps=EPS, foreach=False)
+    plain = torch.optim.AdamW(
+        reference, lr=1e-2, betas=BETAS, weight_decay=WEIGHT_DECAY, eps=EPS, foreach=False
+    )
     stage = StageOptimizer([StageGroup(ours, 1e-2, None)], FP32, torch.device("cpu"), max_grad_norm=1.0)
     for step, scale in enumerate((10.0, 0.001, 5.0)):  # clipped, not clipped, clipped
         for r, o, g in zip(reference, ours, _grads(reference, scale)):
@@ -40,8 +42,12 @@ def test_bf16_weights_train_fp32_masters_in_one_fused_pass():
     reference = [nn.Parameter(w.detach().clone()) for w in weights]
     flat = FlatPart(weights, torch.bfloat16)
     assert all(w.dtype == torch.bfloat16 for w in weights)
-    plain = torch.optim.AdamW(reference, lr=1e-3, betas=BETAS, weight_decay=WEIGHT_DECAY, eps=EPS, foreach=False)
-    stage = StageOptimizer([StageGroup(weights, 1e-3, flat)], MASTER_BF16, torch.device("cpu"), max_grad_norm=1.0)
+    plain = torch.optim.AdamW(
+        reference, lr=1e-3, betas=BETAS, weight_decay=WEIGHT_DECAY, eps=EPS, foreach=False
+    )
+    stage = StageOptimizer(
+        [StageGroup(weights, 1e-3, flat)], MASTER_BF16, torch.device("cpu"), max_grad_norm=1.0
+    )
     x = torch.randn(8, 32)
     for scale in (10.0, 0.001, 5.0):
         loss = ((x.bfloat16() @ weights[0].T).float().sum() + weights[1].float().sum()) * scale

@@ -18,7 +18,9 @@ TABLE = "embeddings.token_embedding.weight"
 
 
 def _changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> set[str]:
-    return {k for k, v in before.items() if not torch.equal(v, after[k][: v.shape[0]] if k == TABLE else after[k])}
+    return {
+        k for k, v in before.items() if not torch.equal(v, after[k][: v.shape[0]] if k == TABLE else after[k])
+    }
 
 
 def _lora_free(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -60,7 +62,9 @@ def test_recipe_changes_exactly_its_parts(prepared, recipe, extra, unet_trains, 
     rows = text_after[TABLE]
     assert rows.shape[0] == (N_BASE + 5 if tokens_added else N_BASE)
     tokens = json.loads((prepared.model_dir / "tokens.json").read_text())
-    assert [t["text"] for t in tokens] == (["<sks>", "<bg0>", "<bg1>", "<bg2>", "<bg3>"] if tokens_added else [])
+    assert [t["text"] for t in tokens] == (
+        ["<sks>", "<bg0>", "<bg1>", "<bg2>", "<bg3>"] if tokens_added else []
+    )
     if tokens_added:
         face = base.text_encoder.state_dict()[TABLE][1710]
         assert not torch.equal(rows[N_BASE], face)  # the instance token moved away from "face"

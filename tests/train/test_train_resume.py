@@ -95,7 +95,9 @@ def test_resume_after_a_kill_gives_the_same_weights(prepared, uninterrupted_runs
     log = [json.loads(line) for line in (prepared.model_dir / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == list(range(1, 8))  # step 5 of the killed run was cut, then redone
     assert [r["stage"] for r in log] == ["text encoder + unet"] * 3 + ["unet"] * 4
-    reference = [json.loads(line) for line in (reference_ws.model_dir / "train_log.jsonl").read_text().splitlines()]
+    reference = [
+        json.loads(line) for line in (reference_ws.model_dir / "train_log.jsonl").read_text().splitlines()
+    ]
     assert [r["loss"] for r in log] == [r["loss"] for r in reference]
 
 
@@ -116,7 +118,10 @@ def test_a_full_disk_keeps_the_last_checkpoint(prepared, uninterrupted, monkeypa
     monkeypatch.setattr(checkpoint, "save_file", real_save)
 
     root = checkpoint.checkpoints_dir(prepared)
-    assert sorted(p.name for p in root.iterdir()) == ["step-0000002", "step-0000003"]  # no temporary leftovers
+    assert sorted(p.name for p in root.iterdir()) == [
+        "step-0000002",
+        "step-0000003",
+    ]  # no temporary leftovers
     assert load_file(str(root / "step-0000003" / "weights.safetensors"))  # intact, loadable
 
     result = train(prepared, CONFIG)
@@ -149,8 +154,16 @@ def test_other_settings_are_not_resumed_silently(prepared):
 def test_sigkill_of_the_command_then_the_same_command(prepared, uninterrupted):
     """The real thing: `portraitist train` killed with SIGKILL mid-run, then run again."""
     command = [
-        str(Path(sys.executable).parent / "portraitist"), "train", "-w", str(prepared.root), "--base", "tiny",
-        "--steps", "7", "--checkpoint-every", "2",
+        str(Path(sys.executable).parent / "portraitist"),
+        "train",
+        "-w",
+        str(prepared.root),
+        "--base",
+        "tiny",
+        "--steps",
+        "7",
+        "--checkpoint-every",
+        "2",
     ]
     config_file = prepared.root / "train.toml"
     config_file.write_text('[train]\nkeep_checkpoints = 2\nprecision = "fp32"\n')

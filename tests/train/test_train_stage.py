@@ -37,8 +37,13 @@ def test_mismatched_base_is_refused(prepared, tmp_path):
     """A UNet that attends to 32-wide text embeddings beside a 384-wide text encoder."""
     base = load_base("tiny")
     StableDiffusionPipeline(
-        vae=base.vae, text_encoder=random_sd.build_text_encoder("cpu-bench"), tokenizer=base.tokenizer,
-        unet=base.unet, scheduler=base.scheduler, safety_checker=None, feature_extractor=None,
+        vae=base.vae,
+        text_encoder=random_sd.build_text_encoder("cpu-bench"),
+        tokenizer=base.tokenizer,
+        unet=base.unet,
+        scheduler=base.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
         requires_safety_checker=False,
     ).save_pretrained(tmp_path / "mixed")
     with pytest.raises(PortraitistError, match="does not fit together"):
@@ -62,9 +67,15 @@ def test_prior_preservation_and_validation_samples(prepared, tmp_path):
     for i, image in enumerate(portrait_variants(2)):
         image.save(class_dir / f"{i}.png")
     config = TrainConfig(
-        base="tiny", recipe="dreambooth", steps=2, precision="fp32", prior_preservation=True,
+        base="tiny",
+        recipe="dreambooth",
+        steps=2,
+        precision="fp32",
+        prior_preservation=True,
         class_images=class_dir,
-        validate_every=2, validation_steps=2, validation_prompts=["a photo of {me}"],
+        validate_every=2,
+        validation_steps=2,
+        validation_prompts=["a photo of {me}"],
     )
     result = train(prepared, config)
     assert result.steps_done == 2
@@ -74,14 +85,42 @@ def test_prior_preservation_and_validation_samples(prepared, tmp_path):
 
 def test_train_command(prepared):
     result = CliRunner().invoke(
-        app, ["train", "-w", str(prepared.root), "--base", "tiny", "--steps", "2", "--lr", "unet=1e-5",
-              "--precision", "fp32", "--no-flip"],
+        app,
+        [
+            "train",
+            "-w",
+            str(prepared.root),
+            "--base",
+            "tiny",
+            "--steps",
+            "2",
+            "--lr",
+            "unet=1e-5",
+            "--precision",
+            "fp32",
+            "--no-flip",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "Trained staged for 2 steps" in result.output
     log = [json.loads(line) for line in (prepared.model_dir / "train_log.jsonl").read_text().splitlines()]
     assert log[0]["lr"] == {"tokens": 5e-5, "text_encoder": 2e-6, "unet": 1e-5}
     assert set(log[0]) == {"step", "stage", "loss", "lr", "seconds"}
-    again = CliRunner().invoke(app, ["train", "-w", str(prepared.root), "--base", "tiny", "--steps", "2",
-                                     "--lr", "unet=1e-5", "--precision", "fp32", "--no-flip"])
+    again = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "-w",
+            str(prepared.root),
+            "--base",
+            "tiny",
+            "--steps",
+            "2",
+            "--lr",
+            "unet=1e-5",
+            "--precision",
+            "fp32",
+            "--no-flip",
+        ],
+    )
     assert again.exit_code == 0 and "Nothing left to train" in again.output

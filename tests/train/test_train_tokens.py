@@ -19,7 +19,11 @@ def test_instance_token_starts_as_face_and_existing_rows_stay(prepared):
 
     table = token_table(model.text_encoder).weight
     assert [(t.text, t.id) for t in added] == [
-        ("<sks>", 49408), ("<bg0>", 49409), ("<bg1>", 49410), ("<bg2>", 49411), ("<bg3>", 49412)
+        ("<sks>", 49408),
+        ("<bg0>", 49409),
+        ("<bg1>", 49410),
+        ("<bg2>", 49411),
+        ("<bg3>", 49412),
     ]
     assert [t.init for t in added] == ["word:face"] + ["random"] * 4
     face = model.tokenizer("face", add_special_tokens=False)["input_ids"]

@@ -3,6 +3,7 @@ resumes to the same weights, and the folder going through train, generate and ex
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from portraitist.world.pretrain import CHECKPOINT, PretrainConfig, learning_rate
 from portraitist.world.render import held_out_person, person, random_scene, render_filtered
 
 # the smallest run that still has several people, flips, empty captions and warm-up in it
-TINY = dict(architecture="tiny", identities=3, photos=4, batch=4, warmup=2, sample_steps=2)
+TINY = {"architecture": "tiny", "identities": 3, "photos": 4, "batch": 4, "warmup": 2, "sample_steps": 2}
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +180,10 @@ def test_init_from_carries_a_base_on_in_a_new_run_folder(tmp_path: Path) -> None
     assert (on.step, on.images) == (4, 16)
     record = json.loads((on.base / "pretrain.json").read_text())
     assert record["step"] == 4 and len(record["made_by"]) == 2
-    assert "--init-from BASE --steps 4" in record["made_by"][1] and "--lr 0.0005 --warmup 2" in record["made_by"][1]
+    assert (
+        "--init-from BASE --steps 4" in record["made_by"][1]
+        and "--lr 0.0005 --warmup 2" in record["made_by"][1]
+    )
     assert record["made_by"][1] in (on.base / "README.md").read_text()
     moved = load_base(str(on.base)).unet.conv_in.weight
     assert not torch.equal(moved, before.unet.conv_in.weight)
@@ -227,7 +231,7 @@ def test_learning_rate_warms_up_then_holds_or_decays_to_zero() -> None:
     assert learning_rate(decaying, 120, 100) == pytest.approx(0.5e-3)  # half-way from 110 to 130
     assert learning_rate(decaying, 130, 100) == learning_rate(decaying, 200, 100) == 0
     rates = [learning_rate(decaying, step, 100) for step in range(110, 131)]
-    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(rates))
 
 
 def test_decay_is_recorded_and_must_end_after_the_warm_up(tmp_path: Path) -> None:

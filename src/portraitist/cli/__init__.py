@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import sys
 
-from portraitist.cli.app import app, console
-from portraitist.errors import PortraitistError
+# the synthetic world plugs in as a model family and the named base `--base world`
+import portraitist.world.plugin
 
 # Each module registers its commands on `app` when imported.
-from portraitist.cli import prepare  # noqa: E402,F401  (import registers commands)
-from portraitist.cli import rank, upscale  # noqa: E402,F401
-from portraitist.cli import export, train  # noqa: E402,F401
-from portraitist.cli import generate, swap  # noqa: E402,F401
-from portraitist.cli import bench, demo, evaluate, run, serve  # noqa: E402,F401
-from portraitist.cli import world  # noqa: E402,F401
-
-# the synthetic world plugs in as a model family and the named base `--base world`
-import portraitist.world.plugin  # noqa: E402,F401
+from portraitist.cli import (
+    bench,
+    demo,
+    evaluate,
+    export,
+    generate,
+    prepare,
+    rank,
+    run,
+    serve,
+    swap,
+    train,
+    upscale,
+    world,
+)
+from portraitist.cli.app import app, console
+from portraitist.errors import PortraitistError
 
 # `portraitist --help` shows the commands in panels, in the order a new user meets them
 # (typer would list them in the order the modules above happen to register them).

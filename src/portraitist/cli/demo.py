@@ -60,8 +60,10 @@ EXPLAINS = (
     ("generate", "Euler sampling of prompts in scenes the photos do not all show"),
     (
         "rank",
-        "by likeness: the world judges' face gate and face-ID; the 4 most alike kept (CLIP, LPIPS and "
-        "aesthetic run on random stand-ins here: shown, meaningless)",
+        (
+            "by likeness: the world judges' face gate and face-ID; the 4 most alike kept (CLIP, LPIPS and "
+            "aesthetic run on random stand-ins here: shown, meaningless)"
+        ),
     ),
     ("upscale", "Real-ESRGAN x4 (the compact model): 32 px to 128 px"),
     ("report", "outputs/report.html: every stage's results on one page"),
@@ -149,7 +151,9 @@ def demo_command(
         0, "--person", min=0, help="Which held-out person of the world to personalise."
     ),
     steps: int = typer.Option(TRAIN_STEPS, "--steps", min=1, help="Training steps."),
-    n: int = typer.Option(IMAGES, "--num-images", "-n", min=1, help="Images to generate, shared among the prompts."),
+    n: int = typer.Option(
+        IMAGES, "--num-images", "-n", min=1, help="Images to generate, shared among the prompts."
+    ),
 ) -> None:
     quiet_libraries()
     import torch

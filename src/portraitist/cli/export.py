@@ -30,7 +30,9 @@ HELP = (
 def export_command(
     workspace: Path = typer.Option(..., "--workspace", "-w", help="The job folder that `train` wrote."),
     fmt: str = typer.Option(..., "--format", "-f", help="diffusers, single-file or kohya-lora."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Where to write (a folder for diffusers, else a file)."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Where to write (a folder for diffusers, else a file)."
+    ),
 ) -> None:
     quiet_libraries()
     from portraitist.train.export import export

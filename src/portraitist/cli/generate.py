@@ -46,7 +46,9 @@ def styles_table() -> Table:
 
 @app.command("generate", help=HELP)
 def generate_command(
-    workspace: Path | None = typer.Option(None, "--workspace", "-w", help="The job folder with a trained model."),
+    workspace: Path | None = typer.Option(
+        None, "--workspace", "-w", help="The job folder with a trained model."
+    ),
     style: str | None = setting(GenerateConfig, "style", "--style", "-s"),
     prompt: str | None = setting(GenerateConfig, "prompt", "--prompt", "-p"),
     negative: str | None = setting(GenerateConfig, "negative_prompt", "--negative"),
@@ -68,7 +70,9 @@ def generate_command(
     out: Path | None = setting(GenerateConfig, "out", "--out", "-o"),
     device: str | None = setting(GenerateConfig, "device"),
     dtype: str | None = setting(GenerateConfig, "dtype"),
-    config: Path | None = typer.Option(None, "--config", help="TOML file with a \\[generate] table of settings."),
+    config: Path | None = typer.Option(
+        None, "--config", help="TOML file with a \\[generate] table of settings."
+    ),
     list_styles: bool = typer.Option(False, "--list-styles", help="Show the style presets and exit."),
 ) -> None:
     if list_styles:
@@ -87,6 +91,9 @@ def generate_command(
     with progress_display() as progress:
         result = generate(Workspace(workspace) if workspace else None, settings, progress)
     width, height = result.size
-    console.print(f"[bold]{len(result.images)}[/] images, {width}x{height}, prompt: {result.prompt.text}", highlight=False)
+    console.print(
+        f"[bold]{len(result.images)}[/] images, {width}x{height}, prompt: {result.prompt.text}",
+        highlight=False,
+    )
     for path in result.images:
         typer.echo(str(path))

@@ -43,7 +43,9 @@ HELP = (
 @app.command("prepare", help=HELP)
 def prepare_command(
     photos: list[Path] = typer.Argument(..., help="Photo files and/or folders of photos of one person."),
-    workspace: Path = typer.Option(..., "--workspace", "-w", help="The job folder to write (created if missing)."),
+    workspace: Path = typer.Option(
+        ..., "--workspace", "-w", help="The job folder to write (created if missing)."
+    ),
     config: Path | None = typer.Option(
         None, "--config", help="TOML file with a \\[prepare] table of settings (docs/prepare.md)."
     ),
@@ -55,18 +57,27 @@ def prepare_command(
     ),
     upscaler: str | None = setting(PrepareConfig, "upscaler"),
     boxes: Path | None = typer.Option(
-        None, "--boxes",
+        None,
+        "--boxes",
         help="JSON file giving each photo's face box (and person mask) instead of detecting them, e.g. the "
         "world_person.json of `portraitist world photos` (format: docs/prepare.md).",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON on stdout instead of a table."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the manifest as JSON on stdout instead of a table."
+    ),
 ) -> None:
     quiet_libraries()
     from portraitist.prepare.stage import prepare  # mediapipe and torch load only when a command runs
 
     settings = load_config(
-        PrepareConfig, config, "prepare", class_word=class_word, context=context, clip_model=clip_model,
-        upscale_small_faces=upscale_small_faces, upscaler=upscaler,
+        PrepareConfig,
+        config,
+        "prepare",
+        class_word=class_word,
+        context=context,
+        clip_model=clip_model,
+        upscale_small_faces=upscale_small_faces,
+        upscaler=upscaler,
     )
     ws = Workspace(workspace)
     if as_json:

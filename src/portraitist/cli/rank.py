@@ -22,7 +22,7 @@ Every scorer runs on every image; all scores land in WS/outputs/scores.json, bes
 
 {SCORER_LINES}
 
---by picks the order: one name, or several separated by commas (earlier ones win, later ones break ties). identity is a gate, not a score to maximise: images of the user (face distance within the face model's threshold of their crops: dlib's 0.6) come first, then other people's faces, then images with no face; within each group the next scorer decides. The default, {','.join(DEFAULT_ORDER)}, gives the best-looking images that are really the user.
+--by picks the order: one name, or several separated by commas (earlier ones win, later ones break ties). identity is a gate, not a score to maximise: images of the user (face distance within the face model's threshold of their crops: dlib's 0.6) come first, then other people's faces, then images with no face; within each group the next scorer decides. The default, {",".join(DEFAULT_ORDER)}, gives the best-looking images that are really the user.
 
 Examples:
   portraitist rank -w ./me
@@ -37,7 +37,9 @@ CLIP (ViT-L/14), LPIPS's torchvision backbone and the LAION aesthetic head downl
 
 @app.command("rank", help=HELP)
 def rank_command(
-    workspace: Path = typer.Option(..., "--workspace", "-w", help="The job folder (after `portraitist generate`)."),
+    workspace: Path = typer.Option(
+        ..., "--workspace", "-w", help="The job folder (after `portraitist generate`)."
+    ),
     by: str | None = setting(RankConfig, "by"),
     k: int | None = setting(RankConfig, "k", "--keep", "-k"),
     clip_model: str | None = setting(RankConfig, "clip_model"),

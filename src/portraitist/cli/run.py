@@ -22,8 +22,8 @@ HELP = (
     "Examples:\n\n"
     "portraitist run ~/Pictures/me -w ./me --base ./sd15 --vae stabilityai/sd-vae-ft-mse\n\n"
     "portraitist run photos/*.jpg -w ./me --base tiny --clip-model tiny --styles photo,anime -n 8 -k 2 "
-    "--config offline.toml   (offline try-out; offline.toml: \\[rank] aesthetic_weights = \"random\", "
-    "lpips_backbone = \"random\")\n\n"
+    '--config offline.toml   (offline try-out; offline.toml: \\[rank] aesthetic_weights = "random", '
+    'lpips_backbone = "random")\n\n'
     "portraitist run ./me -w ./me-ws --prompt 'a photo of {me} on a red background' --prompt '{me} smiling'\n\n"
     "Every stage's settings can go in a TOML file with \\[prepare], \\[train], \\[generate], \\[rank] and "
     "\\[upscale] tables."
@@ -41,7 +41,9 @@ def run_command(
     styles: str | None = setting(RunConfig, "styles"),
     prompts: list[str] | None = setting(RunConfig, "prompts", "--prompt"),
     boxes: Path | None = typer.Option(
-        None, "--boxes", help="JSON file of the photos' face boxes and masks, for prepare (see `prepare --help`)."
+        None,
+        "--boxes",
+        help="JSON file of the photos' face boxes and masks, for prepare (see `prepare --help`).",
     ),
     n: int | None = setting(RunConfig, "n", "--num-images", "-n"),
     k: int | None = setting(RunConfig, "k", "--keep", "-k"),
@@ -55,7 +57,17 @@ def run_command(
     from portraitist.workspace import Workspace
 
     settings = load_config(
-        RunConfig, config, "run", base=base, vae=vae, recipe=recipe, steps=steps, n=n, k=k, scale=scale, seed=seed,
+        RunConfig,
+        config,
+        "run",
+        base=base,
+        vae=vae,
+        recipe=recipe,
+        steps=steps,
+        n=n,
+        k=k,
+        scale=scale,
+        seed=seed,
         clip_model=clip_model,
         styles=[s.strip() for s in styles.split(",") if s.strip()] if styles else ([] if prompts else None),
         prompts=prompts or None,
@@ -75,7 +87,9 @@ def say_plan(plan: Plan) -> None:
         console.print(f"Resumed: already done were {', '.join(plan.skipped)}.")
     if plan.changed:
         changes = "; ".join(f"{name} ({change})" for name, change in plan.changed.items())
-        console.print(f"Settings changed since the last run: {changes}. Those stages ran again.", highlight=False)
+        console.print(
+            f"Settings changed since the last run: {changes}. Those stages ran again.", highlight=False
+        )
     if plan.after:
         console.print(f"Ran again because an earlier stage did: {', '.join(plan.after)}.")
     if plan.dropped:

@@ -30,7 +30,9 @@ HELP = (
 @app.command("swap", help=HELP)
 def swap_command(
     picture: Path = typer.Argument(..., help="The picture whose face is replaced."),
-    workspace: Path | None = typer.Option(None, "--workspace", "-w", help="The job folder with a trained model."),
+    workspace: Path | None = typer.Option(
+        None, "--workspace", "-w", help="The job folder with a trained model."
+    ),
     prompt: str | None = setting(SwapConfig, "prompt", "--prompt", "-p"),
     negative: str | None = setting(SwapConfig, "negative_prompt", "--negative"),
     strength: float | None = setting(SwapConfig, "strength"),

@@ -18,7 +18,8 @@ def _recipe_lines() -> str:
     lines = []
     for recipe in RECIPES.values():
         stages = "; then ".join(
-            f"{round(s.share * 100)}%: " + ", ".join(f"{part} lr {rate:g}" for part, rate in s.learning_rates.items())
+            f"{round(s.share * 100)}%: "
+            + ", ".join(f"{part} lr {rate:g}" for part, rate in s.learning_rates.items())
             for s in recipe.stages
         )
         lines.append(f"- [bold]{recipe.name}[/] ({recipe.steps} steps): {recipe.summary} {stages}.")
@@ -53,7 +54,9 @@ def train_command(
     base: str | None = setting(TrainConfig, "base"),
     recipe: str | None = setting(TrainConfig, "recipe", "--recipe", "-r"),
     steps: int | None = setting(TrainConfig, "steps"),
-    config: Path | None = typer.Option(None, "--config", help="TOML file with a \\[train] table (docs/train.md)."),
+    config: Path | None = typer.Option(
+        None, "--config", help="TOML file with a \\[train] table (docs/train.md)."
+    ),
     lr: list[str] | None = setting(TrainConfig, "learning_rates", "--lr"),
     batch_size: int | None = setting(TrainConfig, "batch_size"),
     seed: int | None = setting(TrainConfig, "seed"),
@@ -81,11 +84,30 @@ def train_command(
         part, _, rate = item.partition("=")
         rates[part.strip()] = rate.strip()
     settings = load_config(
-        TrainConfig, config, "train", base=base, recipe=recipe, steps=steps, learning_rates=rates or None,
-        batch_size=batch_size, seed=seed, precision=precision, low_memory=low_memory, device=device, flip=flip,
-        train_text_encoder=train_text_encoder, prior_preservation=prior_preservation, class_images=class_images,
-        unet_lora=unet_lora, lora_rank=lora_rank, attention_loss=attention_loss, checkpoint_every=checkpoint_every,
-        validate_every=validate_every, vae=vae, compile=compile_unet, restart=restart,
+        TrainConfig,
+        config,
+        "train",
+        base=base,
+        recipe=recipe,
+        steps=steps,
+        learning_rates=rates or None,
+        batch_size=batch_size,
+        seed=seed,
+        precision=precision,
+        low_memory=low_memory,
+        device=device,
+        flip=flip,
+        train_text_encoder=train_text_encoder,
+        prior_preservation=prior_preservation,
+        class_images=class_images,
+        unet_lora=unet_lora,
+        lora_rank=lora_rank,
+        attention_loss=attention_loss,
+        checkpoint_every=checkpoint_every,
+        validate_every=validate_every,
+        vae=vae,
+        compile=compile_unet,
+        restart=restart,
     )
     ws = Workspace(workspace)
     with progress_display() as progress:

@@ -32,11 +32,15 @@ Settings can also come from a TOML file's \\[upscale] table; see docs/rank.md.
 
 @app.command("upscale", help=HELP)
 def upscale_command(
-    workspace: Path = typer.Option(..., "--workspace", "-w", help="The job folder (after `portraitist rank`)."),
+    workspace: Path = typer.Option(
+        ..., "--workspace", "-w", help="The job folder (after `portraitist rank`)."
+    ),
     scale: int | None = setting(UpscaleConfig, "scale"),
     model: str | None = setting(UpscaleConfig, "model"),
     tile: int | None = setting(UpscaleConfig, "tile"),
-    config: Path | None = typer.Option(None, "--config", help="TOML file with an \\[upscale] table of settings."),
+    config: Path | None = typer.Option(
+        None, "--config", help="TOML file with an \\[upscale] table of settings."
+    ),
 ) -> None:
     quiet_libraries()
     from portraitist.upscale.stage import upscale
@@ -53,4 +57,6 @@ def upscale_command(
             table.add_row(path.name, f"{image.width}x{image.height}")
     console.print(table)
     timing = f", {sum(result.seconds) / len(result.seconds):.1f} s per image" if result.seconds else ""
-    console.print(f"{len(result.seconds)} upscaled, {result.reused} already done{timing}; originals in selected/original/")
+    console.print(
+        f"{len(result.seconds)} upscaled, {result.reused} already done{timing}; originals in selected/original/"
+    )

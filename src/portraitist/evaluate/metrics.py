@@ -62,6 +62,7 @@ def register_metrics(*metrics: Metric) -> tuple[Metric, ...]:
     CATALOGUE.extend(m for m in metrics if m not in CATALOGUE)
     return metrics
 
+
 Values = dict[str, float | None]
 
 

@@ -61,14 +61,14 @@ def _summary(curves: dict[str, Curve], metrics: tuple[Metric, ...]) -> list[dict
     rows = []
     for curve in curves.values():
         rows.append(
-            dict(
-                recipe=curve.recipe,
-                step=curve.steps[-1],
-                runs=curve.runs[-1],
-                cells=[_number(curve.mean[m.name][-1], curve.spread[m.name][-1]) for m in metrics],
-                seconds=f"{curve.seconds[-1]:.0f}",
-                overhead="—" if curve.overhead is None else f"{100 * curve.overhead:.0f}%",
-            )
+            {
+                "recipe": curve.recipe,
+                "step": curve.steps[-1],
+                "runs": curve.runs[-1],
+                "cells": [_number(curve.mean[m.name][-1], curve.spread[m.name][-1]) for m in metrics],
+                "seconds": f"{curve.seconds[-1]:.0f}",
+                "overhead": "—" if curve.overhead is None else f"{100 * curve.overhead:.0f}%",
+            }
         )
     return rows
 
@@ -93,15 +93,15 @@ def _lead_rows(found: list[Lead], metrics: tuple[Metric, ...]) -> list[dict[str,
     for lead in found:
         by_step.setdefault(lead.step, {})[lead.metric.name] = lead
     return [
-        dict(
-            step=step,
-            cells=[
-                dict(text=lead_text(cell), bold=cell.clear)
+        {
+            "step": step,
+            "cells": [
+                {"text": lead_text(cell), "bold": cell.clear}
                 if (cell := cells.get(m.name))
-                else dict(text="—", bold=False)
+                else {"text": "—", "bold": False}
                 for m in metrics
             ],
-        )
+        }
         for step, cells in sorted(by_step.items())
     ]
 

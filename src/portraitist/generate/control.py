@@ -85,7 +85,10 @@ def openpose_keypoints(image: Image.Image) -> list[Keypoint]:
         points = [marks[i] for i in sources]
         if all(p.visibility >= _MIN_VISIBILITY and 0 <= p.x <= 1 and 0 <= p.y <= 1 for p in points):
             keypoints.append(
-                (sum(p.x for p in points) / len(points) * image.width, sum(p.y for p in points) / len(points) * image.height)
+                (
+                    sum(p.x for p in points) / len(points) * image.width,
+                    sum(p.y for p in points) / len(points) * image.height,
+                )
             )
         else:
             keypoints.append(None)
@@ -153,7 +156,9 @@ def depth_condition(image: Image.Image, depth_model: str = DEFAULT_DEPTH_MODEL) 
     return depth.convert("RGB").resize(image.size, Image.BICUBIC)
 
 
-def condition_image(kind: ControlKind, reference: Image.Image, size: tuple[int, int], depth_model: str) -> Image.Image:
+def condition_image(
+    kind: ControlKind, reference: Image.Image, size: tuple[int, int], depth_model: str
+) -> Image.Image:
     """The condition for `kind`, drawn from the reference fitted to the output size."""
     fitted = fit_reference(reference, size)
     if kind == "pose":

@@ -42,7 +42,9 @@ FACE_OVAL = _cycle(mp.solutions.face_mesh.FACEMESH_FACE_OVAL)
 
 def find_face(picture: Image.Image, min_confidence: float = 0.5) -> Box:
     """The largest face's box [x0, y0, x1, y1] in the picture's pixels."""
-    with mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence) as det:
+    with mp.solutions.face_detection.FaceDetection(
+        model_selection=1, min_detection_confidence=min_confidence
+    ) as det:
         result = det.process(np.ascontiguousarray(np.asarray(picture.convert("RGB"))))
     boxes = []
     for detection in result.detections or []:

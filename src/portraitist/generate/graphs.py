@@ -22,7 +22,9 @@ class GraphedUNet:
 
     def __init__(self, unet: UNet2DConditionModel):
         self.unet = unet
-        self.graphs: dict[Key, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self.graphs: dict[
+            Key, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+        ] = {}
 
     def _capture(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> None:
         static_x, static_c = x.clone(), context.clone()
@@ -38,7 +40,13 @@ class GraphedUNet:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             static_out = self.unet(static_x, static_t, encoder_hidden_states=static_c).sample
-        self.graphs[(tuple(x.shape), tuple(context.shape), x.dtype)] = (graph, static_x, static_t, static_c, static_out)
+        self.graphs[(tuple(x.shape), tuple(context.shape), x.dtype)] = (
+            graph,
+            static_x,
+            static_t,
+            static_c,
+            static_out,
+        )
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         key = (tuple(x.shape), tuple(context.shape), x.dtype)

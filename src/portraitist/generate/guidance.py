@@ -63,7 +63,7 @@ class GuidedUNet:
                 return_dict=False,
                 **self.context.unet_kwargs(),
             )
-            residuals = dict(down_block_additional_residuals=down, mid_block_additional_residual=mid)
+            residuals = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
         if residuals or not self.use_graphs:
             out = self.unet(x, t, **self.context.unet_kwargs(), **residuals).sample
         else:

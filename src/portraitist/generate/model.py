@@ -51,7 +51,9 @@ def load_model(
     elif base is not None:
         model = load_base(base, vae=vae)
     else:
-        raise PortraitistError("Give --workspace WS (your trained model) or --base MODEL --out DIR (any base model).")
+        raise PortraitistError(
+            "Give --workspace WS (your trained model) or --base MODEL --out DIR (any base model)."
+        )
     return place(model, device, dtype)
 
 

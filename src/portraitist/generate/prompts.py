@@ -53,4 +53,6 @@ def build_prompt(style: str | None, prompt: str | None, negative: str | None, su
         return Prompt(expand(prompt, subject), expand(negative or "", subject), None)
     preset = get_style(style or "photo")
     text = preset.prompt if subject is not None else preset.prompt.replace(ME, "a person")
-    return Prompt(expand(text, subject), negative if negative is not None else preset.negative_prompt, preset.name)
+    return Prompt(
+        expand(text, subject), negative if negative is not None else preset.negative_prompt, preset.name
+    )

@@ -81,13 +81,17 @@ def euler_schedule(scheduler_config: FrozenDict, alphas_cumprod: torch.Tensor, s
     spacing = scheduler_config.get("timestep_spacing", "leading")
     if spacing == "leading":
         ratio = n_train // steps
-        t = (np.arange(0, steps) * ratio).round()[::-1].astype(np.float32) + scheduler_config.get("steps_offset", 0)
+        t = (np.arange(0, steps) * ratio).round()[::-1].astype(np.float32) + scheduler_config.get(
+            "steps_offset", 0
+        )
     elif spacing == "trailing":
         t = np.arange(n_train, 0, -n_train / steps).round().astype(np.float32) - 1
     elif spacing == "linspace":
         t = np.linspace(0, n_train - 1, steps, dtype=np.float32)[::-1].copy()
     else:
-        raise PortraitistError(f"The model's scheduler uses timestep_spacing={spacing!r}, which Euler does not know.")
+        raise PortraitistError(
+            f"The model's scheduler uses timestep_spacing={spacing!r}, which Euler does not know."
+        )
     train = training_sigmas(alphas_cumprod)
     sigmas = np.interp(t, np.arange(len(train)), train)
     sigmas = torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32))
@@ -165,4 +169,3 @@ def sample_with_scheduler(
         if callback is not None:
             callback(i + 1, len(timesteps))
     return x
-

@@ -35,7 +35,9 @@ def parse_aspect(aspect: str) -> tuple[int, int]:
     return w, h
 
 
-def image_size(aspect: str, short_side: int, multiple: int = 8, family: Family = SD1_FAMILY) -> tuple[int, int]:
+def image_size(
+    aspect: str, short_side: int, multiple: int = 8, family: Family = SD1_FAMILY
+) -> tuple[int, int]:
     """(width, height) of the ratio at scale `short_side`, as the model's family draws it, each side a
     multiple of `multiple`."""
     if short_side <= 0 or short_side % multiple:

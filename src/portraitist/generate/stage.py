@@ -44,7 +44,9 @@ def output_folder(workspace: Workspace | None, out: Path | None, images: str, lo
     if workspace is not None:
         return OutputFolder.in_workspace(workspace, images, log)
     if out is None:
-        raise PortraitistError("Without --workspace, give --out DIR for the images (and --base MODEL to sample).")
+        raise PortraitistError(
+            "Without --workspace, give --out DIR for the images (and --base MODEL to sample)."
+        )
     return OutputFolder.plain(out, log)
 
 
@@ -57,16 +59,25 @@ def read_image(path: Path, what: str) -> Image.Image:
 
 
 def load_control(
-    kind: str, spec: str | None, condition: Image.Image, scale: float, model: StableDiffusion, dtype: torch.dtype
+    kind: str,
+    spec: str | None,
+    condition: Image.Image,
+    scale: float,
+    model: StableDiffusion,
+    dtype: torch.dtype,
 ) -> Control:
     """The ControlNet for `kind` (the model family's default weights unless `spec`) and the condition it
     reads; refused when it was trained for another family's UNet."""
     spec = spec or model.family.controlnets.get(kind)
     if spec is None:
-        raise PortraitistError(f"{model.family.label} has no default {kind} ControlNet; give one with --controlnet.")
+        raise PortraitistError(
+            f"{model.family.label} has no default {kind} ControlNet; give one with --controlnet."
+        )
     controlnet = load_controlnet(spec)
     wanted, got = model.unet.config.cross_attention_dim, controlnet.config.cross_attention_dim
-    if wanted != got or model.unet.config.get("addition_embed_type") != controlnet.config.get("addition_embed_type"):
+    if wanted != got or model.unet.config.get("addition_embed_type") != controlnet.config.get(
+        "addition_embed_type"
+    ):
         raise PortraitistError(
             f"The ControlNet {spec!r} was trained for another kind of model (it attends to {got}-wide text, the "
             f"{model.family.label} base to {wanted}-wide). Give a ControlNet for {model.family.label} with --controlnet."
@@ -79,7 +90,9 @@ def generate(
 ) -> GenerateResult:
     """Sample config.n images into the workspace's outputs/ (or config.out) and log each one."""
     if config.scheduler not in SCHEDULERS:
-        raise PortraitistError(f"Unknown scheduler {config.scheduler!r}. Schedulers: {', '.join(SCHEDULERS)}.")
+        raise PortraitistError(
+            f"Unknown scheduler {config.scheduler!r}. Schedulers: {', '.join(SCHEDULERS)}."
+        )
     subject = workspace_subject(workspace) if workspace is not None else None
     prompt = build_prompt(config.style, config.prompt, config.negative_prompt, subject)
     folder = output_folder(workspace, config.out, "images", "generations.jsonl")
@@ -97,7 +110,9 @@ def generate(
     control_record = None
     if config.control is not None and reference is not None:
         condition = condition_image(config.control, reference, size, config.depth_model)
-        control = load_control(config.control, config.controlnet, condition, config.control_scale, model, dtype)
+        control = load_control(
+            config.control, config.controlnet, condition, config.control_scale, model, dtype
+        )
         control_record = {"kind": config.control, "reference": str(config.reference)}
 
     settings: dict[str, Any] = {
@@ -127,5 +142,7 @@ def generate(
             model, prompt.text, prompt.negative, batch, size, config.steps, config.guidance, config.scheduler, control,
             report, config.cuda_graphs,
         )  # fmt: skip
-        paths += folder.save(prompt.style or "prompt", [(im, {**settings, "seed": s}) for im, s in zip(images, batch)])
+        paths += folder.save(
+            prompt.style or "prompt", [(im, {**settings, "seed": s}) for im, s in zip(images, batch)]
+        )
     return GenerateResult(paths, prompt, size, seeds)

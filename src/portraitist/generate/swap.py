@@ -71,7 +71,7 @@ class SwapResult:
 def face_region(picture: Image.Image, context: float, feather: float) -> FaceRegion:
     face = find_face(picture)
     square = square_around(face, context, picture.size)
-    x0, y0, x1, y1 = square
+    x0, y0, x1, _y1 = square
     side = x1 - x0
     crop = picture.crop(square)
     face_in_crop = (face[0] - x0, face[1] - y0, face[2] - x0, face[3] - y0)
@@ -140,7 +140,10 @@ def identity_order(workspace: Workspace | None, images: list[Image.Image]) -> li
 
 
 def swap(
-    workspace: Workspace | None, picture_path: Path, config: SwapConfig, progress: ProgressCallback = no_progress
+    workspace: Workspace | None,
+    picture_path: Path,
+    config: SwapConfig,
+    progress: ProgressCallback = no_progress,
 ) -> SwapResult:
     """config.n versions of the picture with its face repainted by the user's model."""
     subject = workspace_subject(workspace) if workspace is not None else None
@@ -161,7 +164,9 @@ def swap(
     control = None
     if config.control is not None:
         condition = pose_condition(square) if config.control == "pose" else canny_condition(square)
-        control = load_control(config.control, config.controlnet, condition, config.control_scale, model, dtype)
+        control = load_control(
+            config.control, config.controlnet, condition, config.control_scale, model, dtype
+        )
 
     record: dict[str, Any] = {
         "picture": str(picture_path),
@@ -182,10 +187,14 @@ def swap(
         cond, uncond = encode_prompt_pair(model, prompt, negative, len(batch), (size, size))
         unet = GuidedUNet(model.unet, cond, uncond, config.guidance, control, config.cuda_graphs)
 
-        def report(step: int, steps: int, done: int = start) -> None:
-            progress(ProgressEvent(STAGE, done * steps + len(batch) * step, config.n * steps, f"seed {batch[0]}"))
+        def report(
+            step: int, steps: int, done: int = start, count: int = len(batch), first: int = batch[0]
+        ) -> None:
+            progress(ProgressEvent(STAGE, done * steps + count * step, config.n * steps, f"seed {first}"))
 
-        latents = inpaint_latents(model, picture_latents, mask, unet, batch, config.steps, config.strength, report)
+        latents = inpaint_latents(
+            model, picture_latents, mask, unet, batch, config.steps, config.strength, report
+        )
         swapped += [paste(picture, face, region) for face in decode(model, latents)]
 
     ranked = identity_order(workspace, swapped)

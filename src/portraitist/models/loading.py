@@ -62,7 +62,9 @@ class StableDiffusion:
     family: Family
     tokenizer_2: CLIPTokenizer | None = None
     text_encoder_2: nn.Module | None = None
-    vae_source: str | None = None  # the VAE override in use (--vae, or the one training used); None: the base's own
+    vae_source: str | None = (
+        None  # the VAE override in use (--vae, or the one training used); None: the base's own
+    )
 
     @property
     def text_encoders(self) -> list[tuple[str, CLIPTokenizer, nn.Module]]:
@@ -206,7 +208,9 @@ def load_vae(spec: str) -> AutoencoderKL:
             sub = "vae" if (path / "vae" / "config.json").exists() else None
             return AutoencoderKL.from_pretrained(str(path), subfolder=sub, local_files_only=True)
         (vae,) = load_pretrained(
-            spec, "VAE", "Give --vae a VAE folder or file you have, or leave --vae out to keep the base model's own.",
+            spec,
+            "VAE",
+            "Give --vae a VAE folder or file you have, or leave --vae out to keep the base model's own.",
             AutoencoderKL,
         )
         return vae

@@ -18,50 +18,83 @@ from portraitist.models.sd1 import SD1_FAMILY
 from portraitist.models.tokenizer import VOCAB_SIZE, clip_tokenizer
 
 # SD 1.5's noise schedule (scheduler_config.json of stable-diffusion-v1-5).
-SD_SCHEDULER: dict[str, Any] = dict(
-    num_train_timesteps=1000,
-    beta_start=0.00085,
-    beta_end=0.012,
-    beta_schedule="scaled_linear",
-    prediction_type="epsilon",
-    steps_offset=1,
-    clip_sample=False,
-    timestep_spacing="leading",
-)
+SD_SCHEDULER: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "prediction_type": "epsilon",
+    "steps_offset": 1,
+    "clip_sample": False,
+    "timestep_spacing": "leading",
+}
 
-_FULL_BLOCKS = dict(
-    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-)
+_FULL_BLOCKS = {
+    "down_block_types": (
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "DownBlock2D",
+    ),
+    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # 64 px, 3.4M parameters: CPU unit tests and the offline demo
-    "tiny": dict(
-        resolution=64,
-        unet=dict(
-            block_out_channels=(32, 64),
-            layers_per_block=1,
-            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-            cross_attention_dim=32,
-        ),
-        vae=dict(block_out_channels=(32, 32, 64, 64), layers_per_block=1),
-        text=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, projection_dim=32),
-    ),
+    "tiny": {
+        "resolution": 64,
+        "unet": {
+            "block_out_channels": (32, 64),
+            "layers_per_block": 1,
+            "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
+            "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
+            "cross_attention_dim": 32,
+        },
+        "vae": {"block_out_channels": (32, 32, 64, 64), "layers_per_block": 1},
+        "text": {
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "projection_dim": 32,
+        },
+    },
     # 256 px, 70M parameters: CPU benchmarks
-    "cpu-bench": dict(
-        resolution=256,
-        unet=dict(block_out_channels=(64, 128, 256, 256), layers_per_block=2, cross_attention_dim=384, **_FULL_BLOCKS),
-        vae=dict(block_out_channels=(32, 64, 128, 128), layers_per_block=2),
-        text=dict(hidden_size=384, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=6, projection_dim=384),
-    ),
+    "cpu-bench": {
+        "resolution": 256,
+        "unet": dict(
+            block_out_channels=(64, 128, 256, 256),
+            layers_per_block=2,
+            cross_attention_dim=384,
+            **_FULL_BLOCKS,
+        ),
+        "vae": {"block_out_channels": (32, 64, 128, 128), "layers_per_block": 2},
+        "text": {
+            "hidden_size": 384,
+            "intermediate_size": 1536,
+            "num_hidden_layers": 6,
+            "num_attention_heads": 6,
+            "projection_dim": 384,
+        },
+    },
     # 512 px, SD 1.5's exact shapes (1.07B parameters): GPU benchmarks
-    "sd15-random": dict(
-        resolution=512,
-        unet=dict(block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, cross_attention_dim=768, **_FULL_BLOCKS),
-        vae=dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2),
-        text=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, projection_dim=768),
-    ),
+    "sd15-random": {
+        "resolution": 512,
+        "unet": dict(
+            block_out_channels=(320, 640, 1280, 1280),
+            layers_per_block=2,
+            cross_attention_dim=768,
+            **_FULL_BLOCKS,
+        ),
+        "vae": {"block_out_channels": (128, 256, 512, 512), "layers_per_block": 2},
+        "text": {
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "projection_dim": 768,
+        },
+    },
 }
 
 
@@ -70,7 +103,12 @@ def build_unet(preset: str, seed: int = 0) -> UNet2DConditionModel:
     latent = p["resolution"] // 2 ** (len(p["vae"]["block_out_channels"]) - 1)
     torch.manual_seed(seed)
     return UNet2DConditionModel(
-        sample_size=latent, in_channels=4, out_channels=4, attention_head_dim=8, norm_num_groups=32, **p["unet"]
+        sample_size=latent,
+        in_channels=4,
+        out_channels=4,
+        attention_head_dim=8,
+        norm_num_groups=32,
+        **p["unet"],
     )
 
 
@@ -102,14 +140,14 @@ def build_text_encoder(preset: str, seed: int = 0) -> CLIPTextModel:
 
 def clip_text_config(shape: dict[str, Any], **extra: Any) -> CLIPTextConfig:
     """A CLIP text encoder's config over the real vocabulary and 77 positions."""
-    settings: dict[str, Any] = dict(
-        vocab_size=VOCAB_SIZE,
-        max_position_embeddings=77,
-        hidden_act="quick_gelu",
-        bos_token_id=49406,
-        eos_token_id=49407,
-        pad_token_id=49407,
-    )
+    settings: dict[str, Any] = {
+        "vocab_size": VOCAB_SIZE,
+        "max_position_embeddings": 77,
+        "hidden_act": "quick_gelu",
+        "bos_token_id": 49406,
+        "eos_token_id": 49407,
+        "pad_token_id": 49407,
+    }
     return CLIPTextConfig(**{**settings, **extra}, **shape)
 
 
@@ -117,11 +155,11 @@ def build_components(preset: str, seed: int = 0) -> dict[str, Any]:
     """tokenizer, text_encoder, unet, vae, scheduler and family of a random SD 1.x model."""
     if preset not in PRESETS:
         raise KeyError(preset)
-    return dict(
-        family=SD1_FAMILY,
-        tokenizer=clip_tokenizer(),
-        text_encoder=build_text_encoder(preset, seed),
-        unet=build_unet(preset, seed),
-        vae=build_vae(preset, seed),
-        scheduler=DDPMScheduler(**SD_SCHEDULER),
-    )
+    return {
+        "family": SD1_FAMILY,
+        "tokenizer": clip_tokenizer(),
+        "text_encoder": build_text_encoder(preset, seed),
+        "unet": build_unet(preset, seed),
+        "vae": build_vae(preset, seed),
+        "scheduler": DDPMScheduler(**SD_SCHEDULER),
+    }

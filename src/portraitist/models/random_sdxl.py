@@ -18,87 +18,91 @@ from portraitist.models.random_sd import SD_SCHEDULER, clip_text_config, vae_fro
 from portraitist.models.sdxl import SDXL_FAMILY
 from portraitist.models.tokenizer import clip_tokenizer
 
-_SDXL_UNET = dict(
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    mid_block_type="UNetMidBlock2DCrossAttn",
-    use_linear_projection=True,
-    addition_embed_type="text_time",
-    addition_embed_type_num_heads=64,
-    norm_num_groups=32,
-)
+_SDXL_UNET = {
+    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    "mid_block_type": "UNetMidBlock2DCrossAttn",
+    "use_linear_projection": True,
+    "addition_embed_type": "text_time",
+    "addition_embed_type_num_heads": 64,
+    "norm_num_groups": 32,
+}
 
-_SMALL_TEXT = dict(
-    hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, projection_dim=32
-)
+_SMALL_TEXT = {
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "projection_dim": 32,
+}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # 64 px, 6.3M parameters: CPU unit tests
-    "tiny-xl": dict(
-        resolution=64,
-        unet=dict(
-            block_out_channels=(32, 64, 64),
-            layers_per_block=1,
-            transformer_layers_per_block=(1, 1, 2),
-            attention_head_dim=(1, 2, 2),
-            addition_time_embed_dim=8,
-        ),
-        vae=dict(block_out_channels=(32, 32, 64, 64), layers_per_block=1),
-        text=_SMALL_TEXT,
-        text_2=_SMALL_TEXT,
-    ),
+    "tiny-xl": {
+        "resolution": 64,
+        "unet": {
+            "block_out_channels": (32, 64, 64),
+            "layers_per_block": 1,
+            "transformer_layers_per_block": (1, 1, 2),
+            "attention_head_dim": (1, 2, 2),
+            "addition_time_embed_dim": 8,
+        },
+        "vae": {"block_out_channels": (32, 32, 64, 64), "layers_per_block": 1},
+        "text": _SMALL_TEXT,
+        "text_2": _SMALL_TEXT,
+    },
     # 256 px, 168M parameters: CPU benchmarks
-    "cpu-bench-xl": dict(
-        resolution=256,
-        unet=dict(
-            block_out_channels=(64, 128, 256),
-            layers_per_block=2,
-            transformer_layers_per_block=(1, 2, 4),
-            attention_head_dim=(1, 2, 4),
-            addition_time_embed_dim=64,
-        ),
-        vae=dict(block_out_channels=(32, 64, 128, 128), layers_per_block=2),
-        text=dict(
-            hidden_size=384,
-            intermediate_size=1536,
-            num_hidden_layers=6,
-            num_attention_heads=6,
-            projection_dim=384,
-        ),
-        text_2=dict(
-            hidden_size=640,
-            intermediate_size=2560,
-            num_hidden_layers=8,
-            num_attention_heads=10,
-            projection_dim=640,
-        ),
-    ),
+    "cpu-bench-xl": {
+        "resolution": 256,
+        "unet": {
+            "block_out_channels": (64, 128, 256),
+            "layers_per_block": 2,
+            "transformer_layers_per_block": (1, 2, 4),
+            "attention_head_dim": (1, 2, 4),
+            "addition_time_embed_dim": 64,
+        },
+        "vae": {"block_out_channels": (32, 64, 128, 128), "layers_per_block": 2},
+        "text": {
+            "hidden_size": 384,
+            "intermediate_size": 1536,
+            "num_hidden_layers": 6,
+            "num_attention_heads": 6,
+            "projection_dim": 384,
+        },
+        "text_2": {
+            "hidden_size": 640,
+            "intermediate_size": 2560,
+            "num_hidden_layers": 8,
+            "num_attention_heads": 10,
+            "projection_dim": 640,
+        },
+    },
     # 1024 px, SDXL base 1.0's exact shapes (3.47B parameters): GPU benchmarks
-    "sdxl-random": dict(
-        resolution=1024,
-        unet=dict(
-            block_out_channels=(320, 640, 1280),
-            layers_per_block=2,
-            transformer_layers_per_block=(1, 2, 10),
-            attention_head_dim=(5, 10, 20),
-            addition_time_embed_dim=256,
-        ),
-        vae=dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2),
-        text=dict(
-            hidden_size=768,
-            intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            projection_dim=768,
-        ),
-        text_2=dict(
-            hidden_size=1280,
-            intermediate_size=5120,
-            num_hidden_layers=32,
-            num_attention_heads=20,
-            projection_dim=1280,
-        ),
-    ),
+    "sdxl-random": {
+        "resolution": 1024,
+        "unet": {
+            "block_out_channels": (320, 640, 1280),
+            "layers_per_block": 2,
+            "transformer_layers_per_block": (1, 2, 10),
+            "attention_head_dim": (5, 10, 20),
+            "addition_time_embed_dim": 256,
+        },
+        "vae": {"block_out_channels": (128, 256, 512, 512), "layers_per_block": 2},
+        "text": {
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "projection_dim": 768,
+        },
+        "text_2": {
+            "hidden_size": 1280,
+            "intermediate_size": 5120,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 20,
+            "projection_dim": 1280,
+        },
+    },
 }
 
 
@@ -135,13 +139,13 @@ def build_components(preset: str, seed: int = 0) -> dict[str, Any]:
     text_encoder_2 = CLIPTextModelWithProjection(
         clip_text_config(p["text_2"], hidden_act="gelu", pad_token_id=0)
     )
-    return dict(
-        family=SDXL_FAMILY,
-        tokenizer=clip_tokenizer(),
-        text_encoder=text_encoder,
-        tokenizer_2=clip_tokenizer(pad_token="!"),
-        text_encoder_2=text_encoder_2,
-        unet=unet,
-        vae=vae,
-        scheduler=DDPMScheduler(**SD_SCHEDULER),  # SDXL base 1.0 trains on SD's schedule
-    )
+    return {
+        "family": SDXL_FAMILY,
+        "tokenizer": clip_tokenizer(),
+        "text_encoder": text_encoder,
+        "tokenizer_2": clip_tokenizer(pad_token="!"),
+        "text_encoder_2": text_encoder_2,
+        "unet": unet,
+        "vae": vae,
+        "scheduler": DDPMScheduler(**SD_SCHEDULER),  # SDXL base 1.0 trains on SD's schedule
+    }

@@ -21,7 +21,7 @@ def load_clip_parts(
 ) -> dict[str, Any]:
     """tokenizer, text_encoder, unet, vae (unless given) and the training scheduler of a diffusers
     folder or repo, and `extra` parts."""
-    kw: dict[str, Any] = dict(local_files_only=local_only)
+    kw: dict[str, Any] = {"local_files_only": local_only}
     return dict(
         tokenizer=CLIPTokenizer.from_pretrained(root, subfolder="tokenizer", **kw),
         text_encoder=CLIPTextModel.from_pretrained(root, subfolder="text_encoder", **kw),

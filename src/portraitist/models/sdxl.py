@@ -75,7 +75,7 @@ class SDXL(Family):
         )
 
     def load_folder(self, root: str, local_only: bool) -> dict[str, Any]:
-        kw: dict[str, Any] = dict(local_files_only=local_only)
+        kw: dict[str, Any] = {"local_files_only": local_only}
         return load_clip_parts(
             root,
             local_only,

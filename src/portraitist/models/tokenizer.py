@@ -27,7 +27,11 @@ _N_MERGES = 49152 - 256 - 2  # CLIP keeps merges[1 : 49152 - 256 - 2 + 1]
 
 def _bytes_to_unicode() -> dict[int, str]:
     """CLIP's (and GPT-2's) reversible table from bytes to printable characters."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     chars = printable[:]
     extra = 0
     for b in range(256):
@@ -60,7 +64,9 @@ def write_clip_vocab(out_dir: Path, bpe_path: Path | None = None) -> Path:
     # each file whole or not at all: processes that build the cache at once write the same bytes
     ids = json.dumps({t: i for i, t in enumerate(vocab)}, ensure_ascii=False)
     write_bytes_atomic(out_dir / "vocab.json", ids.encode())
-    write_bytes_atomic(out_dir / "merges.txt", ("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n").encode())
+    write_bytes_atomic(
+        out_dir / "merges.txt", ("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n").encode()
+    )
     return out_dir
 
 
@@ -83,4 +89,6 @@ def clip_tokenizer(pad_token: str = "<|endoftext|>") -> CLIPTokenizer:
     """A fresh CLIPTokenizer with the real 49408-token vocabulary (callers may add tokens to it);
     SDXL's second tokenizer pads with "!" instead of the end token."""
     vocab = _vocab_dir()
-    return CLIPTokenizer(str(vocab / "vocab.json"), str(vocab / "merges.txt"), model_max_length=77, pad_token=pad_token)
+    return CLIPTokenizer(
+        str(vocab / "vocab.json"), str(vocab / "merges.txt"), model_max_length=77, pad_token=pad_token
+    )

@@ -30,7 +30,9 @@ from portraitist.prepare.crop import Box, cut_with_edge_padding
 from portraitist.prepare.detect import Face, Subject, check_face_size
 
 MASK_THRESHOLD = 128
-_FORMAT = 'a JSON object {"photos": [{"file": "a.png", "face_box": [x0, y0, x1, y1], "mask": "masks/a.png"}, ...]}'
+_FORMAT = (
+    'a JSON object {"photos": [{"file": "a.png", "face_box": [x0, y0, x1, y1], "mask": "masks/a.png"}, ...]}'
+)
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,13 @@ class GroundTruth:
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
-            raise PortraitistError(f"The boxes file {path} does not exist. Check the path given to --boxes.") from None
+            raise PortraitistError(
+                f"The boxes file {path} does not exist. Check the path given to --boxes."
+            ) from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PortraitistError(f"Cannot read the boxes file {path} as JSON ({exc}); it must be {_FORMAT}.") from exc
+            raise PortraitistError(
+                f"Cannot read the boxes file {path} as JSON ({exc}); it must be {_FORMAT}."
+            ) from exc
         entries = data.get("photos") if isinstance(data, dict) else None
         if not isinstance(entries, list):
             raise PortraitistError(f"The boxes file {path} has no list of photos; it must be {_FORMAT}.")
@@ -66,13 +72,15 @@ class GroundTruth:
         for number, entry in enumerate(entries):
             where = f"{path}, photos[{number}]"
             if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
-                raise PortraitistError(f"{where} needs a \"file\" name; each entry must look like {_FORMAT}.")
+                raise PortraitistError(f'{where} needs a "file" name; each entry must look like {_FORMAT}.')
             file = (folder / entry["file"]).resolve()
             if file in people:
-                raise PortraitistError(f"{where} names {entry['file']} a second time; give each photo one entry.")
+                raise PortraitistError(
+                    f"{where} names {entry['file']} a second time; give each photo one entry."
+                )
             mask = entry.get("mask")
             if mask is not None and not isinstance(mask, str):
-                raise PortraitistError(f"{where}: \"mask\" must be a file name, got {mask!r}.")
+                raise PortraitistError(f'{where}: "mask" must be a file name, got {mask!r}.')
             mask_path = (folder / mask).resolve() if mask else None
             if mask_path is not None and not mask_path.is_file():
                 raise PortraitistError(f"{where}: the mask file {mask_path} does not exist.")
@@ -87,7 +95,7 @@ class GroundTruth:
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             raise PortraitistError(
-                f"The boxes file {self.source} has no entry for {shown}. Add one per photo (\"file\" is relative "
+                f'The boxes file {self.source} has no entry for {shown}. Add one per photo ("file" is relative '
                 "to the boxes file's folder), or leave those photos out."
             )
         return files
@@ -110,7 +118,9 @@ class GroundTruth:
         check_face_size(face, min_face_size)
         return Subject(face, background_faces=0)
 
-    def mask(self, path: Path, photo_size: tuple[int, int], crop_box: Box, resolution: int) -> Image.Image | None:
+    def mask(
+        self, path: Path, photo_size: tuple[int, int], crop_box: Box, resolution: int
+    ) -> Image.Image | None:
         """The given person mask cut like the crop (L mode, 255 = person), or None if none was given."""
         mask_path = self.people[path.resolve()].mask
         if mask_path is None:
@@ -135,9 +145,10 @@ def _parse_box(value: object, where: str) -> Box:
         or len(value) != 4
         or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value)
     ):
-        raise PortraitistError(f"{where}: \"face_box\" must be four numbers [x0, y0, x1, y1] in pixels, got {value!r}.")
+        raise PortraitistError(
+            f'{where}: "face_box" must be four numbers [x0, y0, x1, y1] in pixels, got {value!r}.'
+        )
     x0, y0, x1, y1 = (float(v) for v in value)
     if x1 <= x0 or y1 <= y0:
         raise PortraitistError(f"{where}: the face box {list(value)} is empty; it needs x1 > x0 and y1 > y0.")
     return x0, y0, x1, y1
-

@@ -18,7 +18,9 @@ from portraitist.models.clip import Clip
 _BATCH = 16  # crops per CLIP forward pass: bounds memory with ViT-L on many photos
 
 
-def class_distances(clip: Clip, crops: Sequence[Image.Image], words: Sequence[str], prompt: str) -> dict[str, float]:
+def class_distances(
+    clip: Clip, crops: Sequence[Image.Image], words: Sequence[str], prompt: str
+) -> dict[str, float]:
     """Mean cosine distance (1 - cosine similarity) from the crops to each word, word by word."""
     images = torch.cat([clip.embed_images(crops[i : i + _BATCH]) for i in range(0, len(crops), _BATCH)])
     texts = clip.embed_texts([prompt.format(word) for word in words])

@@ -127,7 +127,8 @@ class PersonDetector:
         if not faces:
             if self.sees_body(small):
                 raise PhotoRejected(
-                    "face_too_small", "A person is visible, but the face is too small (or turned away) to find; "
+                    "face_too_small",
+                    "A person is visible, but the face is too small (or turned away) to find; "
                     "send a closer photo.",
                 )
             raise PhotoRejected("no_person", "No person was found in this photo.")
@@ -174,5 +175,3 @@ def _shrink(image: Image.Image, max_side: int) -> tuple[Image.Image, float]:
         return image, 1.0
     size = (round(image.width / scale), round(image.height / scale))
     return image.resize(size, Image.BILINEAR, reducing_gap=2.0), scale
-
-

@@ -78,7 +78,7 @@ def check_identity(
     """
     model = FaceDescriptors(upsample=0 if face_side >= DETECTOR_WINDOW else 1)
     found = {i: d for i, crop in enumerate(crops) if (d := model.descriptor(crop)) is not None}
-    counts = dict(photos=len(crops), faces=len(found), max_distance=max_distance)
+    counts = {"photos": len(crops), "faces": len(found), "max_distance": max_distance}
     if len(found) < 2:
         note = (
             f"dlib found a face in {len(found)} of {len(crops)} photos: too few to compare, so the photos were "

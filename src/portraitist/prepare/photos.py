@@ -87,7 +87,9 @@ def read_photo(path: Path, max_pixels: int, max_file_bytes: int, max_side: int |
     except UnidentifiedImageError as exc:
         raise PhotoRejected("not_an_image", "This file is not a photo in a format Pillow can read.") from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise PhotoRejected("unreadable", f"The photo is damaged or cut short and cannot be decoded ({exc}).") from exc
+        raise PhotoRejected(
+            "unreadable", f"The photo is damaged or cut short and cannot be decoded ({exc})."
+        ) from exc
 
 
 def _shrunk(image: Image.Image, max_side: int) -> Image.Image:
@@ -113,7 +115,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
         image = Image.fromarray(np.clip(levels + 0.5, 0, 255).astype(np.uint8), "L")
     elif image.mode == "F":
         image = image.convert("L")
-    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        image.mode == "P" and "transparency" in image.info
+    ):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)

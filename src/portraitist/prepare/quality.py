@@ -24,7 +24,9 @@ def perceptual_hash(crop: Image.Image) -> imagehash.ImageHash:
     return imagehash.phash(crop)
 
 
-def check_duplicate(phash: imagehash.ImageHash, kept: Sequence[tuple[str, imagehash.ImageHash]], distance: int) -> None:
+def check_duplicate(
+    phash: imagehash.ImageHash, kept: Sequence[tuple[str, imagehash.ImageHash]], distance: int
+) -> None:
     """PhotoRejected('duplicate') if a kept crop's hash is within `distance` bits of this one."""
     for name, other in kept:
         if phash - other <= distance:
@@ -42,7 +44,8 @@ def blur_flags(crop: Image.Image, config: PrepareConfig) -> list[str]:
     value = sharpness(crop)
     if value < config.blur_reject_below:
         raise PhotoRejected(
-            "blurry", f"The photo is too blurry to learn a face from (sharpness {value:.0f}, "
-            f"at least {config.blur_reject_below:.0f} needed)."
+            "blurry",
+            f"The photo is too blurry to learn a face from (sharpness {value:.0f}, "
+            f"at least {config.blur_reject_below:.0f} needed).",
         )
     return ["blurry"] if value < config.blur_flag_below else []

@@ -83,7 +83,7 @@ def prepare(
     records: list[PhotoRecord] = []
     kept: list[_Kept] = []
     needs_detector = truth is None or truth.segments_any(files)
-    with (PersonDetector(config) if needs_detector else nullcontext()) as detector:
+    with PersonDetector(config) if needs_detector else nullcontext() as detector:
         for index, path in enumerate(files):
             _copy_original(workspace, path, index, config.max_file_bytes)
             try:
@@ -116,7 +116,10 @@ def prepare(
 
 
 def _examine(
-    path: Path, kept: Sequence[_Kept], detector: PersonDetector | None, truth: GroundTruth | None,
+    path: Path,
+    kept: Sequence[_Kept],
+    detector: PersonDetector | None,
+    truth: GroundTruth | None,
     config: PrepareConfig,
 ) -> _Kept:
     """One photo through every per-photo check: its crop and mask, saved once the set is decided.
@@ -143,14 +146,21 @@ def _examine(
     notes = [*flags, f"box from {truth.source.name}"] if truth is not None else flags
     note = f" ({', '.join(notes)})" if notes else ""
     record = PhotoRecord(
-        source=str(path), status="kept", message=f"Kept: a {subject.face.side:.0f} px face{note}.", flags=flags,
-        face_box=[round(v, 1) for v in subject.face.box], crop_box=list(crop_box), phash=str(phash),
+        source=str(path),
+        status="kept",
+        message=f"Kept: a {subject.face.side:.0f} px face{note}.",
+        flags=flags,
+        face_box=[round(v, 1) for v in subject.face.box],
+        crop_box=list(crop_box),
+        phash=str(phash),
     )
     return _Kept(record, crop, mask, phash)
 
 
 def _rejected(path: Path, rejection: PhotoRejected) -> PhotoRecord:
-    return PhotoRecord(source=str(path), status="rejected", reason=rejection.reason, message=rejection.message)
+    return PhotoRecord(
+        source=str(path), status="rejected", reason=rejection.reason, message=rejection.message
+    )
 
 
 def _one_person(
@@ -158,11 +168,17 @@ def _one_person(
 ) -> tuple[list[_Kept], IdentityCheck]:
     """The kept photos less those of another person (prepare/identity.py); their records say so."""
     if not config.identity_check:
-        return kept, IdentityCheck(status="off", photos=len(kept), note="identity_check = false: not checked.")
+        return kept, IdentityCheck(
+            status="off", photos=len(kept), note="identity_check = false: not checked."
+        )
     progress(ProgressEvent("one person", 0, 1, "dlib face descriptors"))
     face_side = config.resolution / (1 + 2 * config.margin)
-    result = check_identity([k.crop for k in kept], [Path(k.record.source).name for k in kept],
-                            config.identity_distance, face_side)
+    result = check_identity(
+        [k.crop for k in kept],
+        [Path(k.record.source).name for k in kept],
+        config.identity_distance,
+        face_side,
+    )
     for index, distance in result.others.items():
         rejection = PhotoRejected("other_person", other_person_message(distance, config.identity_distance))
         records[records.index(kept[index].record)] = _rejected(Path(kept[index].record.source), rejection)
@@ -194,22 +210,32 @@ def _class_word(
     if config.class_word:
         return config.class_word, {}
     progress(ProgressEvent("class word", 0, 1, f"CLIP {config.clip_model}"))
-    scores = class_distances(load_clip(config.clip_model, config.device), crops, config.class_words,
-                             config.class_prompt)
+    scores = class_distances(
+        load_clip(config.clip_model, config.device), crops, config.class_words, config.class_prompt
+    )
     word = nearest_word(scores)
     progress(ProgressEvent("class word", 1, 1, word))
     return word, scores
 
 
 def _manifest(
-    config: PrepareConfig, class_word: str, scores: dict[str, float], records: list[PhotoRecord],
+    config: PrepareConfig,
+    class_word: str,
+    scores: dict[str, float],
+    records: list[PhotoRecord],
     identity: IdentityCheck,
 ) -> DatasetManifest:
     return DatasetManifest(
-        class_token=class_word, class_scores=scores, class_model=config.clip_model if scores else None,
+        class_token=class_word,
+        class_scores=scores,
+        class_model=config.clip_model if scores else None,
         instance_token=config.instance_token,
-        instance_init=config.token_init(), context=config.context, resolution=config.resolution,
-        upscale_small_faces=config.upscale_small_faces, upscaler=config.upscaler, identity=identity,
+        instance_init=config.token_init(),
+        context=config.context,
+        resolution=config.resolution,
+        upscale_small_faces=config.upscale_small_faces,
+        upscaler=config.upscaler,
+        identity=identity,
         photos=records,
     )
 

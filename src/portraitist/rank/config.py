@@ -34,7 +34,9 @@ class RankConfig(PluggableConfig):
         description="LAION improved-aesthetic-predictor head: a .pth path, 'HUB_REPO:FILE', or `random` "
         "(tests; sized to the CLIP's embedding).",
     )
-    lpips_net: Literal["alex", "vgg", "squeeze"] = Field("alex", description="LPIPS backbone (alex is the paper's default).")
+    lpips_net: Literal["alex", "vgg", "squeeze"] = Field(
+        "alex", description="LPIPS backbone (alex is the paper's default)."
+    )
     lpips_backbone: Literal["pretrained", "random"] = Field(
         "pretrained",
         description="pretrained: torchvision's ImageNet weights (downloaded once to the torch cache); "
@@ -47,12 +49,16 @@ class RankConfig(PluggableConfig):
         "synthetic world's judges: face gate + face-ID, for its rendered people, docs/world.md).",
     )
     identity_max_distance: Annotated[float | None, Role.SELECTION] = Field(
-        None, gt=0,
+        None,
+        gt=0,
         description="Largest 1 - identity score that counts as the same person; default the model's own: "
         "dlib's 0.6 (descriptor distance), world: halfway between the judges' same- and other-person cosines.",
     )
     face_upsample: int = Field(
-        1, ge=0, le=3, description="Times dlib's face detector doubles the image first; finds faces down to ~40 px at 1."
+        1,
+        ge=0,
+        le=3,
+        description="Times dlib's face detector doubles the image first; finds faces down to ~40 px at 1.",
     )
     batch_size: Annotated[int, Role.RUNTIME] = Field(
         8, ge=1, description="Images scored at once (CLIP and LPIPS batches)."

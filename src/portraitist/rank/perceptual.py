@@ -18,7 +18,9 @@ from torchvision.transforms.functional import pil_to_tensor
 from portraitist.errors import PortraitistError
 
 
-def load_lpips(net: str = "alex", backbone: str = "pretrained", device: str | torch.device = "cpu") -> lpips.LPIPS:
+def load_lpips(
+    net: str = "alex", backbone: str = "pretrained", device: str | torch.device = "cpu"
+) -> lpips.LPIPS:
     """LPIPS v0.1 with its shipped linear heads; `backbone` random is for offline tests."""
     torch.manual_seed(0)  # a random backbone is the same on every run
     try:
@@ -47,7 +49,9 @@ def lpips_features(model: lpips.LPIPS, pixels: torch.Tensor) -> list[torch.Tenso
 
 
 @torch.no_grad()
-def lpips_to_references(model: lpips.LPIPS, image: list[torch.Tensor], references: list[torch.Tensor]) -> torch.Tensor:
+def lpips_to_references(
+    model: lpips.LPIPS, image: list[torch.Tensor], references: list[torch.Tensor]
+) -> torch.Tensor:
     """LPIPS distance from one image's features (batch of 1) to each reference: shape (m,)."""
     total = torch.zeros(references[0].shape[0], device=references[0].device)
     for layer, (ours, theirs) in enumerate(zip(image, references)):

@@ -116,7 +116,9 @@ def score_batch(
     with timed(seconds, "aesthetic"):
         aesthetic = models.aesthetic(embeddings)
     with timed(seconds, "lpips"):
-        features = lpips_features(models.lpips, to_lpips_input(list(images), models.lpips_size, models.device))
+        features = lpips_features(
+            models.lpips, to_lpips_input(list(images), models.lpips_size, models.device)
+        )
         perceptual = [
             lpips_to_references(models.lpips, [f[i : i + 1] for f in features], refs.lpips).mean().item()
             for i in range(len(images))

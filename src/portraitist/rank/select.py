@@ -31,14 +31,21 @@ SCORERS: dict[str, ScorerInfo] = {
     s.name: s
     for s in (
         ScorerInfo(
-            "identity", True,
+            "identity",
+            True,
             "1 - mean dlib face-descriptor distance from the image's largest face to the user's crops, or with "
             "identity_model world the mean face-ID cosine (None: no face). A gate: passes when 1 - it is within "
             "the threshold.",
         ),
-        ScorerInfo("aesthetic", True, "LAION improved aesthetic predictor on the CLIP image embedding (about 1-10)."),
+        ScorerInfo(
+            "aesthetic", True, "LAION improved aesthetic predictor on the CLIP image embedding (about 1-10)."
+        ),
         ScorerInfo("clip-image", True, "Mean CLIP image-image cosine similarity to the user's crops."),
-        ScorerInfo("clip-text", True, "CLIP image-text cosine similarity to the prompt with the user's token removed."),
+        ScorerInfo(
+            "clip-text",
+            True,
+            "CLIP image-text cosine similarity to the prompt with the user's token removed.",
+        ),
         ScorerInfo("lpips", False, "Mean LPIPS distance to the user's crops (lower is closer)."),
     )
 }

@@ -89,7 +89,9 @@ def user_tokens(manifest: DatasetManifest) -> list[str]:
     return [manifest.instance_token] + [p.background_token for p in manifest.kept if p.background_token]
 
 
-def rank(workspace: Workspace, config: RankConfig | None = None, progress: ProgressCallback = no_progress) -> RankResult:
+def rank(
+    workspace: Workspace, config: RankConfig | None = None, progress: ProgressCallback = no_progress
+) -> RankResult:
     """Score, order, select (thesis 2.4.2); see docs/rank.md for the scorers and the default order."""
     config = config or RankConfig()
     manifest = workspace.read_manifest()

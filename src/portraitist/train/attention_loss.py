@@ -44,7 +44,9 @@ def choose_resolution(unet: UNet2DConditionModel, wanted: int | None) -> int:
     if wanted is None:
         return THESIS_RESOLUTION if THESIS_RESOLUTION in sides else sides[0]
     if wanted not in sides:
-        raise PortraitistError(f"attention_resolution {wanted} is not among this UNet's cross-attention maps {sides}.")
+        raise PortraitistError(
+            f"attention_resolution {wanted} is not among this UNet's cross-attention maps {sides}."
+        )
     return wanted
 
 
@@ -92,7 +94,9 @@ class RecordingAttnProcessor:
             or attention_mask is not None
             or math.isqrt(pixels) != self.recorder.resolution
         ):
-            return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)  # type: ignore[operator]
+            return self.fallback(
+                attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs
+            )  # type: ignore[operator]
         batch = hidden_states.shape[0]
         query = attn.head_to_batch_dim(attn.to_q(hidden_states))
         key = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))
@@ -109,7 +113,9 @@ def install(unet: UNet2DConditionModel, resolution: int) -> AttentionRecorder:
     for name, module in unet.named_modules():
         if isinstance(module, Attention) and name.endswith("attn2"):
             if module.spatial_norm is not None or module.group_norm is not None or module.residual_connection:
-                raise PortraitistError(f"{name} is not an SD 1.x cross-attention layer; the attention loss needs one.")
+                raise PortraitistError(
+                    f"{name} is not an SD 1.x cross-attention layer; the attention loss needs one."
+                )
             module.set_processor(RecordingAttnProcessor(recorder, module.processor))
     return recorder
 

@@ -48,10 +48,15 @@ def save(workspace: Workspace, checkpoint: Checkpoint, keep: int) -> Path:
     if (final / "checkpoint.json").exists():  # a rerun reached the same step: same seed, same state
         return final
     with atomic_dir(final) as tmp:  # replaces an incomplete folder of that name (no checkpoint.json)
-        save_file({k: v.detach().float().contiguous().cpu() for k, v in checkpoint.values.items()}, tmp / "weights.safetensors")
+        save_file(
+            {k: v.detach().float().contiguous().cpu() for k, v in checkpoint.values.items()},
+            tmp / "weights.safetensors",
+        )
         torch.save({"optimizer": checkpoint.optimizer, "rng": checkpoint.rng}, tmp / "state.pt")
         meta = {
-            "step": checkpoint.step, "stage": checkpoint.stage, "seconds": checkpoint.seconds,
+            "step": checkpoint.step,
+            "stage": checkpoint.stage,
+            "seconds": checkpoint.seconds,
             "fingerprint": checkpoint.fingerprint,
         }
         (tmp / "checkpoint.json").write_text(json.dumps(meta, indent=2))
@@ -84,7 +89,11 @@ def load_latest(workspace: Workspace, fingerprint: dict[str, Any], device: torch
     path = found[-1]
     meta = json.loads((path / "checkpoint.json").read_text())
     if meta["fingerprint"] != fingerprint:
-        changed = sorted(k for k in fingerprint.keys() | meta["fingerprint"].keys() if fingerprint.get(k) != meta["fingerprint"].get(k))
+        changed = sorted(
+            k
+            for k in fingerprint.keys() | meta["fingerprint"].keys()
+            if fingerprint.get(k) != meta["fingerprint"].get(k)
+        )
         raise PortraitistError(
             f"{path} is a checkpoint of a run with other settings (changed: {', '.join(changed)}). "
             "Run the same command again to resume it, or add --restart to start over (its checkpoints are deleted)."

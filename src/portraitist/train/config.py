@@ -29,17 +29,21 @@ class TrainConfig(StageConfig):
         "repeatable (--lr unet=1e-6 --lr tokens=1e-4); in TOML a table ({unet = 1e-6}).",
     )
     stages: list[Stage] | None = Field(
-        None, description="Your own stages instead of the recipe's (TOML [[train.stages]]: name, share, learning_rates)."
+        None,
+        description="Your own stages instead of the recipe's (TOML [[train.stages]]: name, share, learning_rates).",
     )
     batch_size: int = Field(1, ge=1, description="Images per step.")
-    seed: int = Field(0, description="Seeds token init, data order, noise and timesteps: same seed, same weights.")
+    seed: int = Field(
+        0, description="Seeds token init, data order, noise and timesteps: same seed, same weights."
+    )
     precision: PrecisionChoice = Field(
         "auto",
         description="auto: bf16 on GPUs that have it (else fp16) and on CPUs with bf16 instructions, else "
         "fp32; fp16 needs a CUDA GPU.",
     )
     low_memory: bool = Field(
-        False, description="Gradient checkpointing and 8-bit AdamW (bitsandbytes, GPU only): trains SD 1.5 in <12 GB."
+        False,
+        description="Gradient checkpointing and 8-bit AdamW (bitsandbytes, GPU only): trains SD 1.5 in <12 GB.",
     )
     vae: str | None = Field(
         None,
@@ -52,7 +56,9 @@ class TrainConfig(StageConfig):
     device: Annotated[str, Role.RUNTIME] = Field(
         "auto", description="auto (CUDA if available, else CPU), cpu, cuda, cuda:1, ..."
     )
-    flip: bool = Field(True, description="Also train on mirror images of the photos (latents of both cached once).")
+    flip: bool = Field(
+        True, description="Also train on mirror images of the photos (latents of both cached once)."
+    )
     train_text_encoder: bool = Field(
         False, description="dreambooth recipe only: train the text encoder together with the UNet."
     )
@@ -69,14 +75,19 @@ class TrainConfig(StageConfig):
         "full fine-tune does not fit a 24 GB card; off for SD 1.x).",
     )
     lora_rank: int = Field(16, ge=1, description="lora recipe and --unet-lora: rank of the adapters.")
-    lora_alpha: float | None = Field(None, description="lora recipe: LoRA alpha (default: the rank, scale 1).")
+    lora_alpha: float | None = Field(
+        None, description="lora recipe: LoRA alpha (default: the rank, scale 1)."
+    )
     attention_loss: float = Field(
         0.0, ge=0, description="Weight of the masked cross-attention loss (thesis 2.3); 0 turns it off."
     )
     attention_resolution: int | None = Field(
-        None, description="Side of the cross-attention maps the attention loss reads (default 16, or the largest)."
+        None,
+        description="Side of the cross-attention maps the attention loss reads (default 16, or the largest).",
     )
-    max_grad_norm: float | None = Field(1.0, description="Clip the gradient norm to this (None: no clipping).")
+    max_grad_norm: float | None = Field(
+        1.0, description="Clip the gradient norm to this (None: no clipping)."
+    )
     checkpoint_every: Annotated[int, Role.RUNTIME] = Field(
         100, ge=1, description="Write a resumable checkpoint every N steps."
     )

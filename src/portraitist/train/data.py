@@ -77,7 +77,9 @@ def load_photos(workspace: Workspace, prompts: list[str], resolution: int) -> li
     for record, prompt in zip(kept, prompts, strict=True):
         path = workspace.path(record.image) if record.image else None
         if path is None or not path.exists():
-            raise PortraitistError(f"The crop {record.image!r} of {record.source} is missing; re-run `portraitist prepare`.")
+            raise PortraitistError(
+                f"The crop {record.image!r} of {record.source} is missing; re-run `portraitist prepare`."
+            )
         original = Image.open(path).convert("RGB")
         image = _square(original, resolution, Image.LANCZOS)
         mask = None
@@ -116,15 +118,23 @@ def _mask(mask: Image.Image | None, resolution: int) -> torch.Tensor:
 
 @torch.no_grad()
 def encode(
-    photos: list[Photo], vae: AutoencoderKL, tokenizer: CLIPTokenizer, flip: bool, device: torch.device, batch: int = 4
+    photos: list[Photo],
+    vae: AutoencoderKL,
+    tokenizer: CLIPTokenizer,
+    flip: bool,
+    device: torch.device,
+    batch: int = 4,
 ) -> TrainingSet:
     """Encode every photo (and its mirror image when `flip`) once; keep the latent distribution."""
     resolution = photos[0].image.size[0]
     pixels = torch.stack([_pixels(p.image) for p in photos])
     masks = torch.stack([_mask(p.mask, resolution) for p in photos])
     ids = tokenizer(
-        [p.prompt for p in photos], padding="max_length", max_length=tokenizer.model_max_length,
-        truncation=True, return_tensors="pt",
+        [p.prompt for p in photos],
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
     )["input_ids"]
     sizes = size_rows(p.size for p in photos)
     if flip:

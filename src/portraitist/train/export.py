@@ -81,7 +81,9 @@ def unet_prefixes(unet: UNet2DConditionModel) -> list[tuple[str, str]]:
                 out.append((f"up_blocks.{i}.attentions.{j}.", f"output_blocks.{k}.1."))
             k += 1
         if i < n - 1:
-            out.append((f"up_blocks.{i}.upsamplers.0.", f"output_blocks.{k - 1}.{2 if 'CrossAttn' in kind else 1}."))
+            out.append(
+                (f"up_blocks.{i}.upsamplers.0.", f"output_blocks.{k - 1}.{2 if 'CrossAttn' in kind else 1}.")
+            )
     return out
 
 
@@ -98,7 +100,9 @@ def ldm_unet_state_dict(unet: UNet2DConditionModel) -> dict[str, torch.Tensor]:
     for key, value in unet.state_dict().items():
         match = next(((old, new) for old, new in prefixes if key.startswith(old)), None)
         if match is None:
-            raise PortraitistError(f"The UNet has a weight ({key}) outside the SD 1.x layout; export it as diffusers.")
+            raise PortraitistError(
+                f"The UNet has a weight ({key}) outside the SD 1.x layout; export it as diffusers."
+            )
         tail = key[len(match[0]) :]
         if ".resnets." in match[0]:
             tail = _rename(tail, _UNET_RESNET)
@@ -110,15 +114,29 @@ def ldm_vae_state_dict(vae: AutoencoderKL) -> dict[str, torch.Tensor]:
     n, layers = len(vae.config.block_out_channels), int(vae.config.layers_per_block)
     table: list[tuple[str, str]] = []
     for i in range(n):
-        table += [(f"encoder.down_blocks.{i}.resnets.{j}.", f"encoder.down.{i}.block.{j}.") for j in range(layers)]
-        table += [(f"decoder.up_blocks.{i}.resnets.{j}.", f"decoder.up.{n - 1 - i}.block.{j}.") for j in range(layers + 1)]
+        table += [
+            (f"encoder.down_blocks.{i}.resnets.{j}.", f"encoder.down.{i}.block.{j}.") for j in range(layers)
+        ]
+        table += [
+            (f"decoder.up_blocks.{i}.resnets.{j}.", f"decoder.up.{n - 1 - i}.block.{j}.")
+            for j in range(layers + 1)
+        ]
         if i < n - 1:
             table.append((f"encoder.down_blocks.{i}.downsamplers.0.", f"encoder.down.{i}.downsample."))
             table.append((f"decoder.up_blocks.{i}.upsamplers.0.", f"decoder.up.{n - 1 - i}.upsample."))
     for coder in ("encoder", "decoder"):
         table += [(f"{coder}.mid_block.resnets.{j}.", f"{coder}.mid.block_{j + 1}.") for j in range(2)]
-        table += [(f"{coder}.mid_block.attentions.0.", f"{coder}.mid.attn_1."), (f"{coder}.conv_norm_out.", f"{coder}.norm_out.")]
-    attention = [("group_norm.", "norm."), ("to_q.", "q."), ("to_k.", "k."), ("to_v.", "v."), ("to_out.0.", "proj_out.")]
+        table += [
+            (f"{coder}.mid_block.attentions.0.", f"{coder}.mid.attn_1."),
+            (f"{coder}.conv_norm_out.", f"{coder}.norm_out."),
+        ]
+    attention = [
+        ("group_norm.", "norm."),
+        ("to_q.", "q."),
+        ("to_k.", "k."),
+        ("to_v.", "v."),
+        ("to_out.0.", "proj_out."),
+    ]
     out = {}
     for key, value in vae.state_dict().items():
         renamed = _rename(key, table).replace(".conv_shortcut.", ".nin_shortcut.")
@@ -249,7 +267,10 @@ def embedding_name(token: TokenRecord) -> str:
 
 # A1111's key for each text encoder's rows: one encoder's file is {"emb_params"}, SDXL's two are
 # {"clip_l", "clip_g"} (what A1111, ComfyUI and diffusers' load_textual_inversion read)
-_EMBEDDING_KEYS = {1: {"text_encoder": "emb_params"}, 2: {"text_encoder": "clip_l", "text_encoder_2": "clip_g"}}
+_EMBEDDING_KEYS = {
+    1: {"text_encoder": "emb_params"},
+    2: {"text_encoder": "clip_l", "text_encoder_2": "clip_g"},
+}
 
 
 def write_embeddings(workspace: Workspace, out_dir: Path) -> list[Path]:
@@ -262,7 +283,9 @@ def write_embeddings(workspace: Workspace, out_dir: Path) -> list[Path]:
     paths = []
     for token in tokens:
         path = out_dir / f"{embedding_name(token)}.safetensors"
-        save_safetensors_atomic({keys[name]: r[token.text].float().reshape(1, -1) for name, r in rows.items()}, path)
+        save_safetensors_atomic(
+            {keys[name]: r[token.text].float().reshape(1, -1) for name, r in rows.items()}, path
+        )
         paths.append(path)
     lines = [f"{embedding_name(t)}: portraitist's {t.text} ({t.init})" for t in tokens]
     subject = read_model_info(workspace).subject
@@ -278,7 +301,13 @@ def write_embeddings(workspace: Workspace, out_dir: Path) -> list[Path]:
 
 
 def _default_out(workspace: Workspace, fmt: Format) -> Path:
-    return workspace.root / "export" / {"diffusers": "diffusers", "single-file": "model.safetensors", "kohya-lora": "lora.safetensors"}[fmt]
+    return (
+        workspace.root
+        / "export"
+        / {"diffusers": "diffusers", "single-file": "model.safetensors", "kohya-lora": "lora.safetensors"}[
+            fmt
+        ]
+    )
 
 
 def export(workspace: Workspace, fmt: Format, out: Path | None = None) -> list[Path]:

@@ -62,12 +62,16 @@ class Hooks:
 
 def step_generator(seed: int, step: int) -> torch.Generator:
     """The generator of one step, independent of every other step's (so resume is exact)."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step]).generate_state(1, np.uint64)[0] >> 1))
+    return torch.Generator().manual_seed(
+        int(np.random.SeedSequence([seed, step]).generate_state(1, np.uint64)[0] >> 1)
+    )
 
 
 @functools.lru_cache(maxsize=8)
 def _epoch_order(seed: int, epoch: int, n: int, tag: int) -> tuple[int, ...]:
-    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch, tag]).generate_state(1)[0]))
+    generator = torch.Generator().manual_seed(
+        int(np.random.SeedSequence([seed, epoch, tag]).generate_state(1)[0])
+    )
     return tuple(torch.randperm(n, generator=generator).tolist())
 
 
@@ -93,7 +97,9 @@ class Denoiser:
         self.n_timesteps = int(self.scheduler.config.num_train_timesteps)
         self.prediction = str(self.scheduler.config.prediction_type)
 
-    def noised(self, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def noised(
+        self, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         noisy = self.scheduler.add_noise(latents, noise, t)
         target = noise if self.prediction == "epsilon" else self.scheduler.get_velocity(latents, noise, t)
         return noisy, target
@@ -135,7 +141,9 @@ class Loop:
             return cached[index]
         return encode_prompts(self.trainee, data.input_ids[index], data.sizes[index])
 
-    def _draw(self, data: TrainingSet, step: int, generator: torch.Generator, tag: int) -> tuple[torch.Tensor, ...]:
+    def _draw(
+        self, data: TrainingSet, step: int, generator: torch.Generator, tag: int
+    ) -> tuple[torch.Tensor, ...]:
         index = batch_indices(self.settings.seed, step, self.settings.batch_size, len(data), tag)
         latents = data.sample_latents(index, generator)
         noise = torch.randn(latents.shape, generator=generator).to(latents.device)
@@ -152,7 +160,11 @@ class Loop:
         n_instance = len(index)
         if self.prior is not None:
             p_index, p_latents, p_noise, p_t = self._draw(self.prior, step, generator, tag=1)
-            latents, noise, t = torch.cat([latents, p_latents]), torch.cat([noise, p_noise]), torch.cat([t, p_t])
+            latents, noise, t = (
+                torch.cat([latents, p_latents]),
+                torch.cat([noise, p_noise]),
+                torch.cat([t, p_t]),
+            )
             cond = Conditioning.cat([cond, self._conditioning(self.prior, p_index, 1)])
             ids = torch.cat([ids, self.prior.input_ids[p_index]])
             masks = torch.cat([masks, self.prior.masks[p_index]])

@@ -68,8 +68,10 @@ def compiled(fn: Callable[..., torch.Tensor | None]) -> Callable[..., torch.Tens
         try:
             result = fast(*args)
             state["fn"] = fast
-        except Exception as exc:  # noqa: BLE001  (any compiler failure: fall back, same math)
-            warnings.warn(f"torch.compile of {fn.__name__} failed ({type(exc).__name__}); running it op by op")
+        except Exception as exc:  # noqa: BLE001  (inductor fails in many ways: no compiler, unsupported op, ...)
+            warnings.warn(
+                f"torch.compile of {fn.__name__} failed ({type(exc).__name__}); running it op by op"
+            )
             state["fn"] = fn
             result = fn(*args)
         return result
@@ -111,10 +113,16 @@ class MasterAdamW:
     """AdamW for (FlatPart, learning rate) groups."""
 
     def __init__(
-        self, groups: list[tuple[FlatPart, float]], betas: tuple[float, float], eps: float, weight_decay: float
+        self,
+        groups: list[tuple[FlatPart, float]],
+        betas: tuple[float, float],
+        eps: float,
+        weight_decay: float,
     ):
         self.groups = groups
-        self.moments = [(torch.zeros_like(part.masters), torch.zeros_like(part.masters)) for part, _ in groups]
+        self.moments = [
+            (torch.zeros_like(part.masters), torch.zeros_like(part.masters)) for part, _ in groups
+        ]
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
         self.update = compiled(_update)
         self.sum_of_squares = compiled(_sum_of_squares)
@@ -134,8 +142,19 @@ class MasterAdamW:
         with torch.no_grad():
             for (part, lr), (exp_avg, exp_avg_sq) in zip(self.groups, self.moments):
                 self.update(
-                    part.grad, part.masters, exp_avg, exp_avg_sq, part.weights, torch.tensor(lr, device=device),
-                    bc1, bc2_sqrt, scale, beta1, beta2, self.eps, self.weight_decay,
+                    part.grad,
+                    part.masters,
+                    exp_avg,
+                    exp_avg_sq,
+                    part.weights,
+                    torch.tensor(lr, device=device),
+                    bc1,
+                    bc2_sqrt,
+                    scale,
+                    beta1,
+                    beta2,
+                    self.eps,
+                    self.weight_decay,
                 )
                 part.grad.zero_()  # autograd accumulates the next step's gradients into it
 

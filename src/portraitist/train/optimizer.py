@@ -28,7 +28,9 @@ def _adamw(groups: list[dict[str, object]], device: torch.device, eight_bit: boo
         try:
             import bitsandbytes as bnb
         except ImportError as exc:
-            raise PortraitistError("The low-memory mode needs bitsandbytes: `pip install bitsandbytes`.") from exc
+            raise PortraitistError(
+                "The low-memory mode needs bitsandbytes: `pip install bitsandbytes`."
+            ) from exc
         return bnb.optim.AdamW8bit(groups, betas=BETAS, weight_decay=WEIGHT_DECAY, eps=EPS)
     # the fused kernel does the whole update in one pass over memory (CPU and CUDA)
     return torch.optim.AdamW(groups, betas=BETAS, weight_decay=WEIGHT_DECAY, eps=EPS, fused=True)
@@ -54,8 +56,10 @@ class StageOptimizer:
         if precision.master:
             flat = [(g.flat, g.lr) for g in groups if g.flat is not None]
             self.fused_master = MasterAdamW(flat, BETAS, EPS, WEIGHT_DECAY)
-        self.optimizer = None if self.fused_master else _adamw(
-            [{"params": g.params, "lr": g.lr} for g in groups], device, eight_bit
+        self.optimizer = (
+            None
+            if self.fused_master
+            else _adamw([{"params": g.params, "lr": g.lr} for g in groups], device, eight_bit)
         )
 
     def backward(self, loss: torch.Tensor) -> None:
@@ -95,7 +99,10 @@ class StageOptimizer:
     def state_dict(self) -> dict[str, object]:
         optimizer = self.fused_master or self.optimizer
         assert optimizer is not None
-        return {"optimizer": optimizer.state_dict(), "scaler": self.scaler.state_dict() if self.scaler else None}
+        return {
+            "optimizer": optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+        }
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         optimizer = self.fused_master or self.optimizer

@@ -40,8 +40,12 @@ class TrainingPrecision:
 
 FP32 = TrainingPrecision("fp32", torch.float32, None, master=False, scale_loss=False)
 MASTER_BF16 = TrainingPrecision("master-bf16", torch.bfloat16, None, master=True, scale_loss=False)
-AUTOCAST_BF16 = TrainingPrecision("autocast-bf16", torch.float32, torch.bfloat16, master=False, scale_loss=False)
-AUTOCAST_FP16 = TrainingPrecision("autocast-fp16", torch.float32, torch.float16, master=False, scale_loss=True)
+AUTOCAST_BF16 = TrainingPrecision(
+    "autocast-bf16", torch.float32, torch.bfloat16, master=False, scale_loss=False
+)
+AUTOCAST_FP16 = TrainingPrecision(
+    "autocast-fp16", torch.float32, torch.float16, master=False, scale_loss=True
+)
 
 
 def training_precision(wanted: PrecisionChoice, device: torch.device) -> TrainingPrecision:

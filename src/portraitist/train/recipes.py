@@ -31,7 +31,9 @@ class Stage(BaseModel):
 
     name: str = Field(description="Shown in progress and train_log.jsonl.")
     share: float = Field(gt=0, le=1, description="Fraction of the run's steps this stage takes.")
-    learning_rates: dict[Part, float] = Field(description="The parts that train in this stage and their rates.")
+    learning_rates: dict[Part, float] = Field(
+        description="The parts that train in this stage and their rates."
+    )
 
 
 class Recipe(BaseModel):
@@ -146,8 +148,13 @@ def get_recipe(
     recipe = RECIPES[name].model_copy(deep=True)
     if stages:
         if abs(sum(stage.share for stage in stages) - 1) > 1e-6:
-            raise PortraitistError(f"The shares of the stages must add up to 1, not {sum(s.share for s in stages):g}.")
-        if "tokens" in {part for stage in stages for part in stage.learning_rates} and recipe.prompt != "captions":
+            raise PortraitistError(
+                f"The shares of the stages must add up to 1, not {sum(s.share for s in stages):g}."
+            )
+        if (
+            "tokens" in {part for stage in stages for part in stage.learning_rates}
+            and recipe.prompt != "captions"
+        ):
             raise PortraitistError(f"The {name} recipe adds no tokens, so its stages cannot train 'tokens'.")
         recipe.stages = [stage.model_copy(deep=True) for stage in stages]
         recipe._custom = True

@@ -69,11 +69,15 @@ def _prompts(manifest: DatasetManifest, recipe: Recipe) -> tuple[list[str], str]
     return [p.caption or f"a photo of {subject}" for p in manifest.kept], subject
 
 
-def _fingerprint(config: TrainConfig, recipe: Recipe, total: int, base: str, precision: str) -> dict[str, Any]:
+def _fingerprint(
+    config: TrainConfig, recipe: Recipe, total: int, base: str, precision: str
+) -> dict[str, Any]:
     """What must match for a checkpoint to be resumed (not: checkpoint/validation cadence, device);
     `total` stands for the steps, and the recipe is recorded as planned."""
     fields = compared_settings(config, RESUME)
-    return dict(fields, base=base, total_steps=total, precision=precision, recipe=recipe.model_dump(mode="json"))
+    return dict(
+        fields, base=base, total_steps=total, precision=precision, recipe=recipe.model_dump(mode="json")
+    )
 
 
 class TrainLog:
@@ -145,17 +149,23 @@ def _prepare(
     """Load the base, add the recipe's tokens, and encode the photos (and class images) once."""
     progress(ProgressEvent(STAGE, 0, total, f"loading {base}"))
     model = load_base(base, vae=config.vae)
-    recipe, steps = config.plan(model.family.unet_lora_by_default if config.unet_lora is None else config.unet_lora)
+    recipe, steps = config.plan(
+        model.family.unet_lora_by_default if config.unet_lora is None else config.unet_lora
+    )
     n_base_tokens = len(model.tokenizer)
     added = add_model_tokens(model, manifest, seed=config.seed) if recipe.prompt == "captions" else []
     prompts, subject = _prompts(manifest, recipe)
-    instance_id = model.tokenizer.convert_tokens_to_ids(subject.split()[0]) if added else (
-        model.tokenizer(RARE_TOKEN, add_special_tokens=False)["input_ids"][0]
+    instance_id = (
+        model.tokenizer.convert_tokens_to_ids(subject.split()[0])
+        if added
+        else (model.tokenizer(RARE_TOKEN, add_special_tokens=False)["input_ids"][0])
     )
 
     progress(ProgressEvent(STAGE, 0, total, "encoding photos"))
     model.vae.to(device)
-    data = encode(load_photos(workspace, prompts, model.resolution), model.vae, model.tokenizer, config.flip, device)
+    data = encode(
+        load_photos(workspace, prompts, model.resolution), model.vae, model.tokenizer, config.flip, device
+    )
     prior: TrainingSet | None = None
     if config.prior_preservation:
         class_prompt = f"a photo of a {manifest.class_token}"
@@ -174,7 +184,13 @@ def _loop(
     attention-loss and compile settings applied."""
     model = prepared.model
     trainee = Trainee(
-        model, prepared.recipe, precision, device, prepared.n_base_tokens, config.lora_rank, _lora_alpha(config),
+        model,
+        prepared.recipe,
+        precision,
+        device,
+        prepared.n_base_tokens,
+        config.lora_rank,
+        _lora_alpha(config),
         config.seed,
     )
     if config.low_memory:
@@ -187,7 +203,12 @@ def _loop(
         recorder = attention_loss.install(model.unet, resolution)
     unet_forward = torch.compile(model.unet) if config.compile else model.unet
     loop = Loop(
-        trainee, prepared.data, _loop_settings(config, device), prepared.prior, recorder, prepared.instance_id,
+        trainee,
+        prepared.data,
+        _loop_settings(config, device),
+        prepared.prior,
+        recorder,
+        prepared.instance_id,
         unet_forward,
     )
     return trainee, loop
@@ -220,7 +241,9 @@ class _StepReport:
         self.log.write(record)
         rate = (record.step - self.start) / max(record.seconds - self.start_seconds, 1e-9)
         self.loss, self.seconds = record.loss, record.seconds
-        self.progress(ProgressEvent(STAGE, record.step, self.total, record.stage, {"loss": record.loss, "it/s": rate}))
+        self.progress(
+            ProgressEvent(STAGE, record.step, self.total, record.stage, {"loss": record.loss, "it/s": rate})
+        )
 
 
 def _hooks(
@@ -237,7 +260,12 @@ def _hooks(
 
     def on_checkpoint(step: int, stage_index: int, optimizer: StageOptimizer) -> None:
         state = checkpoint.Checkpoint(
-            step, trainee.trained_values(), optimizer.state_dict(), stage_index, fingerprint, report.seconds,
+            step,
+            trainee.trained_values(),
+            optimizer.state_dict(),
+            stage_index,
+            fingerprint,
+            report.seconds,
             torch.get_rng_state(),
         )
         checkpoint.save(workspace, state, config.keep_checkpoints)
@@ -247,8 +275,13 @@ def _hooks(
             validate(TrainingState(step, prepared.model, prepared.subject, report.seconds))
             return
         write_samples(
-            prepared.model, config.validation_prompts, prepared.subject, workspace.model_dir / "samples", step,
-            config.seed, config.validation_steps,
+            prepared.model,
+            config.validation_prompts,
+            prepared.subject,
+            workspace.model_dir / "samples",
+            step,
+            config.seed,
+            config.validation_steps,
         )
 
     return Hooks(report, on_checkpoint, on_validate)
@@ -331,11 +364,19 @@ def train(
         log.close()
 
     trained = _save(workspace, config, base, prepared, trainee, done)
-    progress(ProgressEvent(STAGE, done, total, "done", {"loss": report.loss} if report.loss is not None else {}))
+    progress(
+        ProgressEvent(STAGE, done, total, "done", {"loss": report.loss} if report.loss is not None else {})
+    )
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return TrainResult(
-        workspace.model_dir, prepared.recipe.label, done, resume.step if resume else None, report.loss,
-        report.seconds, peak, trained,
+        workspace.model_dir,
+        prepared.recipe.label,
+        done,
+        resume.step if resume else None,
+        report.loss,
+        report.seconds,
+        peak,
+        trained,
     )
 
 

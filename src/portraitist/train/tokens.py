@@ -44,7 +44,9 @@ def word_embedding(tokenizer: CLIPTokenizer, table: torch.Tensor, word: str) -> 
     """The embedding of a word: its token's row, or the mean of its tokens' rows if it splits."""
     ids = tokenizer(word, add_special_tokens=False)["input_ids"]
     if not ids:
-        raise PortraitistError(f"The initialisation word {word!r} has no tokens; give a real word (e.g. 'face').")
+        raise PortraitistError(
+            f"The initialisation word {word!r} has no tokens; give a real word (e.g. 'face')."
+        )
     return table[ids].mean(dim=0)
 
 
@@ -75,7 +77,9 @@ def add_tokens(
     wanted += [(p.background_token, None) for p in kept if p.background_token]
     texts = [text for text, _ in wanted]
     if len(set(texts)) != len(texts):
-        raise PortraitistError(f"dataset/manifest.json repeats a token among {texts}; re-run `portraitist prepare`.")
+        raise PortraitistError(
+            f"dataset/manifest.json repeats a token among {texts}; re-run `portraitist prepare`."
+        )
     clashing = [t for t in texts if t in tokenizer.get_vocab()]
     if clashing:
         raise PortraitistError(
@@ -92,7 +96,9 @@ def add_tokens(
         for offset, (text, init) in enumerate(wanted):
             token_id = tokenizer.convert_tokens_to_ids(text)
             if token_id != n_base + offset:
-                raise PortraitistError(f"The tokenizer gave {text!r} id {token_id}, expected {n_base + offset}.")
+                raise PortraitistError(
+                    f"The tokenizer gave {text!r} id {token_id}, expected {n_base + offset}."
+                )
             row, label = _init_row(init, tokenizer, table[:n_base], generator)
             table[token_id] = row
             added.append(AddedToken(text, token_id, label))

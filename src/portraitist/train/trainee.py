@@ -68,7 +68,9 @@ class Trainee:
                 lora.add_lora(encoder, lora.TEXT_ENCODER_TARGETS, lora_rank, lora_alpha, seed + offset)
         self.splits: dict[str, SplitTokenEmbedding] = {}
         if len(model.tokenizer) > n_base_tokens:
-            self.splits = {name: split_token_table(encoder, n_base_tokens) for name, encoder in self.encoders.items()}
+            self.splits = {
+                name: split_token_table(encoder, n_base_tokens) for name, encoder in self.encoders.items()
+            }
         for module in (model.unet, *self.encoders.values()):
             module.requires_grad_(False)
         if device.type == "cpu":

@@ -22,7 +22,9 @@ class UpscaleConfig(StageConfig):
         "$PORTRAITIST_UPSCALER sets the default.",
     )
     tile: Annotated[int, Role.RUNTIME] = Field(
-        DEFAULT_TILE, ge=32, description="Tile side in input pixels; smaller tiles use less memory, a bit more time."
+        DEFAULT_TILE,
+        ge=32,
+        description="Tile side in input pixels; smaller tiles use less memory, a bit more time.",
     )
     device: Annotated[str | None, Role.RUNTIME] = Field(
         None, description="torch device for a .pth model; default cuda when available."

@@ -35,7 +35,9 @@ class UpscaleResult:
     seconds: list[float] = field(default_factory=list)  # per image upscaled in this run
 
 
-def upscale(workspace: Workspace, config: UpscaleConfig | None = None, progress: ProgressCallback = no_progress) -> UpscaleResult:
+def upscale(
+    workspace: Workspace, config: UpscaleConfig | None = None, progress: ProgressCallback = no_progress
+) -> UpscaleResult:
     config = config or UpscaleConfig()
     folder = workspace.outputs_dir / "selected"
     originals = folder / "original"
@@ -60,7 +62,9 @@ def upscale(workspace: Workspace, config: UpscaleConfig | None = None, progress:
             (folder / name).replace(originals / name)
         start = time.perf_counter()
         with Image.open(originals / name) as original:
-            upscaled = upscale_image(original, config.scale, model=config.model, tile=config.tile, device=config.device)
+            upscaled = upscale_image(
+                original, config.scale, model=config.model, tile=config.tile, device=config.device
+            )
         buffer = io.BytesIO()
         upscaled.save(buffer, format="PNG")
         write_bytes_atomic(folder / name, buffer.getvalue())

@@ -44,9 +44,7 @@ class PixelCodec(ModelMixin, ConfigMixin):
         super().__init__()
         factor = 2 ** (len(block_out_channels) - 1)
         if latent_channels != in_channels * factor**2:
-            raise ValueError(
-                f"latent_channels must be in_channels * {factor}**2 = {in_channels * factor**2}"
-            )
+            raise ValueError(f"latent_channels must be in_channels * {factor}**2 = {in_channels * factor**2}")
         self.factor = factor
         # no weights: this empty buffer carries the dtype and device that .to() gives the codec,
         # which ModelMixin.dtype/.device (and our callers) read

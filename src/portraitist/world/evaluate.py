@@ -217,7 +217,7 @@ def tuning_rows(config: EvaluateConfig, out: Path) -> list[dict[str, str]]:
             )
         else:
             how = "recipe_stages in the configuration file ([evaluate] table), as given"
-        rows.append(dict(recipe=recipe, stages=stages_text(stages), how=how))
+        rows.append({"recipe": recipe, "stages": stages_text(stages), "how": how})
     return rows
 
 
@@ -253,8 +253,8 @@ def reference_rows(
         other = held_out_person(k + STRANGER_OFFSET)
         stranger.append(measures.of_photos(reference_renders(other, world.photos)))
     return [
-        dict(label="the person's own photos", runs=len(people), cells=_mean_values(own)),
-        dict(label="another person's photos", runs=len(people), cells=_mean_values(stranger)),
+        {"label": "the person's own photos", "runs": len(people), "cells": _mean_values(own)},
+        {"label": "another person's photos", "runs": len(people), "cells": _mean_values(stranger)},
     ]
 
 
@@ -281,10 +281,10 @@ def write_world_report(
         tuning=tuning_rows(config, out),
         reference=reference_rows(out, people, world_settings(config), judges, judges_path),
         people=[
-            dict(
-                label=f"person {k}",
-                crops=crop_hrefs(Workspace(person_dir(out, k) / "prepared"), out / REPORT_NAME),
-            )
+            {
+                "label": f"person {k}",
+                "crops": crop_hrefs(Workspace(person_dir(out, k) / "prepared"), out / REPORT_NAME),
+            }
             for k in people
         ],
     )

@@ -48,18 +48,18 @@ BASE_DIR = Path(__file__).parent / "base"
 
 RESOLUTION = 32
 
-SCHEDULER: dict[str, Any] = dict(
-    num_train_timesteps=1000,
-    beta_start=1e-4,
-    beta_end=0.02,
-    beta_schedule="linear",
-    prediction_type="v_prediction",
-    timestep_spacing="trailing",
-    steps_offset=1,  # unused by "trailing"; 1 keeps diffusers pipelines from rewriting the config
-    clip_sample=False,
-)
+SCHEDULER: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 1e-4,
+    "beta_end": 0.02,
+    "beta_schedule": "linear",
+    "prediction_type": "v_prediction",
+    "timestep_spacing": "trailing",
+    "steps_offset": 1,  # unused by "trailing"; 1 keeps diffusers pipelines from rewriting the config
+    "clip_sample": False,
+}
 
-_TEXT = dict(hidden_size=128, intermediate_size=256, num_attention_heads=2)
+_TEXT = {"hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 2}
 TEXT_LAYERS = 3  # the text encoder's depth unless pretraining is told otherwise (`--text-layers`)
 
 
@@ -67,24 +67,24 @@ def _unet_levels(channels: tuple[int, ...], head_dim: int, groups: int) -> dict[
     """A UNet of len(channels) levels with residual blocks only, but self- and cross-attention at the
     smallest level (and in the middle block): at the larger ones it costs more than it gives."""
     plain = len(channels) - 1
-    return dict(
-        block_out_channels=channels,
-        down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",),
-        up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * plain,
-        attention_head_dim=head_dim,
-        norm_num_groups=groups,
-    )
+    return {
+        "block_out_channels": channels,
+        "down_block_types": ("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",),
+        "up_block_types": ("CrossAttnUpBlock2D",) + ("UpBlock2D",) * plain,
+        "attention_head_dim": head_dim,
+        "norm_num_groups": groups,
+    }
 
 
 # patch2: the default base; patch4: 8x8x48 (docs/world.md, "Why patch 2"); tiny: tests (patch 2, ~30x fewer weights)
 ARCHITECTURES: dict[str, dict[str, Any]] = {
-    "patch2": dict(patch=2, unet=_unet_levels((64, 96, 128), head_dim=4, groups=32), text=_TEXT),
-    "patch4": dict(patch=4, unet=_unet_levels((96, 128), head_dim=4, groups=32), text=_TEXT),
-    "tiny": dict(
-        patch=2,
-        unet=_unet_levels((16, 16, 32), head_dim=2, groups=8),
-        text=dict(hidden_size=16, intermediate_size=32, num_attention_heads=2),
-    ),
+    "patch2": {"patch": 2, "unet": _unet_levels((64, 96, 128), head_dim=4, groups=32), "text": _TEXT},
+    "patch4": {"patch": 4, "unet": _unet_levels((96, 128), head_dim=4, groups=32), "text": _TEXT},
+    "tiny": {
+        "patch": 2,
+        "unet": _unet_levels((16, 16, 32), head_dim=2, groups=8),
+        "text": {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2},
+    },
 }
 
 
@@ -155,13 +155,13 @@ def build_components(
     architecture: str = "patch2", seed: int = 0, text_layers: int = TEXT_LAYERS
 ) -> dict[str, Any]:
     """tokenizer, text_encoder, unet, vae (the codec) and scheduler of a freshly initialised world base."""
-    return dict(
-        tokenizer=clip_tokenizer(),
-        text_encoder=build_text_encoder(architecture, seed, text_layers),
-        unet=build_unet(architecture, seed),
-        vae=build_codec(architecture),
-        scheduler=DDPMScheduler(**SCHEDULER),
-    )
+    return {
+        "tokenizer": clip_tokenizer(),
+        "text_encoder": build_text_encoder(architecture, seed, text_layers),
+        "unet": build_unet(architecture, seed),
+        "vae": build_codec(architecture),
+        "scheduler": DDPMScheduler(**SCHEDULER),
+    }
 
 
 def save_base(parts: dict[str, Any], out: Path, dtype: torch.dtype = torch.float16) -> Path:
@@ -171,7 +171,6 @@ def save_base(parts: dict[str, Any], out: Path, dtype: torch.dtype = torch.float
     The modules are cast on copies, so a training run's own weights stay as they are.
     """
     from diffusers import StableDiffusionPipeline  # heavy import, needed only here
-
 
     unet = UNet2DConditionModel.from_config(parts["unet"].config)
     unet.load_state_dict(parts["unet"].state_dict())

@@ -6,4 +6,4 @@ tables (world/settings.py).
 The CLI imports this module; nothing below the CLI imports the world.
 """
 
-from portraitist.world import family, identity, metrics, settings  # noqa: F401  (importing them registers them)
+from portraitist.world import family, identity, metrics, settings  # noqa: F401  (importing registers)

@@ -195,13 +195,13 @@ class Pool:
 def ensure_pool(config: PretrainConfig, out: Path, progress: ProgressCallback) -> Path:
     """Render the pool once; a pool made with other arguments is an error (it would change the run)."""
     folder = out / "pool"
-    wanted = dict(
-        identities=config.identities,
-        photos=config.photos,
-        seed=config.seed,
-        size=world_model.RESOLUTION,
-        held_out=False,
-    )
+    wanted = {
+        "identities": config.identities,
+        "photos": config.photos,
+        "seed": config.seed,
+        "size": world_model.RESOLUTION,
+        "held_out": False,
+    }
     if (folder / "world.json").is_file():
         made = json.loads((folder / "world.json").read_text())
         if made != wanted:
@@ -271,17 +271,17 @@ class Trainer:
             self.ema[name].load_state_dict({"shadow_params": shadow, "optimization_step": self.step})
 
     def state(self, fingerprint: dict[str, Any]) -> dict[str, Any]:
-        return dict(
-            step=self.step,
-            images=self.images,
-            seconds=self.seconds,
-            warmup_from=self.warmup_from,
-            made_by=list(self.made_by),
-            fingerprint=fingerprint,
-            weights={name: module.state_dict() for name, module in self.trained.items()},
-            ema=self.ema_weights(),
-            optimizer=self.optimizer.state_dict(),
-        )
+        return {
+            "step": self.step,
+            "images": self.images,
+            "seconds": self.seconds,
+            "warmup_from": self.warmup_from,
+            "made_by": list(self.made_by),
+            "fingerprint": fingerprint,
+            "weights": {name: module.state_dict() for name, module in self.trained.items()},
+            "ema": self.ema_weights(),
+            "optimizer": self.optimizer.state_dict(),
+        }
 
     def load(self, state: dict[str, Any]) -> None:
         for name, module in self.trained.items():
@@ -317,11 +317,11 @@ def new_trainer(config: PretrainConfig, device: torch.device) -> Trainer:
     }
     # "scale": each group's rate as a multiple of the schedule's (train_step sets the rates every step)
     groups = [
-        dict(params=list(parts["unet"].parameters()), scale=1.0),
-        dict(
-            params=list(parts["text_encoder"].parameters()),
-            scale=(config.text_lr or config.lr) / config.lr,
-        ),
+        {"params": list(parts["unet"].parameters()), "scale": 1.0},
+        {
+            "params": list(parts["text_encoder"].parameters()),
+            "scale": (config.text_lr or config.lr) / config.lr,
+        },
     ]
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=0.01, fused=True)
     return Trainer(parts, ema, optimizer)
@@ -355,13 +355,13 @@ def save_base_folder(trainer: Trainer, config: PretrainConfig, out: Path) -> Pat
     ema = trainer.ema_model()
     world_model.save_base(dict(trainer.parts, unet=ema.unet, text_encoder=ema.text_encoder), tmp)
     commands = [*trainer.made_by, run_command(trainer, config)]
-    record = dict(
-        step=trainer.step,
-        images=trainer.images,
-        seconds=round(trainer.seconds, 1),
-        settings=config.fingerprint(),
-        made_by=commands,
-    )
+    record = {
+        "step": trainer.step,
+        "images": trainer.images,
+        "seconds": round(trainer.seconds, 1),
+        "settings": config.fingerprint(),
+        "made_by": commands,
+    }
     (tmp / BASE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     (tmp / "README.md").write_text(base_readme(trainer, config, commands))
     # workspace.atomic_path replaces one file; a folder takes two renames (the old one aside, the new
@@ -483,11 +483,11 @@ def committed_judges() -> Judges | None:
 def judge_scores(judges: Judges, images: np.ndarray, labels: list[dict[str, str]]) -> dict[str, Any]:
     """Per attribute, the share of images whose judged word is the prompted one; the face gate's pass rate."""
     agreement = judges.agreement(images, labels)
-    return dict(
-        attributes={name: round(v, 4) for name, v in agreement.items()},
-        mean_attribute=round(float(np.mean(list(agreement.values()))), 4),
-        face_rate=round(float(np.mean(judges.is_face(images))), 4),
-    )
+    return {
+        "attributes": {name: round(v, 4) for name, v in agreement.items()},
+        "mean_attribute": round(float(np.mean(list(agreement.values()))), 4),
+        "face_rate": round(float(np.mean(judges.is_face(images))), 4),
+    }
 
 
 def write_samples(
@@ -509,9 +509,12 @@ def write_samples(
     path = out / "samples" / f"step-{trainer.step:07d}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     preview_grid(array, columns=SAMPLE_SEEDS * 4).save(path)
-    record: dict[str, Any] = dict(
-        kind="samples", step=trainer.step, images=trainer.images, file=str(path.relative_to(out))
-    )
+    record: dict[str, Any] = {
+        "kind": "samples",
+        "step": trainer.step,
+        "images": trainer.images,
+        "file": str(path.relative_to(out)),
+    }
     if judges is not None:
         record["judges"] = judge_scores(judges, array, [row for row in labels for _ in range(SAMPLE_SEEDS)])
     return record
@@ -627,15 +630,15 @@ class Meter:
                 "loss": float(np.mean(self.losses)),
             }
             self.log.write(
-                dict(
-                    kind="train",
-                    step=trainer.step,
-                    images=trainer.images,
-                    loss=round(self.metrics["loss"], 5),
-                    images_per_second=round(self.metrics["img/s"], 1),
-                    seconds=round(trainer.seconds, 1),
-                    load_average=round(os.getloadavg()[0], 2),
-                )
+                {
+                    "kind": "train",
+                    "step": trainer.step,
+                    "images": trainer.images,
+                    "loss": round(self.metrics["loss"], 5),
+                    "images_per_second": round(self.metrics["img/s"], 1),
+                    "seconds": round(trainer.seconds, 1),
+                    "load_average": round(os.getloadavg()[0], 2),
+                }
             )
             self.losses.clear()
             self.step_seconds.clear()
@@ -715,7 +718,7 @@ def pretrain(
     judges = committed_judges()
     if judges is not None:  # the judges' scores on real renders of the sample prompts: the mark to reach
         references = judge_scores(judges, reference_images(config.seed), sample_prompts(config.seed)[1])
-        meter.log.write(dict(kind="reference", step=trainer.step, judges=references))
+        meter.log.write({"kind": "reference", "step": trainer.step, "judges": references})
     train_until_finished(trainer, pool, config, device, out, judges, meter, start)
     save_checkpoint(trainer, config, out)
     base = save_base_folder(trainer, config, out)

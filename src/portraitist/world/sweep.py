@@ -161,7 +161,12 @@ def _sweep(
         stages = scaled_stages(recipe, trial.factor, trial.split)
         steps = recipe_steps(config, trial.recipe)
         trial_config = config.model_copy(
-            update=dict(recipes=[trial.recipe], recipe_stages={trial.recipe: stages}, every=steps, seed=0)
+            update={
+                "recipes": [trial.recipe],
+                "recipe_stages": {trial.recipe: stages},
+                "every": steps,
+                "seed": 0,
+            }
         )
         finals: dict[int, Values] = {}
         for k, prepared in people.items():
