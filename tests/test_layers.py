@@ -1,6 +1,6 @@
-"""The layering docs/families.md describes, checked on the source: nothing outside world/ and cli/
-imports the synthetic world, and no two packages of src/portraitist import each other in a cycle
-(imports inside functions included)."""
+"""The layering docs/code.md describes, checked on the source: nothing outside world/ and cli/
+imports the synthetic world, a stage imports no other stage, and no two packages of src/portraitist
+import each other in a cycle (imports inside functions included)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,19 @@ def test_only_the_cli_imports_the_world() -> None:
         if "world" in names and package_of(path) not in ("world", "cli")
     }
     assert importers == set()
+
+
+def test_a_stage_imports_no_other_stage() -> None:
+    """What two stages share lives below them (models/, the top-level helpers); evaluate, which trains
+    and measures recipes, and the pipeline are above the stages and call them."""
+    stages = {"prepare", "train", "generate", "rank", "upscale"}
+    sideways = {
+        f"{path.relative_to(SRC)} -> {name}"
+        for path, names in package_imports().items()
+        if package_of(path) in stages
+        for name in names & stages - {package_of(path)}
+    }
+    assert sideways == set()
 
 
 def test_packages_import_each_other_in_no_cycle() -> None:
