@@ -148,9 +148,10 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 @contextmanager
 def atomic_dir(path: Path) -> Iterator[Path]:
-    """A temporary folder beside `path` to fill, renamed onto it when the block ends (an older folder
-    there is removed first), so a crash or a full disk leaves no folder or a whole one, never half of
-    one. Its mode is what mkdir would give, not mkdtemp's 0700 (see atomic_path)."""
+    """A temporary folder beside `path` to fill, renamed onto it when the block ends, so a crash or a
+    full disk never leaves half a folder: an older folder there is renamed aside first and removed
+    once the new one is in, so whenever `path` exists it is whole. Its mode is what mkdir would give,
+    not mkdtemp's 0700 (see atomic_path)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
@@ -159,9 +160,12 @@ def atomic_dir(path: Path) -> Iterator[Path]:
         for f in tmp.rglob("*"):
             if f.is_file():
                 fsync(f)
-        shutil.rmtree(path, ignore_errors=True)
+        old = path.with_name(f"{tmp.name}.old")
+        if path.exists():
+            os.replace(path, old)  # a folder cannot be renamed onto a full one
         os.replace(tmp, path)
         fsync(path.parent)
+        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -23,7 +23,6 @@ import json
 import math
 import os
 import shlex
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from portraitist.models.loading import StableDiffusion, load_base
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train.loop import batch_indices, step_generator
 from portraitist.train.precision import AUTOCAST_BF16, FP32, TrainingPrecision
-from portraitist.workspace import atomic_path
+from portraitist.workspace import atomic_dir, atomic_path
 from portraitist.world import model as world_model
 from portraitist.world.dataset import load_dataset, preview_grid, render_dataset
 from portraitist.world.family import WORLD, WORLD_FAMILY, world_base_dir
@@ -350,8 +349,13 @@ def load_checkpoint(trainer: Trainer, config: PretrainConfig, out: Path) -> None
 
 def save_base_folder(trainer: Trainer, config: PretrainConfig, out: Path) -> Path:
     """base/: the EMA weights as an ordinary model folder, replaced whole (never half-written)."""
-    final, tmp, old = out / "base", out / ".base.tmp", out / ".base.old"
-    shutil.rmtree(tmp, ignore_errors=True)
+    final = out / "base"
+    with atomic_dir(final) as tmp:
+        _write_base(trainer, config, tmp)
+    return final
+
+
+def _write_base(trainer: Trainer, config: PretrainConfig, tmp: Path) -> None:
     ema = trainer.ema_model()
     world_model.save_base(dict(trainer.parts, unet=ema.unet, text_encoder=ema.text_encoder), tmp)
     commands = [*trainer.made_by, run_command(trainer, config)]
@@ -364,14 +368,6 @@ def save_base_folder(trainer: Trainer, config: PretrainConfig, out: Path) -> Pat
     }
     (tmp / BASE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     (tmp / "README.md").write_text(base_readme(trainer, config, commands))
-    # workspace.atomic_path replaces one file; a folder takes two renames (the old one aside, the new
-    # one in), so that whenever base/ exists it is a whole base, and the old one is kept until then.
-    if final.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def base_readme(trainer: Trainer, config: PretrainConfig, commands: list[str]) -> str:
