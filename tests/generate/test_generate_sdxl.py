@@ -62,7 +62,7 @@ def test_conditioning_is_what_diffusers_pipeline_computes():
     assert torch.equal(cond.hidden, embeds) and torch.equal(cond.added["text_embeds"], pooled)
     assert torch.equal(uncond.hidden, negative) and torch.equal(uncond.added["text_embeds"], negative_pooled)
     # (original size, crop top-left, target size), each (height, width), as the pipeline asks
-    assert cond.added["time_ids"].tolist() == [[48, 64, 0, 0, 48, 64]]
+    assert cond.added["time_ids"].tolist() == uncond.added["time_ids"].tolist() == [[48, 64, 0, 0, 48, 64]]
 
 
 @pytest.fixture(scope="module")

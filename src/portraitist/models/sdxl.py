@@ -120,13 +120,15 @@ class SDXL(Family):
     def negative(self, model: StableDiffusion, text: str, sizes: torch.Tensor) -> Conditioning:
         """SDXL base 1.0's pipeline (force_zeros_for_empty_prompt) guides an empty negative prompt
         against zeros rather than the encoded empty text."""
-        encoded = self.encode(model, tokenize(model, [text]), sizes)
         if text.strip():
-            return encoded
-        return Conditioning(
-            torch.zeros_like(encoded.hidden),
-            dict(encoded.added, text_embeds=torch.zeros_like(encoded.added["text_embeds"])),
-        )
+            return self.encode(model, tokenize(model, [text]), sizes)
+        assert model.text_encoder_2 is not None
+        first, second = model.text_encoder, model.text_encoder_2
+        like = {"device": first.device, "dtype": first.dtype}
+        width = first.config.hidden_size + second.config.hidden_size
+        hidden = torch.zeros(1, model.tokenizer.model_max_length, width, **like)
+        pooled = torch.zeros(1, second.config.projection_dim, **like)
+        return Conditioning(hidden, {"text_embeds": pooled, "time_ids": sizes.to(**like).expand(1, -1)})
 
     def pipeline_embeds(self, cond: Conditioning, uncond: Conditioning) -> dict[str, torch.Tensor]:
         return dict(
