@@ -22,7 +22,8 @@ when torch runs one thread), and the load average before and after is recorded.
 
 Peak memory: on the CPU each side runs apart in a fresh subprocess (load + one call) for its
 host RSS; on a GPU, in the same process, each side's own weights plus the most its timed calls
-allocated beyond what was resident (what reference_generate.py's peak_cuda_mb counts alone). Closeness: the first image of every timed call is drawn from the
+allocated beyond what was resident (what reference_generate.py's peak_cuda_mb counts alone). \
+Closeness: the first image of every timed call is drawn from the
 same seed on both sides; the mean absolute difference (0-255 scale), the largest, and the PSNR
 are reported. Results go to benchmarks/results/generate-<machine>-<date>.json.
 """
@@ -216,7 +217,8 @@ def measure_memory(
 ) -> dict[str, Any]:
     """Peak memory of one side alone: a fresh process that loads the model and makes one call."""
     cmd = [sys.executable, __file__, "--memory-of", side, "--model", str(model), "--batches", str(batch),
-           "--size", f"{size[0]}x{size[1]}", "--steps", str(steps), "--device", device, "--threads", str(threads)]  # fmt: skip
+           "--size", f"{size[0]}x{size[1]}", "--steps", str(steps), "--device", device,
+           "--threads", str(threads)]  # fmt: skip
     out = subprocess.run(
         cmd, check=True, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(HERE))
     )
@@ -338,8 +340,9 @@ def main() -> None:
         print_run(run, names)
     result = {
         "benchmark": "generate",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "preset": a.preset, "model": str(model), "prompt": PROMPT, "steps": a.steps,
-        "guidance": a.guidance, "calls": a.calls, "warmup": a.warmup, "device": a.device, "load_s": load_s,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "preset": a.preset,
+        "model": str(model), "prompt": PROMPT, "steps": a.steps, "guidance": a.guidance, "calls": a.calls,
+        "warmup": a.warmup, "device": a.device, "load_s": load_s,
         "machine": info, "versions": versions(), "label": a.label, "runs": runs,
     }  # fmt: skip
     path = results_path(a.results, "generate", info, a.label)
@@ -350,17 +353,20 @@ def main() -> None:
 def print_run(run: dict[str, Any], names: list[str]) -> None:
     print(f"\n{run['size']} batch {run['batch']}  (load average before/after {run['load_average']})")
     print(
-        f"  {'side':<14} {'img/s':>8} {'s/img':>8} {'cpu s/img':>9} {'speedup':>8} {'RSS MB':>8} {'CUDA MB':>8}  per call (s)"
+        f"  {'side':<14} {'img/s':>8} {'s/img':>8} {'cpu s/img':>9} {'speedup':>8} {'RSS MB':>8} "
+        f"{'CUDA MB':>8}  per call (s)"
     )
     for name in [n for n in names if "error" not in run[n]]:
         r = run[name]
         print(
-            f"  {name:<14} {r['images_per_s']:>8.3f} {r['s_per_image']:>8.3f} {r['cpu_s_per_image']:>9.3f} {r.get('speedup', 1.0):>8.2f} "
-            f"{r.get('peak_rss_mb') or '-':>8} {r.get('peak_cuda_mb') or '-':>8}  {r['s_per_call']}"
+            f"  {name:<14} {r['images_per_s']:>8.3f} {r['s_per_image']:>8.3f} {r['cpu_s_per_image']:>9.3f} "
+            f"{r.get('speedup', 1.0):>8.2f} {r.get('peak_rss_mb') or '-':>8} "
+            f"{r.get('peak_cuda_mb') or '-':>8}  {r['s_per_call']}"
         )
         for c in r.get("closeness", []):
             print(
-                f"    vs reference: mean |diff| {c['mean_abs']}/255, max {c['max_abs']}, PSNR {c['psnr_db']} dB"
+                f"    vs reference: mean |diff| {c['mean_abs']}/255, max {c['max_abs']}, "
+                f"PSNR {c['psnr_db']} dB"
             )
     sys.stdout.flush()
 

@@ -94,7 +94,8 @@ def main() -> None:
         "upscale_s_per_image": seconds["upscale"] / args.k,
     }
     print(
-        f"\nportraitist run, preset {args.preset}: {args.steps} steps, {args.n} generated, {args.k} selected, x2"
+        f"\nportraitist run, preset {args.preset}: {args.steps} steps, {args.n} generated, "
+        f"{args.k} selected, x2"
     )
     print(f"{'stage':<10}{'seconds':>10}")
     for name, value in stages.items():

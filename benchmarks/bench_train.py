@@ -406,7 +406,10 @@ def main() -> None:
 
     print(f"\n{a.preset} {resolution}px, batch {a.batch}, {a.steps // 4}/{a.steps} steps (marginal)")
     nan = float("nan")
-    header = f"{'case':<14}{'ours steps/s':>14}{'ref steps/s':>13}{'ratio':>8}{'ours RSS MB':>13}{'ref RSS MB':>12}"
+    header = (
+        f"{'case':<14}{'ours steps/s':>14}{'ref steps/s':>13}{'ratio':>8}"
+        f"{'ours RSS MB':>13}{'ref RSS MB':>12}"
+    )
     print(header + (f"{'ours GPU MB':>13}{'ref GPU MB':>12}" if a.gpu_memory else ""))
     for row in rows:
         ours, ref = row["ours"], row["reference"] or {}

@@ -100,7 +100,8 @@ class PluggableConfig(StageConfig):
 
     @classmethod
     def add_setting(cls, name: str, annotation: Any, field: FieldInfo) -> None:
-        """Declare setting `name` of type `annotation`; `field` is pydantic's Field(default, description=...)."""
+        """Declare setting `name` of type `annotation`; `field` is pydantic's
+        Field(default, description=...)."""
         if name in cls.model_fields:
             raise ValueError(f"{cls.__name__} has a setting {name!r} of its own")
         cls._added_fields[name] = (annotation, field)

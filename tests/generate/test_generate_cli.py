@@ -36,8 +36,8 @@ def test_generate_a_base_model_into_a_folder(tmp_path: Path) -> None:
     settings.write_text("[generate]\nsteps = 2\nguidance = 5.0\n")
     result = runner.invoke(
         app,
-        ["generate", "--base", "tiny", "--out", str(tmp_path / "out"), "--prompt", "a photo of a cat", "-n", "2",
-         "--aspect", "9:16", "--seed", "7", "--config", str(settings)],
+        ["generate", "--base", "tiny", "--out", str(tmp_path / "out"), "--prompt", "a photo of a cat",
+         "-n", "2", "--aspect", "9:16", "--seed", "7", "--config", str(settings)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     paths = [Path(line) for line in result.stdout.split()]
@@ -51,8 +51,8 @@ def test_swap_command_writes_the_versions(tmp_path: Path) -> None:
     samples.astronaut().save(picture)
     result = runner.invoke(
         app,
-        ["swap", str(picture), "--base", "tiny", "--out", str(tmp_path / "out"), "--prompt", "a photo of a person",
-         "-n", "1", "--steps", "2"],
+        ["swap", str(picture), "--base", "tiny", "--out", str(tmp_path / "out"),
+         "--prompt", "a photo of a person", "-n", "1", "--steps", "2"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "in seed order" in result.stderr

@@ -66,8 +66,8 @@ def test_me_expands_to_the_workspace_subject(trained: Workspace) -> None:
     assert record["prompt"] == result.prompt.text
     assert record["file"] == f"outputs/images/{result.images[0].name}"
     assert set(record) == {
-        "file", "prompt", "negative_prompt", "style", "seed", "steps", "guidance", "width", "height", "scheduler",
-        "vae", "control",
+        "file", "prompt", "negative_prompt", "style", "seed", "steps", "guidance", "width", "height",
+        "scheduler", "vae", "control",
     }  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""Every stage's settings refuse what they do not know: a misspelt setting is an error, not a silent default."""
+"""Every stage's settings refuse what they do not know: a misspelt setting is an error, not a silent
+default."""
 
 from __future__ import annotations
 

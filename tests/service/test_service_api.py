@@ -140,7 +140,8 @@ def test_the_page_and_the_api_docs_are_served(client: TestClient) -> None:
 
 
 def _routes(paths: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    """(method, path) with every path parameter written `{}`, as the docs and OpenAPI name them differently."""
+    """(method, path) with every path parameter written `{}`, as the docs and OpenAPI name them
+    differently."""
     return {(method.upper(), re.sub(r"\{[^}]*\}", "{}", path)) for method, path in paths}
 
 

@@ -201,8 +201,8 @@ def test_an_exported_single_file_loads_back_offline_as_a_base(full_workspace, tm
     # and `generate` samples it, with a VAE folder saved to disk in place of its own
     vae = tmp_path / "vae"
     random_sd.build_vae("tiny", seed=3).save_pretrained(vae)
-    command = ["generate", "--base", str(out), "--vae", str(vae), "--out", str(tmp_path / "images"), "-n", "1",
-               "--steps", "2", "--prompt", "a photo of portraitist-sks girl"]  # fmt: skip
+    command = ["generate", "--base", str(out), "--vae", str(vae), "--out", str(tmp_path / "images"),
+               "-n", "1", "--steps", "2", "--prompt", "a photo of portraitist-sks girl"]  # fmt: skip
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "images" / "generations.jsonl").read_text())

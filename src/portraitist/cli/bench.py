@@ -54,7 +54,10 @@ def bench_run(ctx: typer.Context) -> None:
 @bench_app.command(
     "train",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    help="Steps/s of `portraitist train` against diffusers' train_dreambooth.py (benchmarks/bench_train.py --help).",
+    help=(
+        "Steps/s of `portraitist train` against diffusers' train_dreambooth.py "
+        "(benchmarks/bench_train.py --help)."
+    ),
 )
 def bench_train(ctx: typer.Context) -> None:
     run_script("bench_train.py", ctx.args)
@@ -63,7 +66,10 @@ def bench_train(ctx: typer.Context) -> None:
 @bench_app.command(
     "generate",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    help="Images/s of our sampler against diffusers' StableDiffusionPipeline (benchmarks/bench_generate.py --help).",
+    help=(
+        "Images/s of our sampler against diffusers' StableDiffusionPipeline "
+        "(benchmarks/bench_generate.py --help)."
+    ),
 )
 def bench_generate(ctx: typer.Context) -> None:
     run_script("bench_generate.py", ctx.args)

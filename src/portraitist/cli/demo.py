@@ -134,10 +134,11 @@ def require_world_base(base: str) -> None:
     "demo",
     help=(
         "Run the whole pipeline offline, on the CPU, in a few minutes, in the synthetic world "
-        "(docs/world.md): a held-out rendered person's 8 photos (with their ground-truth face boxes) -> prepare "
-        "-> train on the world's base model, pretrained in this repository -> generate prompted scenes -> rank by "
-        "the world's face-ID judges -> upscale -> report. Then open the report it writes. The people are "
-        "cartoons drawn at 32 px, not photos: the world exists so that likeness can be checked offline."
+        "(docs/world.md): a held-out rendered person's 8 photos (with their ground-truth face boxes) "
+        "-> prepare -> train on the world's base model, pretrained in this repository -> generate prompted "
+        "scenes -> rank by the world's face-ID judges -> upscale -> report. Then open the report it writes. "
+        "The people are cartoons drawn at 32 px, not photos: the world exists so that likeness can be "
+        "checked offline."
     ),
 )
 def demo_command(
@@ -184,15 +185,17 @@ def demo_command(
     console.print(
         f"What this shows: every stage of portraitist on a base model pretrained in this repository on a "
         f"synthetic world of rendered people (docs/world.md; how far its pretraining got: the README in "
-        f"src/portraitist/world/base/), personalised to held-out person {person} from {len(photos)} photos. The "
-        "world's judges measure what a real run can only eyeball:"
+        f"src/portraitist/world/base/), personalised to held-out person {person} from {len(photos)} photos. "
+        "The world's judges measure what a real run can only eyeball:"
     )
     console.print(
-        f"  {alike} of {made} generated images are recognised as that person (a face, whose face-ID cosine to "
-        "the photos is above halfway between the judges' typical same-person and different-person cosines);"
+        f"  {alike} of {made} generated images are recognised as that person (a face, whose face-ID cosine "
+        "to the photos is above halfway between the judges' typical same-person and different-person "
+        "cosines);"
     )
     console.print(
-        f"  {followed} of {made} show the scene their prompt asked for (background, pattern, shirt, expression)."
+        f"  {followed} of {made} show the scene their prompt asked for "
+        "(background, pattern, shirt, expression)."
     )
     console.print(
         "The pictures are 32 px cartoons upscaled x4, not photos; with a real model (--base ./sd15), "

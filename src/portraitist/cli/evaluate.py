@@ -23,22 +23,33 @@ from portraitist.world.settings import WorldSettings, world_settings
 if TYPE_CHECKING:
     from portraitist.world.evaluate import WorldResult
 
-HELP = f"""Compare training recipes on your own photos, as the thesis compared its staged recipe with Textual Inversion and DreamBooth (2.3, Fig. 11).
+HELP = f"""Compare training recipes on your own photos, as the thesis compared its staged recipe with \
+Textual Inversion and DreamBooth (2.3, Fig. 11).
 
-Each recipe ({", ".join(RECIPES)}) is trained once on WS/dataset/ (from `portraitist prepare`) with the same seed, in its own folder WS/eval/<recipe>/. Every --every steps the model under training samples the same prompts with the same seeds, and is measured:
+Each recipe ({", ".join(RECIPES)}) is trained once on WS/dataset/ (from `portraitist prepare`) with the same \
+seed, in its own folder WS/eval/<recipe>/. Every --every steps the model under training samples the same \
+prompts with the same seeds, and is measured:
 
   Image Alignment  CLIP image similarity of the "a photo of {{me}}" images to your photos
-  Text Alignment   CLIP similarity of each edit image ("an oil painting of {{me}}", ...) to its prompt without {{me}}
+  Text Alignment   CLIP similarity of each edit image ("an oil painting of {{me}}", ...) to its prompt \
+without {{me}}
   LPIPS            perceptual distance of the "a photo of {{me}}" images to your photos (lower: closer)
   Identity         dlib face similarity to your photos, and the share of images with a face
   Aesthetic        LAION's aesthetic predictor
   seconds          training time so far, and the time the measuring took (its overhead)
 
-WS/eval/metrics.jsonl gets one line per recipe and checkpoint; WS/eval/report.html shows the plots (against steps and against training seconds) and a grid of the images per recipe and checkpoint. Interrupted? Run the same command again: measured checkpoints are not measured again. --restart starts over.
+WS/eval/metrics.jsonl gets one line per recipe and checkpoint; WS/eval/report.html shows the plots (against \
+steps and against training seconds) and a grid of the images per recipe and checkpoint. Interrupted? Run the \
+same command again: measured checkpoints are not measured again. --restart starts over.
 
-`--compare WS1 WS2 ...` merges several workspaces' evaluations (several people) into one report with the mean and spread per recipe.
+`--compare WS1 WS2 ...` merges several workspaces' evaluations (several people) into one report with the \
+mean and spread per recipe.
 
-`--world` runs the comparison in the synthetic world (docs/world.md), where likeness is known exactly: every recipe on --people held-out people x --seeds seeds, on the world base (`--base world`), measured by the world's judges (face-ID similarity behind the face gate, the person's attributes, the scene prompts followed), merged into curves with 95% bands in OUT/report.html. `--sweep` first gives every recipe the same learning-rate (and split) tuning on other held-out people and compares the chosen settings.
+`--world` runs the comparison in the synthetic world (docs/world.md), where likeness is known exactly: every \
+recipe on --people held-out people x --seeds seeds, on the world base (`--base world`), measured by the \
+world's judges (face-ID similarity behind the face gate, the person's attributes, the scene prompts \
+followed), merged into curves with 95% bands in OUT/report.html. `--sweep` first gives every recipe the same \
+learning-rate (and split) tuning on other held-out people and compares the chosen settings.
 
 Examples:
 
@@ -50,7 +61,8 @@ portraitist evaluate --compare ./alice ./bob ./carol --out ./comparison
 
 portraitist evaluate --world --out ./world-eval --steps 200 --every 25 --sweep
 
-The prompts, image count, sampling steps, training settings (\\[evaluate.train]) and metric models (\\[evaluate.scoring]) go in a TOML file's \\[evaluate] table: see docs/evaluate.md.
+The prompts, image count, sampling steps, training settings (\\[evaluate.train]) and metric models \
+(\\[evaluate.scoring]) go in a TOML file's \\[evaluate] table: see docs/evaluate.md.
 """
 
 

@@ -1,4 +1,5 @@
-"""`portraitist generate --workspace WS [--style NAME | --prompt TEXT]`: portraits from your model (thesis 2.4)."""
+"""`portraitist generate --workspace WS [--style NAME | --prompt TEXT]`: portraits from your model
+(thesis 2.4)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ HELP = (
     "--scheduler picks another diffusers scheduler. --aspect makes portrait formats (4:5, 9:16 for stories) "
     "with the short side at the model's resolution. --control pose|canny|depth with --reference IMAGE "
     "takes the composition from a picture through a ControlNet (thesis 2.4.1).\n\n"
-    "Without a workspace, --base MODEL --out DIR samples any base model (a folder, a .safetensors file, a hub "
-    "id, or `tiny` offline).\n\n"
+    "Without a workspace, --base MODEL --out DIR samples any base model (a folder, a .safetensors file, "
+    "a hub id, or `tiny` offline).\n\n"
     "Examples:\n\n"
     "portraitist generate -w ./me --style oil-painting -n 8\n\n"
     "portraitist generate -w ./me --prompt 'a photo of {me} on the moon' --aspect 9:16 --seed 42\n\n"
@@ -84,9 +85,9 @@ def generate_command(
     settings = load_config(
         GenerateConfig, config, "generate",
         style=style, prompt=prompt, negative_prompt=negative, n=n, seed=seed, steps=steps, guidance=guidance,
-        batch_size=batch_size, aspect=aspect, size=size, scheduler=scheduler, control=control, reference=reference,
-        controlnet=controlnet, control_scale=control_scale, depth_model=depth_model, vae=vae, base=base, out=out,
-        device=device, dtype=dtype,
+        batch_size=batch_size, aspect=aspect, size=size, scheduler=scheduler, control=control,
+        reference=reference, controlnet=controlnet, control_scale=control_scale, depth_model=depth_model,
+        vae=vae, base=base, out=out, device=device, dtype=dtype,
     )  # fmt: skip
     with progress_display() as progress:
         result = generate(Workspace(workspace) if workspace else None, settings, progress)

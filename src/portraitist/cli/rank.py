@@ -22,7 +22,11 @@ Every scorer runs on every image; all scores land in WS/outputs/scores.json, bes
 
 {SCORER_LINES}
 
---by picks the order: one name, or several separated by commas (earlier ones win, later ones break ties). identity is a gate, not a score to maximise: images of the user (face distance within the face model's threshold of their crops: dlib's 0.6) come first, then other people's faces, then images with no face; within each group the next scorer decides. The default, {",".join(DEFAULT_ORDER)}, gives the best-looking images that are really the user.
+--by picks the order: one name, or several separated by commas (earlier ones win, later ones break ties). \
+identity is a gate, not a score to maximise: images of the user (face distance within the face model's \
+threshold of their crops: dlib's 0.6) come first, then other people's faces, then images with no face; \
+within each group the next scorer decides. The default, {",".join(DEFAULT_ORDER)}, gives the best-looking \
+images that are really the user.
 
 Examples:
   portraitist rank -w ./me
@@ -31,7 +35,9 @@ Examples:
   portraitist rank -w ./me --clip-model tiny --config offline.toml   (tests, no hub)
   portraitist rank -w ./world0 --identity-model world   (the synthetic world's rendered people, docs/world.md)
 
-CLIP (ViT-L/14), LPIPS's torchvision backbone and the LAION aesthetic head download once from their hubs; dlib's face models ship with the package. Other settings (thresholds, LPIPS net, aesthetic weights file) go in a TOML file's \\[rank] table; see docs/rank.md.
+CLIP (ViT-L/14), LPIPS's torchvision backbone and the LAION aesthetic head download once from their hubs; \
+dlib's face models ship with the package. Other settings (thresholds, LPIPS net, aesthetic weights file) go \
+in a TOML file's \\[rank] table; see docs/rank.md.
 """
 
 
@@ -69,10 +75,11 @@ def rank_command(
         console.print("[yellow]No face found in the user's crops: identity is empty for every image.[/]")
     elif result.passed_gate < len(result.selected):
         console.print(
-            f"[yellow]Only {result.passed_gate} of {len(result.images)} images look like the user; the rest of the "
-            "selection are other faces or no face. Generate more images, or train longer.[/]"
+            f"[yellow]Only {result.passed_gate} of {len(result.images)} images look like the user; "
+            "the rest of the selection are other faces or no face. Generate more images, or train longer.[/]"
         )
     console.print(
-        f"{len(result.selected)} of {len(result.images)} selected into {result.workspace.outputs_dir / 'selected'}; "
+        f"{len(result.selected)} of {len(result.images)} selected into "
+        f"{result.workspace.outputs_dir / 'selected'}; "
         f"scores in {result.workspace.outputs_dir / 'scores.json'}"
     )

@@ -16,15 +16,16 @@ HELP = (
     "Photos in, the k best portraits out: prepare -> train -> generate -> rank -> upscale, then "
     "WS/outputs/report.html.\n\n"
     "Resumable: WS/run.json records each finished stage and its settings, so running the same command again "
-    "after a crash or Ctrl-C continues where it stopped (training from its last checkpoint). Run it with changed "
-    "settings and the stages they affect run again, with every stage after them; it says which and why. "
-    "Delete WS/run.json to start over.\n\n"
+    "after a crash or Ctrl-C continues where it stopped (training from its last checkpoint). Run it with "
+    "changed settings and the stages they affect run again, with every stage after them; it says which and "
+    "why. Delete WS/run.json to start over.\n\n"
     "Examples:\n\n"
     "portraitist run ~/Pictures/me -w ./me --base ./sd15 --vae stabilityai/sd-vae-ft-mse\n\n"
     "portraitist run photos/*.jpg -w ./me --base tiny --clip-model tiny --styles photo,anime -n 8 -k 2 "
     '--config offline.toml   (offline try-out; offline.toml: \\[rank] aesthetic_weights = "random", '
     'lpips_backbone = "random")\n\n'
-    "portraitist run ./me -w ./me-ws --prompt 'a photo of {me} on a red background' --prompt '{me} smiling'\n\n"
+    "portraitist run ./me -w ./me-ws --prompt 'a photo of {me} on a red background' "
+    "--prompt '{me} smiling'\n\n"
     "Every stage's settings can go in a TOML file with \\[prepare], \\[train], \\[generate], \\[rank] and "
     "\\[upscale] tables."
 )

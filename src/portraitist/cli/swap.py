@@ -58,9 +58,10 @@ def swap_command(
 
     settings = load_config(
         SwapConfig, config, "swap",
-        prompt=prompt, negative_prompt=negative, strength=strength, n=n, seed=seed, steps=steps, guidance=guidance,
-        batch_size=batch_size, context=context, feather=feather, control=control, controlnet=controlnet,
-        control_scale=control_scale, vae=vae, base=base, out=out, device=device, dtype=dtype,
+        prompt=prompt, negative_prompt=negative, strength=strength, n=n, seed=seed, steps=steps,
+        guidance=guidance, batch_size=batch_size, context=context, feather=feather, control=control,
+        controlnet=controlnet, control_scale=control_scale, vae=vae, base=base, out=out, device=device,
+        dtype=dtype,
     )  # fmt: skip
     with progress_display() as progress:
         result = swap(Workspace(workspace) if workspace else None, picture, settings, progress)

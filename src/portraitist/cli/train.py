@@ -29,19 +29,21 @@ def _recipe_lines() -> str:
 HELP = (
     "Fine-tune Stable Diffusion 1.x/2.x on the photos `portraitist prepare` put in WS/dataset/ (thesis 2.3), "
     "and write WS/model/: the trained weights, tokens.json, train_log.jsonl, checkpoints.\n\n"
-    "A recipe is a list of stages; each trains some parts at its own learning rate for a share of the steps:\n\n"
+    "A recipe is a list of stages; each trains some parts at its own learning rate for a share of the "
+    "steps:\n\n"
     + _recipe_lines()
     + "\n\nParts: "
     + "; ".join(f"{part} = {text}" for part, text in PART_HELP.items())
-    + ".\n\nWhy these defaults: the thesis trains the text encoder with the UNet, then the UNet alone, with no "
-    "prior-preservation images; diffusers' DreamBooth guide trains faces 800-1200 steps at lr 1e-6..5e-6. "
-    "Textual Inversion and LoRA train far fewer weights and need far higher rates.\n\n"
+    + ".\n\nWhy these defaults: the thesis trains the text encoder with the UNet, then the UNet alone, "
+    "with no prior-preservation images; diffusers' DreamBooth guide trains faces 800-1200 steps at lr "
+    "1e-6..5e-6. Textual Inversion and LoRA train far fewer weights and need far higher rates.\n\n"
     "Killed or out of disk? Run the same command again: it resumes from the last checkpoint "
     "(--checkpoint-every) to the same weights. The new tokens are added to the tokenizer; the instance "
     "token starts as the word 'face' (dataset/manifest.json's instance_init).\n\n"
     "Examples:\n\n"
     "portraitist train -w ./me --base ./stable-diffusion-v1-5\n\n"
-    "portraitist train -w ./me --base tiny --steps 20          (offline smoke run on a small random model)\n\n"
+    "portraitist train -w ./me --base tiny --steps 20          "
+    "(offline smoke run on a small random model)\n\n"
     "portraitist train -w ./me --base ./sd15 --recipe lora --lora-rank 8\n\n"
     "portraitist train -w ./me --base ./sd15 --recipe dreambooth --train-text-encoder\n\n"
     "Every setting can go in a TOML file, in a \\[train] table: see docs/train.md."
@@ -115,8 +117,8 @@ def train_command(
     resumed = f" (resumed at step {result.resumed_from})" if result.resumed_from else ""
     memory = f", peak GPU memory {result.peak_gpu_mb / 1024:.1f} GB" if result.peak_gpu_mb else ""
     console.print(
-        f"Trained {result.recipe} for {result.steps_done} steps{resumed} in {result.seconds:.0f} s of training"
-        f"{memory}; final loss {result.final_loss:.4f}. Model: {result.model_dir}"
+        f"Trained {result.recipe} for {result.steps_done} steps{resumed} in {result.seconds:.0f} s "
+        f"of training{memory}; final loss {result.final_loss:.4f}. Model: {result.model_dir}"
         if result.final_loss is not None
         else f"Nothing left to train: {result.model_dir} is complete ({result.steps_done} steps)."
     )

@@ -15,12 +15,16 @@ from portraitist.upscale.config import UpscaleConfig
 
 HELP = """Upscale the portraits `portraitist rank` selected, in WS/outputs/selected/, with Real-ESRGAN.
 
-x2 by default (512 -> 1024 px, the thesis's choice over generating at 1024), x4 available. The originals move to WS/outputs/selected/original/; the upscaled images take their place. Big images run in overlapping tiles, so memory stays small. A rerun continues where a stopped one left off.
+x2 by default (512 -> 1024 px, the thesis's choice over generating at 1024), x4 available. The originals \
+move to WS/outputs/selected/original/; the upscaled images take their place. Big images run in overlapping \
+tiles, so memory stays small. A rerun continues where a stopped one left off.
 
 Models ($PORTRAITIST_UPSCALER sets the default):
-  realesrgan-x4plus     default, ships with portraitist (ncnn, CPU); best on photos; minutes per 512 px image on a CPU
+  realesrgan-x4plus     default, ships with portraitist (ncnn, CPU); best on photos; minutes per 512 px \
+image on a CPU
   realesr-animevideov3  ships too; a compact model about 30x faster, softer on photos
-  FILE.pth              any Real-ESRGAN/ESRGAN checkpoint (e.g. RealESRGAN_x2plus.pth), run by PyTorch through spandrel, on the GPU when there is one
+  FILE.pth              any Real-ESRGAN/ESRGAN checkpoint (e.g. RealESRGAN_x2plus.pth), run by PyTorch \
+through spandrel, on the GPU when there is one
 
 Examples:
   portraitist upscale -w ./me
@@ -58,5 +62,6 @@ def upscale_command(
     console.print(table)
     timing = f", {sum(result.seconds) / len(result.seconds):.1f} s per image" if result.seconds else ""
     console.print(
-        f"{len(result.seconds)} upscaled, {result.reused} already done{timing}; originals in selected/original/"
+        f"{len(result.seconds)} upscaled, {result.reused} already done{timing}; "
+        "originals in selected/original/"
     )

@@ -65,7 +65,8 @@ class EvaluateConfig(PluggableConfig):
     )
     recipe_stages: dict[str, list[Stage]] = Field(
         default_factory=dict,
-        description="Per recipe, stages (learning rates, shares) replacing its own: what `--world --sweep` chose.",
+        description="Per recipe, stages (learning rates, shares) replacing its own: "
+        "what `--world --sweep` chose.",
     )
     restart: Annotated[bool, Role.RUNTIME] = Field(
         False, description="Delete WS/eval/ and evaluate from scratch instead of resuming."

@@ -23,7 +23,8 @@ from portraitist.evaluate.records import CheckpointRecord, evaluation_overhead
 Band = Literal["sd", "ci95"]
 BAND_TEXT = {
     "sd": "± one standard deviation over the evaluations that measured each step",
-    "ci95": "± the 95% confidence interval of the mean (Student's t) over the evaluations that measured each step",
+    "ci95": "± the 95% confidence interval of the mean (Student's t) over the evaluations "
+    "that measured each step",
 }
 
 

@@ -144,13 +144,14 @@ def depth_condition(image: Image.Image, depth_model: str = DEFAULT_DEPTH_MODEL) 
         estimator = load_from_hub(
             load,
             depth_model, "depth model",
-            "Give --depth-model a depth-estimation folder you have, or use --control pose or canny, which need no "
-            "download.",
+            "Give --depth-model a depth-estimation folder you have, or use --control pose or canny, "
+            "which need no download.",
         )  # fmt: skip
     except (OSError, ValueError) as exc:
         raise PortraitistError(
-            f"Could not load the depth model {depth_model!r} ({str(exc).splitlines()[0]}). Give --depth-model a "
-            "folder or a hub id you can download, or use --control pose or canny, which need no download."
+            f"Could not load the depth model {depth_model!r} ({str(exc).splitlines()[0]}). "
+            "Give --depth-model a folder or a hub id you can download, or use --control pose or canny, "
+            "which need no download."
         ) from exc
     depth = estimator(image.convert("RGB"))["depth"]
     return depth.convert("RGB").resize(image.size, Image.BICUBIC)
@@ -187,8 +188,9 @@ def load_controlnet(spec: str) -> ControlNetModel:
             (model,) = load_pretrained(spec, "ControlNet", instead, ControlNetModel)
     except (OSError, ValueError) as exc:
         raise PortraitistError(
-            f"Could not load the ControlNet {spec!r} ({str(exc).splitlines()[0]}). Give --controlnet a folder, a "
-            ".safetensors file or a hub id you can download (e.g. lllyasviel/control_v11p_sd15_openpose for SD "
-            "1.x, xinsir/controlnet-openpose-sdxl-1.0 for SDXL)."
+            f"Could not load the ControlNet {spec!r} ({str(exc).splitlines()[0]}). "
+            "Give --controlnet a folder, a .safetensors file or a hub id you can download "
+            "(e.g. lllyasviel/control_v11p_sd15_openpose for SD 1.x, xinsir/controlnet-openpose-sdxl-1.0 "
+            "for SDXL)."
         ) from exc
     return model.requires_grad_(False).eval()

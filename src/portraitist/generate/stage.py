@@ -79,8 +79,9 @@ def load_control(
         "addition_embed_type"
     ):
         raise PortraitistError(
-            f"The ControlNet {spec!r} was trained for another kind of model (it attends to {got}-wide text, the "
-            f"{model.family.label} base to {wanted}-wide). Give a ControlNet for {model.family.label} with --controlnet."
+            f"The ControlNet {spec!r} was trained for another kind of model (it attends to {got}-wide text, "
+            f"the {model.family.label} base to {wanted}-wide). "
+            f"Give a ControlNet for {model.family.label} with --controlnet."
         )
     return Control(controlnet.to(device=model.unet.device, dtype=dtype), condition_tensor(condition), scale)
 
@@ -139,8 +140,8 @@ def generate(
             progress(ProgressEvent(STAGE, units, total, f"images {done + 1}-{done + count} of {config.n}"))
 
         images = txt2img(
-            model, prompt.text, prompt.negative, batch, size, config.steps, config.guidance, config.scheduler, control,
-            report, config.cuda_graphs,
+            model, prompt.text, prompt.negative, batch, size, config.steps, config.guidance, config.scheduler,
+            control, report, config.cuda_graphs,
         )  # fmt: skip
         paths += folder.save(
             prompt.style or "prompt", [(im, {**settings, "seed": s}) for im, s in zip(images, batch)]

@@ -47,7 +47,8 @@ STYLES: dict[str, Style] = {
         _style(
             "oil-painting",
             "a classical oil painting",
-            "an oil painting of {me}, portrait, visible brush strokes, rich colours, canvas texture, masterpiece",
+            "an oil painting of {me}, portrait, visible brush strokes, rich colours, canvas texture, "
+            "masterpiece",
             "photo, photograph, 3d render, flat colours",
         ),
         _style(
@@ -90,8 +91,8 @@ STYLES: dict[str, Style] = {
         _style(
             "cyborg",
             "half human, half machine",
-            "a portrait of {me} as a cyborg, chrome and circuitry, glowing blue eyes, sci-fi, highly detailed, "
-            "cinematic lighting",
+            "a portrait of {me} as a cyborg, chrome and circuitry, glowing blue eyes, sci-fi, "
+            "highly detailed, cinematic lighting",
             "cartoon, drawing, lowpoly",
         ),
         _style(
@@ -109,7 +110,8 @@ STYLES: dict[str, Style] = {
         _style(
             "knight",
             "a fantasy knight",
-            "a portrait of {me} as a fantasy knight in ornate armour, epic, dramatic lighting, digital painting",
+            "a portrait of {me} as a fantasy knight in ornate armour, epic, dramatic lighting, "
+            "digital painting",
             "modern clothes, photo, cartoon",
         ),
         _style(

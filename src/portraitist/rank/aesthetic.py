@@ -47,7 +47,8 @@ def weights_file(spec: str) -> Path:
     if ":" not in spec:
         raise PortraitistError(
             f"Aesthetic predictor weights {spec} not found. Give the .pth file of LAION's "
-            f"improved-aesthetic-predictor, a hub file as REPO:FILE (default {DEFAULT_AESTHETIC}), or `random`."
+            f"improved-aesthetic-predictor, a hub file as REPO:FILE (default {DEFAULT_AESTHETIC}), "
+            "or `random`."
         )
     from huggingface_hub import hf_hub_download
 
@@ -55,15 +56,15 @@ def weights_file(spec: str) -> Path:
     try:
         return Path(load_from_hub(
             lambda local_only: hf_hub_download(repo, filename, local_files_only=local_only), repo,
-            "aesthetic predictor", f"Download {filename} and set aesthetic_weights to its path, or to `random` "
-            "for offline tests.",
+            "aesthetic predictor",
+            f"Download {filename} and set aesthetic_weights to its path, or to `random` for offline tests.",
         ))  # fmt: skip
     except PortraitistError:
         raise
     except Exception as exc:  # offline, missing repo or file: all mean "cannot get it from here"
         raise PortraitistError(
-            f"Could not fetch the aesthetic predictor {spec} from the hub ({str(exc).splitlines()[0]}). Download "
-            "sac+logos+ava1-l14-linearMSE.pth and give its path, or use `random` for offline tests."
+            f"Could not fetch the aesthetic predictor {spec} from the hub ({str(exc).splitlines()[0]}). "
+            "Download sac+logos+ava1-l14-linearMSE.pth and give its path, or use `random` for offline tests."
         ) from exc
 
 
@@ -77,7 +78,7 @@ def load_aesthetic(spec: str, embed_dim: int, seed: int = 0) -> AestheticHead:
             head.load_state_dict(state)
         except RuntimeError as exc:
             raise PortraitistError(
-                f"{spec} does not fit an aesthetic head over {embed_dim}-d CLIP embeddings; LAION's weights need "
-                f"CLIP ViT-L/14 (768-d) as --clip-model. ({str(exc).splitlines()[0]})"
+                f"{spec} does not fit an aesthetic head over {embed_dim}-d CLIP embeddings; "
+                f"LAION's weights need CLIP ViT-L/14 (768-d) as --clip-model. ({str(exc).splitlines()[0]})"
             ) from exc
     return head.eval()

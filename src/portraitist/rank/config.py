@@ -45,14 +45,15 @@ class RankConfig(PluggableConfig):
     lpips_size: int = Field(256, ge=64, description="Images and crops are resized to this side before LPIPS.")
     identity_model: str = Field(
         "dlib",
-        description="Face model of the identity scorer: dlib (real photos), or one a plug-in registers: world (the "
-        "synthetic world's judges: face gate + face-ID, for its rendered people, docs/world.md).",
+        description="Face model of the identity scorer: dlib (real photos), or one a plug-in registers: "
+        "world (the synthetic world's judges: face gate + face-ID, for its rendered people, docs/world.md).",
     )
     identity_max_distance: Annotated[float | None, Role.SELECTION] = Field(
         None,
         gt=0,
         description="Largest 1 - identity score that counts as the same person; default the model's own: "
-        "dlib's 0.6 (descriptor distance), world: halfway between the judges' same- and other-person cosines.",
+        "dlib's 0.6 (descriptor distance), world: halfway between the judges' same- and other-person "
+        "cosines.",
     )
     face_upsample: int = Field(
         1,

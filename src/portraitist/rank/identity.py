@@ -58,7 +58,7 @@ def load_identity(config: RankConfig) -> IdentityModel:
     """The face model RankConfig.identity_model names."""
     if config.identity_model not in _MODELS:
         raise PortraitistError(
-            f"Unknown identity model {config.identity_model!r}; available: {', '.join(_MODELS)} (the synthetic "
-            "world's `world` comes with the portraitist command)."
+            f"Unknown identity model {config.identity_model!r}; available: {', '.join(_MODELS)} "
+            "(the synthetic world's `world` comes with the portraitist command)."
         )
     return _MODELS[config.identity_model](config)

@@ -30,8 +30,8 @@ def load_lpips(
     except (URLError, OSError) as exc:
         raise PortraitistError(
             f"LPIPS needs torchvision's ImageNet {net} weights, downloaded once into the torch cache "
-            f"(~/.cache/torch/hub/checkpoints), and the download failed ({exc}). Connect once, or copy the file "
-            "there; lpips_backbone = 'random' runs offline but only for tests."
+            f"(~/.cache/torch/hub/checkpoints), and the download failed ({exc}). "
+            "Connect once, or copy the file there; lpips_backbone = 'random' runs offline but only for tests."
         ) from exc
     return model.to(device).eval()
 

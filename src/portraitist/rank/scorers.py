@@ -1,8 +1,9 @@
 """Every ranking score for a batch of generated images (thesis 2.4.2, plus face identity).
 
 The user's crops are the reference: their CLIP embeddings, LPIPS features and face descriptors
-(dlib's, or the world judges' face-ID for rendered people) are computed once (`References`); each generated image is then embedded once by CLIP, and that
-embedding serves clip-image, clip-text and aesthetic alike.
+(dlib's, or the world judges' face-ID for rendered people) are computed once (`References`); each
+generated image is then embedded once by CLIP, and that embedding serves clip-image, clip-text and
+aesthetic alike.
 """
 
 from __future__ import annotations

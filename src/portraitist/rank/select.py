@@ -33,9 +33,9 @@ SCORERS: dict[str, ScorerInfo] = {
         ScorerInfo(
             "identity",
             True,
-            "1 - mean dlib face-descriptor distance from the image's largest face to the user's crops, or with "
-            "identity_model world the mean face-ID cosine (None: no face). A gate: passes when 1 - it is within "
-            "the threshold.",
+            "1 - mean dlib face-descriptor distance from the image's largest face to the user's crops, "
+            "or with identity_model world the mean face-ID cosine (None: no face). A gate: passes when "
+            "1 - it is within the threshold.",
         ),
         ScorerInfo(
             "aesthetic", True, "LAION improved aesthetic predictor on the CLIP image embedding (about 1-10)."

@@ -79,7 +79,8 @@ def read_generations(workspace: Workspace) -> list[dict]:
     for record in records:
         if not workspace.path(record["file"]).exists():
             raise PortraitistError(
-                f"{record['file']} is listed in {log} but missing; re-run `portraitist generate` or remove its line."
+                f"{record['file']} is listed in {log} but missing; "
+                "re-run `portraitist generate` or remove its line."
             )
     return records
 

@@ -141,7 +141,8 @@ class PortraitBot:
         return context.chat_data.setdefault("base", self.settings.bot_job.get("base"))
 
     def keyboard(self, chosen: set[str], base: str | None) -> InlineKeyboardMarkup:
-        """Style toggles two a row; the base models (SD 1.x, SDXL, ...) when the server allows several; Start."""
+        """Style toggles two a row; the base models (SD 1.x, SDXL, ...) when the server allows several;
+        Start."""
         buttons = [
             InlineKeyboardButton(("✅ " if name in chosen else "") + name, callback_data=f"style:{name}")
             for name in self.styles

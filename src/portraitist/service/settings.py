@@ -120,7 +120,8 @@ class Settings(BaseSettings):
     # jobs
     allowed_bases: list[str] = Field(
         default_factory=lambda: [DEFAULT_BASE, "tiny", "tiny-xl"],
-        description="Base models a job may ask for (hub ids or presets, e.g. stabilityai/stable-diffusion-xl-base-1.0 "
+        description="Base models a job may ask for "
+        "(hub ids or presets, e.g. stabilityai/stable-diffusion-xl-base-1.0 "
         "where the GPUs have the memory for SDXL); never a path a user chooses.",
     )
     job_defaults: dict[str, Any] = Field(

@@ -96,7 +96,8 @@ def load_latest(workspace: Workspace, fingerprint: dict[str, Any], device: torch
         )
         raise PortraitistError(
             f"{path} is a checkpoint of a run with other settings (changed: {', '.join(changed)}). "
-            "Run the same command again to resume it, or add --restart to start over (its checkpoints are deleted)."
+            "Run the same command again to resume it, "
+            "or add --restart to start over (its checkpoints are deleted)."
         )
     state = torch.load(path / "state.pt", map_location=device, weights_only=True)
     return Checkpoint(

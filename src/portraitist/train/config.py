@@ -17,7 +17,8 @@ class TrainConfig(StageConfig):
 
     base: str = Field(
         DEFAULT_BASE,
-        description="Base model to fine-tune: diffusers folder, .safetensors file, hub id, or `tiny` offline.",
+        description="Base model to fine-tune: diffusers folder, .safetensors file, hub id, "
+        "or `tiny` offline.",
     )
     recipe: str = Field("staged", description=f"Training recipe: one of {', '.join(RECIPES)}.")
     steps: Annotated[int | None, Role.LENGTH] = Field(
@@ -30,7 +31,8 @@ class TrainConfig(StageConfig):
     )
     stages: list[Stage] | None = Field(
         None,
-        description="Your own stages instead of the recipe's (TOML [[train.stages]]: name, share, learning_rates).",
+        description="Your own stages instead of the recipe's "
+        "(TOML [[train.stages]]: name, share, learning_rates).",
     )
     batch_size: int = Field(1, ge=1, description="Images per step.")
     seed: int = Field(
@@ -43,7 +45,8 @@ class TrainConfig(StageConfig):
     )
     low_memory: bool = Field(
         False,
-        description="Gradient checkpointing and 8-bit AdamW (bitsandbytes, GPU only): trains SD 1.5 in <12 GB.",
+        description="Gradient checkpointing and 8-bit AdamW (bitsandbytes, GPU only): "
+        "trains SD 1.5 in <12 GB.",
     )
     vae: str | None = Field(
         None,
@@ -71,8 +74,8 @@ class TrainConfig(StageConfig):
     prior_loss_weight: float = Field(1.0, ge=0, description="Weight of the prior-preservation loss.")
     unet_lora: bool | None = Field(
         None,
-        description="Train the UNet as LoRA adapters wherever a recipe trains it whole (default: on for SDXL, whose "
-        "full fine-tune does not fit a 24 GB card; off for SD 1.x).",
+        description="Train the UNet as LoRA adapters wherever a recipe trains it whole "
+        "(default: on for SDXL, whose full fine-tune does not fit a 24 GB card; off for SD 1.x).",
     )
     lora_rank: int = Field(16, ge=1, description="lora recipe and --unet-lora: rank of the adapters.")
     lora_alpha: float | None = Field(

@@ -71,7 +71,8 @@ def load_photos(workspace: Workspace, prompts: list[str], resolution: int) -> li
     kept = manifest.kept
     if not kept:
         raise PortraitistError(
-            f"{workspace.manifest_path} keeps no photos; add photos of one person and re-run `portraitist prepare`."
+            f"{workspace.manifest_path} keeps no photos; "
+            "add photos of one person and re-run `portraitist prepare`."
         )
     photos = []
     for record, prompt in zip(kept, prompts, strict=True):
@@ -94,8 +95,9 @@ def load_class_images(folder: Path, prompt: str, resolution: int) -> list[Photo]
     files = sorted(p for p in Path(folder).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if folder else []
     if not files:
         raise PortraitistError(
-            f"Prior preservation needs class images ('{prompt}'), and {folder} has none. Generate 100-200 with "
-            f"`portraitist generate --base ... --prompt '{prompt}'` into a folder and pass it as --class-images."
+            f"Prior preservation needs class images ('{prompt}'), and {folder} has none. "
+            f"Generate 100-200 with `portraitist generate --base ... --prompt '{prompt}'` into a folder "
+            "and pass it as --class-images."
         )
     photos = []
     for f in files:

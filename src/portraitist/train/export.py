@@ -159,8 +159,8 @@ def _transformers_clip(encoder: torch.nn.Module, prefix: str, vocabulary: int) -
     """OpenAI CLIP (SD 1.x, SDXL's first encoder) keeps transformers' keys under `prefix`."""
     if encoder.config.hidden_act != "quick_gelu":
         raise PortraitistError(
-            "single-file export writes OpenAI CLIP's layout for this text encoder, and it is an OpenCLIP one (an SD "
-            "2.x model). Export it as diffusers."
+            "single-file export writes OpenAI CLIP's layout for this text encoder, "
+            "and it is an OpenCLIP one (an SD 2.x model). Export it as diffusers."
         )
     out = {}
     for key, value in encoder.state_dict().items():
@@ -231,14 +231,14 @@ def kohya_lora_state_dict(workspace: Workspace, model: StableDiffusion) -> dict[
     info = read_model_info(workspace)
     if info.weights != "lora" or info.lora is None:
         raise PortraitistError(
-            f"The model in {workspace.root} is a full fine-tune ({info.recipe}), not a LoRA; export it as diffusers or "
-            "single-file, or train with --recipe lora."
+            f"The model in {workspace.root} is a full fine-tune ({info.recipe}), not a LoRA; "
+            "export it as diffusers or single-file, or train with --recipe lora."
         )
     whole = sorted(name for name in info.files if not name.endswith("_lora"))
     if whole:
         raise PortraitistError(
-            f"The model in {workspace.root} also fine-tuned {', '.join(whole)} whole ({info.recipe}), which a LoRA file "
-            "cannot carry. Export it as single-file or diffusers."
+            f"The model in {workspace.root} also fine-tuned {', '.join(whole)} whole ({info.recipe}), "
+            "which a LoRA file cannot carry. Export it as single-file or diffusers."
         )
     family = model.family
     unet = model.unet if family.kohya_unet_names == "ldm" else None
@@ -318,9 +318,9 @@ def export(workspace: Workspace, fmt: Format, out: Path | None = None) -> list[P
     model = load_trained(workspace)
     if fmt != "diffusers" and not model.family.checkpoint_encoders:
         raise PortraitistError(
-            f"The model in {workspace.root} is built on {model.family.label}, which AUTOMATIC1111, ComfyUI and "
-            f"kohya's tools cannot load, so {fmt} does not apply. Export it with --format diffusers (portraitist "
-            "loads that folder with --base)."
+            f"The model in {workspace.root} is built on {model.family.label}, "
+            f"which AUTOMATIC1111, ComfyUI and kohya's tools cannot load, so {fmt} does not apply. "
+            "Export it with --format diffusers (portraitist loads that folder with --base)."
         )
     if fmt == "kohya-lora":
         save_safetensors_atomic(kohya_lora_state_dict(workspace, model), out)

@@ -43,10 +43,12 @@ class Recipe(BaseModel):
     summary: str = Field(description="One line for --help and docs.")
     steps: int = Field(description="Default total steps.")
     prompt: Literal["captions", "rare_token"] = Field(
-        description="captions: the dataset's captions with the new tokens; rare_token: 'a photo of sks <class>'."
+        description="captions: the dataset's captions with the new tokens; "
+        "rare_token: 'a photo of sks <class>'."
     )
     stages: list[Stage]
-    # the stages are the user's own ([[train.stages]]); private, so checkpoints' fingerprints stay as they were
+    # the stages are the user's own ([[train.stages]]); private, so checkpoints' fingerprints stay as
+    # they were
     _custom: bool = PrivateAttr(False)
 
     @property
@@ -84,7 +86,8 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             name="dreambooth",
-            summary="DreamBooth (Ruiz et al.): the UNet on 'a photo of sks <class>'; --train-text-encoder adds it.",
+            summary="DreamBooth (Ruiz et al.): the UNet on 'a photo of sks <class>'; "
+            "--train-text-encoder adds it.",
             steps=1000,
             prompt="rare_token",
             stages=[Stage(name="unet", share=1.0, learning_rates={"unet": 2e-6})],
@@ -98,7 +101,8 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             name="lora",
-            summary="LoRA adapters on UNet and text-encoder attention, plus the new tokens: a model of tens of MB.",
+            summary="LoRA adapters on UNet and text-encoder attention, plus the new tokens: "
+            "a model of tens of MB.",
             steps=1000,
             prompt="captions",
             stages=[
@@ -182,6 +186,7 @@ def stage_steps(recipe: Recipe, total: int) -> list[int]:
     counts.append(total - sum(counts))
     if any(count < 1 for count in counts):
         raise PortraitistError(
-            f"{total} steps are too few for the {recipe.name} recipe's {len(recipe.stages)} stages; give more --steps."
+            f"{total} steps are too few for the {recipe.name} recipe's {len(recipe.stages)} stages; "
+            "give more --steps."
         )
     return counts

@@ -52,7 +52,8 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class TrainingState:
-    """What a validation hook sees at a validation step: the model under training, in its training precision."""
+    """What a validation hook sees at a validation step: the model under training, in its training
+    precision."""
 
     step: int
     model: StableDiffusion
@@ -294,16 +295,17 @@ def _machine_errors(workspace: Workspace) -> Iterator[None]:
         yield
     except torch.cuda.OutOfMemoryError as exc:
         raise MachineError(
-            f"The GPU ran out of memory ({str(exc).splitlines()[0]}). Add --low-memory (gradient checkpointing, "
-            "8-bit AdamW), lower --batch-size, or use the lora recipe; the last checkpoint is kept, and the same "
-            "command resumes from it."
+            f"The GPU ran out of memory ({str(exc).splitlines()[0]}). "
+            "Add --low-memory (gradient checkpointing, 8-bit AdamW), lower --batch-size, "
+            "or use the lora recipe; the last checkpoint is kept, and the same command resumes from it."
         ) from exc
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise
         raise MachineError(
-            f"The disk is full ({exc.filename or workspace.model_dir}). Free some space and run the same command "
-            "again: it resumes from the last complete checkpoint, which is intact."
+            f"The disk is full ({exc.filename or workspace.model_dir}). "
+            "Free some space and run the same command again: it resumes from the last complete checkpoint, "
+            "which is intact."
         ) from exc
 
 

@@ -261,7 +261,8 @@ def reference_rows(
 def write_world_report(
     out: Path, runs: list[WorldRun], config: EvaluateConfig, judges: Judges, judges_path: Path | None
 ) -> tuple[Path, list[Lead]]:
-    """OUT/report.html over people x seeds (mean and 95% band) and OUT/summary.json with the curves and leads."""
+    """OUT/report.html over people x seeds (mean and 95% band) and OUT/summary.json with the curves
+    and leads."""
     people = sorted({run.person for run in runs})
     report = write_merged_report(
         out / REPORT_NAME,

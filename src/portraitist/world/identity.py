@@ -27,8 +27,9 @@ class WorldIdentity:
         metrics = self.judges.info.get("metrics", {})
         if "cosine_same_person" not in metrics or "cosine_other_people" not in metrics:
             raise PortraitistError(
-                f"The world judges in {judges or 'the package'} carry no measured cosines (judges.json's metrics); "
-                "train them with `portraitist world judges --out DIR`, which measures them."
+                f"The world judges in {judges or 'the package'} carry no measured cosines "
+                "(judges.json's metrics); train them with `portraitist world judges --out DIR`, "
+                "which measures them."
             )
         threshold = (metrics["cosine_same_person"] + metrics["cosine_other_people"]) / 2
         self.max_distance = 1.0 - threshold

@@ -161,7 +161,8 @@ def one_judge_image(image: np.ndarray | Image.Image) -> np.ndarray:
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """(N, 32, 32, 3) uint8 -> (N, 3, 32, 32) float in [0, 1], channels-last in memory (faster convs on CPU)."""
+    """(N, 32, 32, 3) uint8 -> (N, 3, 32, 32) float in [0, 1], channels-last in memory
+    (faster convs on CPU)."""
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
     return x.contiguous(memory_format=torch.channels_last)
 
@@ -237,7 +238,8 @@ class Judges:
         return torch.sigmoid(self.run("gate", images)[:, 0]).numpy()
 
     def is_face(self, images: Images) -> np.ndarray:
-        """(N,) bool: the gate passes the image as a face (noise, blur, shuffled faces, bare backgrounds fail)."""
+        """(N,) bool: the gate passes the image as a face (noise, blur, shuffled faces, bare
+        backgrounds fail)."""
         return self.face_probability(images) >= self.threshold
 
     def similarity(self, images: Images, references: Images, gated: bool = True) -> np.ndarray:

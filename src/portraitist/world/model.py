@@ -76,7 +76,8 @@ def _unet_levels(channels: tuple[int, ...], head_dim: int, groups: int) -> dict[
     }
 
 
-# patch2: the default base; patch4: 8x8x48 (docs/world.md, "Why patch 2"); tiny: tests (patch 2, ~30x fewer weights)
+# patch2: the default base; patch4: 8x8x48 (docs/world.md, "Why patch 2");
+# tiny: tests (patch 2, ~30x fewer weights)
 ARCHITECTURES: dict[str, dict[str, Any]] = {
     "patch2": {"patch": 2, "unet": _unet_levels((64, 96, 128), head_dim=4, groups=32), "text": _TEXT},
     "patch4": {"patch": 4, "unet": _unet_levels((96, 128), head_dim=4, groups=32), "text": _TEXT},

@@ -255,7 +255,8 @@ class Trainer:
             self.ema[name].step(module.parameters())
 
     def ema_weights(self) -> dict[str, dict[str, torch.Tensor]]:
-        """Each EMA by parameter name, as its part's state_dict names them: a checkpoint that says what it holds."""
+        """Each EMA by parameter name, as its part's state_dict names them: a checkpoint that says what
+        it holds."""
         return {
             name: dict(
                 zip([key for key, _ in module.named_parameters()], self.ema[name].shadow_params, strict=True)
@@ -409,7 +410,8 @@ def init_from_base(trainer: Trainer, config: PretrainConfig, name: str) -> None:
     record_path = folder / BASE_RECORD
     if not record_path.is_file():
         raise PortraitistError(
-            f"--init-from {name}: {folder} is not a base made by `portraitist world pretrain` (no {BASE_RECORD})."
+            f"--init-from {name}: {folder} is not a base made by `portraitist world pretrain` "
+            f"(no {BASE_RECORD})."
         )
     record = json.loads(record_path.read_text())
     made = record["settings"]["architecture"]
@@ -449,7 +451,8 @@ def start_trainer(out: Path, config: PretrainConfig, device: torch.device, resum
 
 
 def sample_prompts(seed: int, count: int = SAMPLE_PROMPTS) -> tuple[list[str], list[dict[str, str]]]:
-    """Full captions of held-out people 0..count-1, each in one fixed scene, and the labels a judge can check."""
+    """Full captions of held-out people 0..count-1, each in one fixed scene, and the labels a judge
+    can check."""
     prompts, labels = [], []
     for k in range(count):
         who = held_out_person(k, seed)

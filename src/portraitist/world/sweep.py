@@ -57,7 +57,8 @@ TRIALS_FILE = "trials.jsonl"
 
 @dataclass(frozen=True)
 class Trial:
-    """One setting of one recipe: its rates times `factor`, its first stage's share `split` (None: its own)."""
+    """One setting of one recipe: its rates times `factor`, its first stage's share `split`
+    (None: its own)."""
 
     recipe: str
     round: int
