@@ -43,7 +43,7 @@ from portraitist.evaluate.report import write_evaluation_report
 from portraitist.evaluate.settings import check_settings, fingerprint
 from portraitist.generate.prompts import expand
 from portraitist.generate.txt2img import txt2img
-from portraitist.models.loading import StableDiffusion, eval_mode
+from portraitist.models.loading import StableDiffusion, eval_mode, resolved_base
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train import checkpoint
 from portraitist.train.recipes import get_recipe
@@ -73,11 +73,6 @@ def recipe_steps(config: EvaluateConfig, recipe: str) -> int:
 
 def checkpoint_steps(config: EvaluateConfig, recipe: str) -> list[int]:
     return list(range(config.every, recipe_steps(config, recipe) + 1, config.every))
-
-
-def _resolve_base(base: str) -> str:
-    path = Path(base).expanduser()
-    return str(path.resolve()) if base.strip() and path.exists() else base
 
 
 def copy_dataset(source: Workspace, root: Path) -> Workspace:
@@ -242,7 +237,7 @@ def evaluate(
     `measures` (default: the photo metrics of config.scoring); write WS/eval/report.html if `report`."""
     workspace.read_manifest()  # a clear error before anything else when `prepare` has not run
     measures = measures or PhotoMetrics(config.scoring)
-    base = _resolve_base(base)
+    base = resolved_base(base)
     folder = eval_dir(workspace)
     if config.restart:
         shutil.rmtree(folder, ignore_errors=True)

@@ -239,6 +239,13 @@ def _load_parts(spec: str, seed: int) -> dict[str, Any]:
     raise PortraitistError(f"No base model at {spec!r}. {_HOW_TO_GET}")
 
 
+def resolved_base(spec: str) -> str:
+    """A base given as a path, made absolute (what resume fingerprints, evaluations and model.json
+    keep, so the same folder named from elsewhere is the same base); a named or hub base as given."""
+    path = Path(spec).expanduser()
+    return str(path.resolve()) if spec.strip() and path.exists() else spec
+
+
 def load_base(spec: str = DEFAULT_BASE, *, vae: str | None = None, seed: int = 0) -> StableDiffusion:
     """Load a base model on the CPU at full precision, checked to fit together; callers move and cast it."""
     try:

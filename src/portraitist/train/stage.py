@@ -19,7 +19,7 @@ import torch
 from portraitist.config import RESUME, compared_settings
 from portraitist.devices import resolve_device
 from portraitist.errors import MachineError
-from portraitist.models.loading import StableDiffusion, load_base
+from portraitist.models.loading import StableDiffusion, load_base, resolved_base
 from portraitist.models.trained import ModelInfo
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train import attention_loss, checkpoint
@@ -126,12 +126,6 @@ class _Prepared:
     instance_id: int  # the token that names the person, whose attention the attention loss reads
     data: TrainingSet
     prior: TrainingSet | None  # the class images of DreamBooth's prior preservation
-
-
-def _resolved(base: str) -> str:
-    """A base given as a path, made absolute (the resume fingerprint and model.json keep it)."""
-    path = Path(base).expanduser()
-    return str(path.resolve()) if base.strip() and path.exists() else base
 
 
 def _lora_alpha(config: TrainConfig) -> float:
@@ -348,7 +342,7 @@ def train(
     total = sum(steps)
     device = resolve_device(config.device)
     precision = training_precision(config.precision, device)
-    base = _resolved(config.base)
+    base = resolved_base(config.base)
     prepared = _prepare(workspace, manifest, config, base, device, total, progress)
     trainee, loop = _loop(prepared, config, precision, device)
 
