@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+
 import pytest
 from PIL import Image
 
 from portraitist.prepare.config import PrepareConfig
-from portraitist.prepare.detect import PersonDetector
+from portraitist.prepare.detect import PersonDetector, _native_stderr_closed
 from portraitist.prepare.rejection import PhotoRejected
 from portraitist.samples import astronaut, no_person, noise_image, two_people
 
@@ -70,3 +74,21 @@ def test_large_photos_are_detected_on_a_shrunk_copy_with_boxes_in_full_size_pixe
     big_box = detector.subject(big).face.box
     for small, large in zip(small_box, big_box):
         assert abs(large / 5 - small) < 4
+
+
+def test_silencing_mediapipe_from_several_threads_leaves_stderr_open() -> None:
+    """The service judges photos on two threads at once; file descriptor 2 is the whole process's."""
+    before = os.fstat(2)
+
+    def silenced_calls() -> None:
+        for _ in range(20):
+            with _native_stderr_closed():
+                time.sleep(0.001)  # a graph running, while the other thread wants the same
+
+    threads = [threading.Thread(target=silenced_calls) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -107,9 +108,14 @@ class PersonDetector:
         return float(mask[third, third].mean())
 
     def sees_body(self, image: Image.Image) -> bool:
-        # the pose graph logs a note the first time it finds a body, which may be any photo
+        pixels = np.ascontiguousarray(np.asarray(image))
+        if _QUIET.body_seen:
+            return self._pose.process(pixels).pose_landmarks is not None
+        # the pose graph logs a note the first time in a process that it finds a body, on any photo
         with _native_stderr_closed():
-            return self._pose.process(np.ascontiguousarray(np.asarray(image))).pose_landmarks is not None
+            found = self._pose.process(pixels).pose_landmarks is not None
+        _QUIET.body_seen |= found
+        return found
 
     def subject(self, photo: Image.Image, source_scale: float = 1.0) -> Subject:
         """The photo's one subject, or PhotoRejected saying why there is not exactly one.
@@ -156,17 +162,29 @@ def check_face_size(face: Face, min_face_size: int) -> None:
 
 @contextmanager
 def _native_stderr_closed() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null: mediapipe's C++ logging ignores Python's settings."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
+    """Send file descriptor 2 to /dev/null: mediapipe's C++ logging ignores Python's settings. One
+    thread at a time (the service judges photos on several): fd 2 is the process's, and two threads
+    saving and restoring it in turn would leave it closed."""
+    with _QUIET.lock:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(null)
+
+
+@dataclass
+class _Quiet:
+    lock: threading.Lock
+    body_seen: bool = False  # the pose graph has logged its once-per-process note
+
+
+_QUIET = _Quiet(threading.Lock())
 
 
 def _shrink(image: Image.Image, max_side: int) -> tuple[Image.Image, float]:
