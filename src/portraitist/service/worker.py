@@ -27,8 +27,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from portraitist.errors import MachineError, PortraitistError
-from portraitist.pipeline import RunConfig, run_pipeline
+from portraitist.pipeline import run_pipeline
 from portraitist.progress import ProgressEvent
+from portraitist.run_config import RunConfig
 from portraitist.service import jobs
 from portraitist.service.db import Database
 from portraitist.service.lease import JobStopped, Lease

@@ -13,7 +13,7 @@ from portraitist.config import validation_problems
 from portraitist.errors import PortraitistError
 from portraitist.generate.prompts import ME
 from portraitist.generate.styles import STYLES, get_style
-from portraitist.pipeline import RunConfig
+from portraitist.run_config import RunConfig
 from portraitist.service import jobs, photos
 from portraitist.service.dependencies import (
     CurrentUser,
