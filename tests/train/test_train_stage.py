@@ -84,43 +84,13 @@ def test_prior_preservation_and_validation_samples(prepared, tmp_path):
 
 
 def test_train_command(prepared):
-    result = CliRunner().invoke(
-        app,
-        [
-            "train",
-            "-w",
-            str(prepared.root),
-            "--base",
-            "tiny",
-            "--steps",
-            "2",
-            "--lr",
-            "unet=1e-5",
-            "--precision",
-            "fp32",
-            "--no-flip",
-        ],
-    )
+    command = ["train", "-w", str(prepared.root), "--base", "tiny", "--steps", "2", "--lr", "unet=1e-5"]
+    command += ["--precision", "fp32", "--no-flip"]
+    result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
     assert "Trained staged for 2 steps" in result.output
     log = [json.loads(line) for line in (prepared.model_dir / "train_log.jsonl").read_text().splitlines()]
     assert log[0]["lr"] == {"tokens": 5e-5, "text_encoder": 2e-6, "unet": 1e-5}
     assert set(log[0]) == {"step", "stage", "loss", "lr", "seconds"}
-    again = CliRunner().invoke(
-        app,
-        [
-            "train",
-            "-w",
-            str(prepared.root),
-            "--base",
-            "tiny",
-            "--steps",
-            "2",
-            "--lr",
-            "unet=1e-5",
-            "--precision",
-            "fp32",
-            "--no-flip",
-        ],
-    )
+    again = CliRunner().invoke(app, command)
     assert again.exit_code == 0 and "Nothing left to train" in again.output

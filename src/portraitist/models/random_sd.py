@@ -39,6 +39,14 @@ _FULL_BLOCKS = {
     "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
 }
 
+# CLIP text encoders the presets share (SDXL's first encoder has the SD 1.x preset's shape)
+SMALL_TEXT = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "projection_dim": 32}  # fmt: skip
+CPU_BENCH_TEXT = {"hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 6,
+                  "num_attention_heads": 6, "projection_dim": 384}  # fmt: skip
+CLIP_L_TEXT = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+               "num_attention_heads": 12, "projection_dim": 768}  # CLIP ViT-L/14's text model  # fmt: skip
+
 PRESETS: dict[str, dict[str, Any]] = {
     # 64 px, 3.4M parameters: CPU unit tests and the offline demo
     "tiny": {
@@ -51,13 +59,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "cross_attention_dim": 32,
         },
         "vae": {"block_out_channels": (32, 32, 64, 64), "layers_per_block": 1},
-        "text": {
-            "hidden_size": 32,
-            "intermediate_size": 37,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "projection_dim": 32,
-        },
+        "text": SMALL_TEXT,
     },
     # 256 px, 70M parameters: CPU benchmarks
     "cpu-bench": {
@@ -69,13 +71,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             **_FULL_BLOCKS,
         ),
         "vae": {"block_out_channels": (32, 64, 128, 128), "layers_per_block": 2},
-        "text": {
-            "hidden_size": 384,
-            "intermediate_size": 1536,
-            "num_hidden_layers": 6,
-            "num_attention_heads": 6,
-            "projection_dim": 384,
-        },
+        "text": CPU_BENCH_TEXT,
     },
     # 512 px, SD 1.5's exact shapes (1.07B parameters): GPU benchmarks
     "sd15-random": {
@@ -87,13 +83,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             **_FULL_BLOCKS,
         ),
         "vae": {"block_out_channels": (128, 256, 512, 512), "layers_per_block": 2},
-        "text": {
-            "hidden_size": 768,
-            "intermediate_size": 3072,
-            "num_hidden_layers": 12,
-            "num_attention_heads": 12,
-            "projection_dim": 768,
-        },
+        "text": CLIP_L_TEXT,
     },
 }
 

@@ -14,7 +14,14 @@ import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-from portraitist.models.random_sd import SD_SCHEDULER, clip_text_config, vae_from
+from portraitist.models.random_sd import (
+    CLIP_L_TEXT,
+    CPU_BENCH_TEXT,
+    SD_SCHEDULER,
+    SMALL_TEXT,
+    clip_text_config,
+    vae_from,
+)
 from portraitist.models.sdxl import SDXL_FAMILY
 from portraitist.models.tokenizer import clip_tokenizer
 
@@ -26,14 +33,6 @@ _SDXL_UNET = {
     "addition_embed_type": "text_time",
     "addition_embed_type_num_heads": 64,
     "norm_num_groups": 32,
-}
-
-_SMALL_TEXT = {
-    "hidden_size": 32,
-    "intermediate_size": 37,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "projection_dim": 32,
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -48,8 +47,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "addition_time_embed_dim": 8,
         },
         "vae": {"block_out_channels": (32, 32, 64, 64), "layers_per_block": 1},
-        "text": _SMALL_TEXT,
-        "text_2": _SMALL_TEXT,
+        "text": SMALL_TEXT,
+        "text_2": SMALL_TEXT,
     },
     # 256 px, 168M parameters: CPU benchmarks
     "cpu-bench-xl": {
@@ -62,13 +61,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "addition_time_embed_dim": 64,
         },
         "vae": {"block_out_channels": (32, 64, 128, 128), "layers_per_block": 2},
-        "text": {
-            "hidden_size": 384,
-            "intermediate_size": 1536,
-            "num_hidden_layers": 6,
-            "num_attention_heads": 6,
-            "projection_dim": 384,
-        },
+        "text": CPU_BENCH_TEXT,
         "text_2": {
             "hidden_size": 640,
             "intermediate_size": 2560,
@@ -88,13 +81,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "addition_time_embed_dim": 256,
         },
         "vae": {"block_out_channels": (128, 256, 512, 512), "layers_per_block": 2},
-        "text": {
-            "hidden_size": 768,
-            "intermediate_size": 3072,
-            "num_hidden_layers": 12,
-            "num_attention_heads": 12,
-            "projection_dim": 768,
-        },
+        "text": CLIP_L_TEXT,
         "text_2": {
             "hidden_size": 1280,
             "intermediate_size": 5120,
