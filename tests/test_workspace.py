@@ -63,3 +63,20 @@ def test_a_failed_folder_leaves_the_old_one_and_no_temporary_one(tmp_path: Path)
     assert [p.name for p in tmp_path.iterdir()] == ["dataset"] and [p.name for p in target.iterdir()] == [
         "manifest.json"
     ]
+
+
+def test_a_folder_that_cannot_be_renamed_in_leaves_the_old_one(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "base"
+    target.mkdir()
+    (target / "weights").write_bytes(b"old")
+    real_replace = os.replace
+
+    def replace(src: object, dst: object) -> None:
+        if Path(str(src)).name.endswith(".tmp"):  # the new folder's rename onto `target`
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError), atomic_dir(target) as tmp:
+        (tmp / "weights").write_bytes(b"new")
+    assert [p.name for p in tmp_path.iterdir()] == ["base"] and (target / "weights").read_bytes() == b"old"

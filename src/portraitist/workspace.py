@@ -154,19 +154,21 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     not mkdtemp's 0700 (see atomic_path)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    old = path.with_name(f"{tmp.name}.old")
     try:
         tmp.chmod(0o777 & ~UMASK)
         yield tmp
         for f in tmp.rglob("*"):
             if f.is_file():
                 fsync(f)
-        old = path.with_name(f"{tmp.name}.old")
         if path.exists():
             os.replace(path, old)  # a folder cannot be renamed onto a full one
         os.replace(tmp, path)
         fsync(path.parent)
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
+        if old.exists() and not path.exists():
+            os.replace(old, path)  # the new folder did not go in: the old one stays
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
