@@ -80,3 +80,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def train_in_memory():
+    """`train`, also giving the model as training left it (peft adapters unmerged, token tables split,
+    text encoders kept): a validation hook at the last step hands it over, as `evaluate`'s does."""
+    from portraitist.train.stage import train
+
+    def run(workspace: Workspace, config):
+        states = []
+        keeping = config.model_copy(update={"validate_every": config.steps})
+        result = train(workspace, keeping, validate=states.append)
+        assert states[-1].step == result.steps_done
+        return result, states[-1].model
+
+    return run

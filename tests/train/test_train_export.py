@@ -24,7 +24,7 @@ N_BASE = 49408
 
 
 @pytest.fixture(scope="module")
-def lora_workspace(prepared_template, tmp_path_factory):
+def lora_workspace(prepared_template, tmp_path_factory, train_in_memory):
     """A LoRA trained with a high rate, so the adapters change predictions well beyond rounding."""
     import shutil
 
@@ -41,8 +41,8 @@ def lora_workspace(prepared_template, tmp_path_factory):
         lora_rank=4,
         learning_rates={"unet_lora": 1e-2, "text_encoder_lora": 1e-2},
     )
-    result = train(ws, config)
-    return ws, result.model
+    _, trained = train_in_memory(ws, config)
+    return ws, trained
 
 
 def _prediction(model, prompt: str = "a photo of <sks> girl") -> torch.Tensor:

@@ -6,21 +6,28 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from portraitist.models.loading import load_base
 from portraitist.models.trained import load_trained, read_model_info
 from portraitist.train.config import TrainConfig
 from portraitist.train.recipes import Stage, get_recipe, stage_steps
 from portraitist.train.stage import train
+from portraitist.train.trainee import Trainee
 
 N_BASE = 49408
 TABLE = "embeddings.token_embedding.weight"
 
 
 def _changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> set[str]:
-    return {
-        k for k, v in before.items() if not torch.equal(v, after[k][: v.shape[0]] if k == TABLE else after[k])
-    }
+    """Which of the base's tensors differ (the token table is compared on its own)."""
+    return {k for k, v in before.items() if k != TABLE and not torch.equal(v, after[k])}
+
+
+def _table(text_encoder) -> torch.Tensor:
+    """The whole token table, whether training left it split into pretrained and added rows or not."""
+    table = text_encoder.get_input_embeddings()
+    return torch.cat([table.base, table.added.detach()]) if hasattr(table, "added") else table.weight
 
 
 def _lora_free(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -38,19 +45,21 @@ def _lora_free(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         ("lora", {}, False, False, True),
     ],
 )
-def test_recipe_changes_exactly_its_parts(prepared, recipe, extra, unet_trains, text_trains, tokens_added):
+def test_recipe_changes_exactly_its_parts(
+    prepared, train_in_memory, recipe, extra, unet_trains, text_trains, tokens_added
+):
     base = load_base("tiny")
     config = TrainConfig(base="tiny", recipe=recipe, steps=2, precision="fp32", flip=False, **extra)
 
-    result = train(prepared, config)
+    _, trained = train_in_memory(prepared, config)
 
-    unet_after = _lora_free(result.model.unet.state_dict())
-    text_after = _lora_free(result.model.text_encoder.state_dict())
+    unet_after = _lora_free(trained.unet.state_dict())
+    text_after = _lora_free(trained.text_encoder.state_dict())
     unet_changed = _changed(base.unet.state_dict(), unet_after)
     text_changed = _changed(base.text_encoder.state_dict(), text_after)
+    rows = _table(trained.text_encoder)
     # the pretrained vocabulary rows never move, whatever the recipe
-    assert torch.equal(text_after[TABLE][:N_BASE], base.text_encoder.state_dict()[TABLE])
-    assert TABLE not in text_changed
+    assert torch.equal(rows[:N_BASE], base.text_encoder.state_dict()[TABLE])
     if unet_trains:
         assert unet_changed == set(base.unet.state_dict())
     else:
@@ -59,7 +68,6 @@ def test_recipe_changes_exactly_its_parts(prepared, recipe, extra, unet_trains, 
         assert text_changed == set(base.text_encoder.state_dict()) - {TABLE}
     else:
         assert text_changed == set()
-    rows = text_after[TABLE]
     assert rows.shape[0] == (N_BASE + 5 if tokens_added else N_BASE)
     tokens = json.loads((prepared.model_dir / "tokens.json").read_text())
     assert [t["text"] for t in tokens] == (
@@ -96,15 +104,48 @@ def test_recipes_are_data():
 
 
 def test_default_precision_on_this_cpu_saves_fp32_truth(prepared):
-    """bf16 compute with fp32 master weights: frozen parts come back from the base untouched."""
-    result = train(prepared, TrainConfig(base="tiny", recipe="textual-inversion", steps=2, flip=False))
+    """bf16 compute with fp32 master weights (where the CPU has bf16): model/ keeps the fp32 values the
+    optimizer stepped, and frozen parts come back from the base untouched."""
+    train(prepared, TrainConfig(base="tiny", recipe="textual-inversion", steps=2, flip=False))
     base = load_base("tiny")
     loaded = load_trained(prepared)
     assert all(torch.equal(v, base.unet.state_dict()[k]) for k, v in loaded.unet.state_dict().items())
     rows = loaded.text_encoder.get_input_embeddings().weight
     assert rows.dtype == torch.float32
     assert torch.equal(rows[:N_BASE], base.text_encoder.get_input_embeddings().weight)
-    assert torch.equal(rows[N_BASE:], result.model.text_encoder.get_input_embeddings().weight[N_BASE:])
+    # the last checkpoint holds the optimizer's fp32 values (train/checkpoint.py)
+    final = load_file(str(prepared.model_dir / "checkpoints" / "step-0000002" / "weights.safetensors"))
+    assert torch.equal(rows[N_BASE:], final["tokens"])
+
+
+def test_text_encoders_released_after_caching_change_nothing(prepared, train_in_memory, monkeypatch):
+    """A recipe that trains no text part encodes the prompts once and drops the text encoders (as the
+    reference scripts do): the model it saves is the one a run that keeps them saves."""
+    released = []
+    monkeypatch.setattr(Trainee, "release_text", _recording(Trainee.release_text, released))
+    unet_only = [Stage(name="unet lora", share=1.0, learning_rates={"unet_lora": 1e-3})]
+    config = TrainConfig(base="tiny", stages=unet_only, steps=3, precision="fp32", flip=False)
+
+    train_in_memory(prepared, config)  # validation needs the encoders: kept
+    assert released == []
+    kept = {f.name: load_file(str(f)) for f in prepared.model_dir.glob("*.safetensors")}
+    train(prepared, config.model_copy(update={"restart": True}))
+    assert len(released) == 1
+    assert all(p.device.type == "meta" for p in released[0].model.text_encoder.parameters())
+    again = {f.name: load_file(str(f)) for f in prepared.model_dir.glob("*.safetensors")}
+    # the added token rows were not trained: they are saved as they started, from "face" and at random
+    assert kept.keys() == again.keys() == {"unet_lora.safetensors", "token_embeddings.safetensors"}
+    for name, tensors in kept.items():
+        assert tensors.keys() == again[name].keys()
+        assert all(torch.equal(v, again[name][k]) for k, v in tensors.items()), name
+
+
+def _recording(method, calls: list):
+    def wrapper(self, *args):
+        calls.append(self)
+        return method(self, *args)
+
+    return wrapper
 
 
 def test_your_own_stages_are_reported_as_such(prepared):

@@ -19,7 +19,7 @@ from portraitist.models.trained import load_trained, model_info_path, read_model
 from portraitist.train.config import TrainConfig
 from portraitist.train.export import export
 from portraitist.train.stage import train
-from portraitist.train.tokens import add_model_tokens, token_table
+from portraitist.train.tokens import add_model_tokens
 from portraitist.workspace import Workspace
 
 N_BASE = 49408
@@ -38,9 +38,14 @@ def _plain(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> set[str]:
-    return {
-        k for k, v in before.items() if not torch.equal(v, after[k][: v.shape[0]] if k == TABLE else after[k])
-    }
+    """Which of the base's tensors differ (the token table is compared on its own)."""
+    return {k for k, v in before.items() if k != TABLE and not torch.equal(v, after[k])}
+
+
+def _table(text_encoder) -> torch.Tensor:
+    """The whole token table, whether training left it split into pretrained and added rows or not."""
+    table = text_encoder.get_input_embeddings()
+    return torch.cat([table.base, table.added.detach()]) if hasattr(table, "added") else table.weight
 
 
 def test_new_tokens_start_from_each_encoders_own_face(prepared):
@@ -49,13 +54,11 @@ def test_new_tokens_start_from_each_encoders_own_face(prepared):
     face = model.tokenizer("face", add_special_tokens=False)["input_ids"][0]
     assert [t.id for t in added] == list(range(N_BASE, N_BASE + 5))
     for _, tokenizer, encoder in model.text_encoders:
-        rows = token_table(encoder).weight
+        rows = _table(encoder)
         assert tokenizer.convert_tokens_to_ids("<sks>") == N_BASE
         assert torch.equal(rows[N_BASE], rows[face])
     # the two encoders are different networks: their "face" rows differ, so each row came from its own
-    assert not torch.equal(
-        token_table(model.text_encoder).weight[face], token_table(model.text_encoder_2).weight[face]
-    )
+    assert not torch.equal(_table(model.text_encoder)[face], _table(model.text_encoder_2)[face])
 
 
 @pytest.mark.parametrize(
@@ -68,32 +71,33 @@ def test_new_tokens_start_from_each_encoders_own_face(prepared):
     ],
 )
 def test_every_recipe_changes_exactly_its_parts_in_both_encoders(
-    prepared, recipe, unet_trains, text_trains, files
+    prepared, train_in_memory, recipe, unet_trains, text_trains, files
 ):
     base = load_base("tiny-xl")
     config = TrainConfig(base="tiny-xl", recipe=recipe, steps=2, precision="fp32", flip=False)
-    result = train(prepared, config)
+    _, in_memory = train_in_memory(prepared, config)
     # (on SDXL the recipes train the UNet as LoRA by default: its weights stay, adapters are merged on load)
 
-    unet_changed = _changed(_plain(base.unet.state_dict()), _plain(result.model.unet.state_dict()))
+    unet_changed = _changed(_plain(base.unet.state_dict()), _plain(in_memory.unet.state_dict()))
     assert unet_changed == (set(_plain(base.unet.state_dict())) if unet_trains else set())
     tokens_added = recipe != "dreambooth"
     for name in ENCODERS:
         before = _plain(getattr(base, name).state_dict())
-        after = _plain(getattr(result.model, name).state_dict())
+        after = _plain(getattr(in_memory, name).state_dict())
+        rows = _table(getattr(in_memory, name))
         # the pretrained vocabulary rows never move, in either encoder
-        assert torch.equal(after[TABLE][:N_BASE], before[TABLE]), name
+        assert torch.equal(rows[:N_BASE], before[TABLE]), name
         # SDXL reads the first encoder's penultimate layer: its last layer and final norm get no gradient
         unused = {k for k in before if k.startswith(("encoder.layers.1.", "final_layer_norm."))}
         trained = set(before) - {TABLE} - (unused if name == "text_encoder" else set())
         assert _changed(before, after) == (trained if text_trains else set()), name
-        assert after[TABLE].shape[0] == N_BASE + (5 if tokens_added else 0), name
+        assert rows.shape[0] == N_BASE + (5 if tokens_added else 0), name
     info = read_model_info(prepared)
     assert info.family == "sdxl"
     assert set(info.files) == files
     loaded = load_trained(prepared)
     for name in ENCODERS:
-        trained_rows = getattr(result.model, name).get_input_embeddings().weight
+        trained_rows = _table(getattr(in_memory, name))
         assert torch.equal(getattr(loaded, name).get_input_embeddings().weight, trained_rows), name
 
 
@@ -280,10 +284,11 @@ def test_a_foreign_sdxl_file_gets_sdxl_base_configs():
 def test_the_attention_loss_reads_sdxls_cross_attention(prepared):
     """Thesis 2.3's masked cross-attention loss on SDXL's maps: it changes what training does."""
     plain = TrainConfig(base="tiny-xl", recipe="textual-inversion", steps=2, precision="fp32", flip=False)
-    without = train(prepared, plain).model.text_encoder_2.get_input_embeddings().weight[N_BASE].clone()
-    weighted = plain.model_copy(update={"attention_loss": 1.0, "restart": True})
-    with_loss = train(prepared, weighted).model.text_encoder_2.get_input_embeddings().weight[N_BASE]
-    assert not torch.equal(without, with_loss)
+    rows = {}
+    for weight in (0.0, 1.0):
+        train(prepared, plain.model_copy(update={"attention_loss": weight, "restart": True}))
+        rows[weight] = load_trained(prepared).text_encoder_2.get_input_embeddings().weight[N_BASE]
+    assert not torch.equal(rows[0.0], rows[1.0])
 
 
 def test_a_vae_override_keeps_the_sdxl_latent_scale(tmp_path):

@@ -117,6 +117,12 @@ def cast(
     torch.nn.Module.to(module, device=device, dtype=dtype)
 
 
+def release(module: torch.nn.Module) -> None:
+    """Drop a module's weights (to the meta device: the structure stays, the memory goes) once a run no
+    longer needs it; any later use fails loudly instead of computing with stale weights."""
+    torch.nn.Module.to(module, device="meta")
+
+
 def latent_scale(block_out_channels: Sequence[int]) -> int:
     """A VAE halves the image at each level but the first."""
     return 2 ** (len(block_out_channels) - 1)

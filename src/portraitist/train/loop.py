@@ -2,8 +2,8 @@
 
 Each step draws its examples, latent samples, noise and timesteps from a generator seeded by
 (seed, step), so a resumed run sees exactly what an uninterrupted one would. Text embeddings
-are computed once per stage when no text part trains in it; otherwise the text encoder runs in
-the step with the gradient.
+are computed once per stage when no text part trains in it (once per run, the encoders then freed,
+when none ever does); otherwise the text encoder runs in the step with the gradient.
 """
 
 from __future__ import annotations
@@ -185,7 +185,10 @@ class Loop:
         return loss
 
     def _cache_embeddings(self) -> None:
-        """Text embeddings for the whole set, while no text part trains (once per stage)."""
+        """Text embeddings for the whole set, while no text part trains (once per stage; once per run,
+        the text encoders then released, when the trainee encodes text only once)."""
+        if self.trainee.text_released:
+            return
         self.cache = None
         if self.trainee.trains_text:
             return
@@ -195,6 +198,8 @@ class Loop:
             if self.prior is not None:
                 prior = encode_prompts(self.trainee, self.prior.input_ids, self.prior.sizes)
         self.cache = (own, prior)
+        if self.trainee.text_once:
+            self.trainee.release_text()
 
     def run(
         self,

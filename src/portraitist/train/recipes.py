@@ -16,6 +16,7 @@ from portraitist.errors import PortraitistError
 
 Part = Literal["tokens", "text_encoder", "unet", "unet_lora", "text_encoder_lora"]
 LORA_PARTS: tuple[Part, ...] = ("unet_lora", "text_encoder_lora")
+TEXT_PARTS: tuple[Part, ...] = ("tokens", "text_encoder", "text_encoder_lora")
 
 PART_HELP: dict[Part, str] = {
     "tokens": "the embedding rows of the added tokens (instance, backgrounds)",
@@ -63,6 +64,11 @@ class Recipe(BaseModel):
     @property
     def uses_lora(self) -> bool:
         return any(part in LORA_PARTS for part in self.parts)
+
+    @property
+    def trains_text(self) -> bool:
+        """Whether any stage trains a text-side part (otherwise the text encoders only encode prompts)."""
+        return any(part in TEXT_PARTS for part in self.parts)
 
 
 RECIPES: dict[str, Recipe] = {

@@ -19,7 +19,7 @@ import torch
 from portraitist.config import RESUME, compared_settings
 from portraitist.devices import resolve_device
 from portraitist.errors import MachineError
-from portraitist.models.loading import StableDiffusion, load_base, resolved_base
+from portraitist.models.loading import StableDiffusion, load_base, release, resolved_base
 from portraitist.models.trained import ModelInfo
 from portraitist.progress import ProgressCallback, ProgressEvent, no_progress
 from portraitist.train import attention_loss, checkpoint
@@ -30,7 +30,7 @@ from portraitist.train.loop import Hooks, Loop, LoopSettings, StepRecord
 from portraitist.train.optimizer import StageOptimizer
 from portraitist.train.precision import TrainingPrecision, training_precision
 from portraitist.train.recipes import Recipe, Stage
-from portraitist.train.tokens import RARE_TOKEN, AddedToken, add_model_tokens, token_rows
+from portraitist.train.tokens import RARE_TOKEN, AddedToken, add_model_tokens
 from portraitist.train.trainee import Trainee
 from portraitist.train.validation import write_samples
 from portraitist.workspace import DatasetManifest, Workspace, write_bytes_atomic
@@ -47,7 +47,6 @@ class TrainResult:
     final_loss: float | None
     seconds: float  # training time (without loading and checkpoint writing), over all runs
     peak_gpu_mb: float | None  # torch's peak allocated GPU memory in this run (None on the CPU)
-    model: StableDiffusion  # the trained model in memory; load_trained(workspace) rebuilds it from model/
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,6 @@ class _Prepared:
     model: StableDiffusion
     recipe: Recipe
     plan: list[tuple[Stage, int]]  # the recipe's stages and the steps of each
-    n_base_tokens: int  # the tokenizer's length before this run's tokens were added
     added: list[AddedToken]
     subject: str  # what `{me}` stands for in this run's prompts
     instance_id: int  # the token that names the person, whose attention the attention loss reads
@@ -147,7 +145,6 @@ def _prepare(
     recipe, steps = config.plan(
         model.family.unet_lora_by_default if config.unet_lora is None else config.unet_lora
     )
-    n_base_tokens = len(model.tokenizer)
     added = add_model_tokens(model, manifest, seed=config.seed) if recipe.prompt == "captions" else []
     prompts, subject = _prompts(manifest, recipe)
     instance_id = (
@@ -167,9 +164,9 @@ def _prepare(
         images = load_class_images(config.class_images, class_prompt, model.resolution)  # type: ignore[arg-type]
         prior = encode(images, model.vae, model.tokenizer, config.flip, device)
     if not config.validate_every:
-        model.vae.to("cpu")  # not needed again in this run: free the accelerator's memory
+        release(model.vae)  # not needed again in this run
     plan = list(zip(recipe.stages, steps))
-    return _Prepared(model, recipe, plan, n_base_tokens, added, subject, instance_id, data, prior)
+    return _Prepared(model, recipe, plan, added, subject, instance_id, data, prior)
 
 
 def _loop(
@@ -183,10 +180,10 @@ def _loop(
         prepared.recipe,
         precision,
         device,
-        prepared.n_base_tokens,
         config.lora_rank,
         _lora_alpha(config),
         config.seed,
+        text_once=not prepared.recipe.trains_text and not config.validate_every,
     )
     if config.low_memory:
         model.unet.enable_gradient_checkpointing()
@@ -305,9 +302,8 @@ def _machine_errors(workspace: Workspace) -> Iterator[None]:
 
 def _save(
     workspace: Workspace, config: TrainConfig, base: str, prepared: _Prepared, trainee: Trainee, done: int
-) -> StableDiffusion:
-    """Write model/ from the trained values; return the trained model."""
-    trained = trainee.finish()
+) -> None:
+    """Write model/ from the trained values (fp32, whatever precision trained them)."""
     recipe = prepared.recipe
     info = ModelInfo(
         base=base,
@@ -322,8 +318,7 @@ def _save(
         lora={"rank": config.lora_rank, "alpha": _lora_alpha(config)} if recipe.uses_lora else None,
     )
     weights = _weight_files(trainee.trained_values(), SAVE_DTYPES[config.save_dtype])
-    write_model(workspace, info, prepared.added, token_rows(trained, prepared.added), weights)
-    return trained
+    write_model(workspace, info, prepared.added, trainee.token_rows(), weights)
 
 
 def train(
@@ -359,7 +354,7 @@ def train(
     finally:
         log.close()
 
-    trained = _save(workspace, config, base, prepared, trainee, done)
+    _save(workspace, config, base, prepared, trainee, done)
     progress(
         ProgressEvent(STAGE, done, total, "done", {"loss": report.loss} if report.loss is not None else {})
     )
@@ -372,7 +367,6 @@ def train(
         report.loss,
         report.seconds,
         peak,
-        trained,
     )
 
 

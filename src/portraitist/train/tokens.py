@@ -6,9 +6,10 @@ The instance row starts as the embedding of "face" (thesis 2.2.2's choice); Gaus
 rare existing token (DreamBooth's "sks") or any given word are the alternatives it compared.
 Background rows start random (thesis 2.2.3).
 
-During training the table is split: the pretrained rows stay a frozen buffer and only the added
+The table is split rather than grown: the pretrained rows stay a frozen buffer and only the added
 rows are a parameter (`SplitTokenEmbedding`). Existing tokens therefore keep their embeddings
-bit for bit, and the optimizer steps over a handful of rows instead of all 49408.
+bit for bit, and the optimizer steps over a handful of rows instead of all 49408. A trained
+model's table is grown when it loads (models/trained.py).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def add_tokens(
 ) -> list[AddedToken]:
     """Add the manifest's instance and background tokens; return them in id order.
 
-    The text encoder's table grows by one row per token; existing rows are not touched.
+    The text encoder's table becomes a SplitTokenEmbedding: the pretrained rows as they are (not
+    copied into a bigger table: SDXL's two tables are 200 MB in fp32) and one new row per token.
     """
     kept = manifest.kept
     wanted: list[tuple[str, TokenInit | None]] = [(manifest.instance_token, manifest.instance_init)]
@@ -88,20 +90,17 @@ def add_tokens(
         )
     n_base = len(tokenizer)
     tokenizer.add_tokens(texts)
-    text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-    table = token_table(text_encoder).weight
+    table = token_table(text_encoder).weight.detach()[:n_base]
     generator = torch.Generator().manual_seed(seed)
-    added = []
-    with torch.no_grad():
-        for offset, (text, init) in enumerate(wanted):
-            token_id = tokenizer.convert_tokens_to_ids(text)
-            if token_id != n_base + offset:
-                raise PortraitistError(
-                    f"The tokenizer gave {text!r} id {token_id}, expected {n_base + offset}."
-                )
-            row, label = _init_row(init, tokenizer, table[:n_base], generator)
-            table[token_id] = row
-            added.append(AddedToken(text, token_id, label))
+    added, rows = [], []
+    for offset, (text, init) in enumerate(wanted):
+        token_id = tokenizer.convert_tokens_to_ids(text)
+        if token_id != n_base + offset:
+            raise PortraitistError(f"The tokenizer gave {text!r} id {token_id}, expected {n_base + offset}.")
+        row, label = _init_row(init, tokenizer, table, generator)
+        rows.append(row)
+        added.append(AddedToken(text, token_id, label))
+    text_encoder.set_input_embeddings(SplitTokenEmbedding(table, torch.stack(rows)))
     return added
 
 
@@ -119,47 +118,20 @@ def add_model_tokens(model: StableDiffusion, manifest: DatasetManifest, seed: in
     return added
 
 
-def token_rows(model: StableDiffusion, added: list[AddedToken]) -> dict[str, torch.Tensor]:
-    """Each text encoder's rows of the added tokens, by encoder name."""
-    ids = [t.id for t in added]
-    return {name: token_table(encoder).weight[ids].detach() for name, _, encoder in model.text_encoders}
-
-
 class SplitTokenEmbedding(nn.Module):
-    """The token table as frozen pretrained rows plus trainable added rows.
+    """A token table as frozen pretrained rows plus trainable added rows.
 
-    Looks up like the nn.Embedding it replaces; gradients reach only `added`.
+    Looks up like an nn.Embedding of both; gradients reach only `added`.
     """
 
-    def __init__(self, table: nn.Embedding, n_base: int):
+    def __init__(self, base: torch.Tensor, added: torch.Tensor):
         super().__init__()
-        self.n_base = n_base
-        self.register_buffer("base", table.weight[:n_base].detach(), persistent=False)
-        self.added = nn.Parameter(table.weight[n_base:].detach().clone())
+        self.n_base = base.shape[0]
+        self.register_buffer("base", base, persistent=False)
+        self.added = nn.Parameter(added.clone())
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         is_added = (ids >= self.n_base).unsqueeze(-1)
         pretrained = F.embedding(ids.clamp(max=self.n_base - 1), self.base)
-        if self.added.shape[0] == 0:
-            return pretrained
         added = F.embedding((ids - self.n_base).clamp(min=0), self.added)
         return torch.where(is_added, added.to(pretrained.dtype), pretrained)
-
-    def merged(self) -> torch.Tensor:
-        return torch.cat([self.base, self.added.detach().to(self.base.dtype)])
-
-
-def split_token_table(text_encoder: CLIPTextModel, n_base: int) -> SplitTokenEmbedding:
-    """Install a SplitTokenEmbedding in the text encoder (for training) and return it."""
-    split = SplitTokenEmbedding(token_table(text_encoder), n_base)
-    text_encoder.set_input_embeddings(split)
-    return split
-
-
-def join_token_table(text_encoder: CLIPTextModel) -> None:
-    """Put a plain nn.Embedding with the learned rows back (after training)."""
-    split = text_encoder.get_input_embeddings()
-    if isinstance(split, SplitTokenEmbedding):
-        # the merged rows become the table's weight as they are: no second copy of a 49k-row table and no
-        # random initialisation of one (an SDXL pair of tables is 200 MB in fp32)
-        text_encoder.set_input_embeddings(nn.Embedding.from_pretrained(split.merged(), freeze=True))

@@ -11,16 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from diffusers.models.attention_processor import AttnProcessor2_0
 from torch import nn
 
 from portraitist.models.cpu_attention import CpuAttnProcessor
-from portraitist.models.loading import StableDiffusion, cast
+from portraitist.models.loading import StableDiffusion, cast, release
 from portraitist.train import lora
 from portraitist.train.master_adamw import FlatPart
 from portraitist.train.precision import TrainingPrecision
-from portraitist.train.recipes import Part, Recipe, Stage
-from portraitist.train.tokens import SplitTokenEmbedding, join_token_table, split_token_table
+from portraitist.train.recipes import TEXT_PARTS, Part, Recipe, Stage
+from portraitist.train.tokens import SplitTokenEmbedding
 
 
 @dataclass
@@ -43,7 +42,8 @@ def _token_table_prefix(text_encoder: nn.Module) -> str:
 
 
 class Trainee:
-    """A StableDiffusion prepared for a recipe: adapters injected, token table split, cast, on device."""
+    """A StableDiffusion prepared for a recipe: adapters injected, cast, on device (its token tables were
+    split where tokens were added, train/tokens.py)."""
 
     def __init__(
         self,
@@ -51,12 +51,15 @@ class Trainee:
         recipe: Recipe,
         precision: TrainingPrecision,
         device: torch.device,
-        n_base_tokens: int,
         lora_rank: int,
         lora_alpha: float,
         seed: int,
+        text_once: bool,
     ):
         self.model = model
+        # the text encoders encode the prompts once and are released (no stage trains them, nothing
+        # validates): they stay fp32, as a cast would copy them for that one use
+        self.text_once = text_once
         self.precision = precision
         self.device = device
         parts = recipe.parts
@@ -66,11 +69,13 @@ class Trainee:
         if "text_encoder_lora" in parts:
             for offset, encoder in enumerate(self.encoders.values(), start=1):
                 lora.add_lora(encoder, lora.TEXT_ENCODER_TARGETS, lora_rank, lora_alpha, seed + offset)
-        self.splits: dict[str, SplitTokenEmbedding] = {}
-        if len(model.tokenizer) > n_base_tokens:
-            self.splits = {
-                name: split_token_table(encoder, n_base_tokens) for name, encoder in self.encoders.items()
-            }
+        self.splits: dict[str, SplitTokenEmbedding] = {
+            name: table
+            for name, encoder in self.encoders.items()
+            if isinstance(table := encoder.get_input_embeddings(), SplitTokenEmbedding)
+        }
+        # each encoder's added rows as they start, in fp32: what model/ keeps of rows no stage trains
+        self.start_rows = {name: split.added.detach().clone() for name, split in self.splits.items()}
         for module in (model.unet, *self.encoders.values()):
             module.requires_grad_(False)
         if device.type == "cpu":
@@ -88,9 +93,10 @@ class Trainee:
                 self.values.update(zip(named, self.flat[part].master_views))
             else:
                 self.values.update(named)
-        for module in (model.unet, *self.encoders.values()):
+        for module in (model.unet, *([] if text_once else self.encoders.values())):
             cast(module, dtype=precision.weights)
         self.trained: set[str] = set()  # names a stage has trained so far (what checkpoints keep)
+        self.text_released = False
 
     def _named(self, part: Part) -> dict[str, nn.Parameter]:
         unet = self.model.unet
@@ -147,18 +153,18 @@ class Trainee:
     def trained_values(self) -> dict[str, torch.Tensor]:
         return {name: self.values[name] for name in sorted(self.trained)}
 
-    def finish(self) -> StableDiffusion:
-        """Back to a plain fp32 model with the trained values (token table joined, adapters kept)."""
-        model = self.model
-        modules = (model.unet, *self.encoders.values())
-        for module in modules:
-            module.float()
-        self.load_values(self.trained_values())
+    def token_rows(self) -> dict[str, torch.Tensor]:
+        """Each text encoder's rows of the added tokens in fp32, by encoder name: as trained, or as they
+        started where no stage trained them."""
+        return {
+            name: self.values[token_rows_name(name)] if token_rows_name(name) in self.trained else rows
+            for name, rows in self.start_rows.items()
+        }
+
+    def release_text(self) -> None:
+        """Drop the text encoders' weights once their embeddings are cached (`text_once`; the reference
+        scripts do the same): on SDXL they are about 3.3 GB in fp32."""
+        assert self.text_once and not any(part in TEXT_PARTS for part in self.tensors)
         for encoder in self.encoders.values():
-            join_token_table(encoder)
-        model.unet.set_attn_processor(AttnProcessor2_0())  # diffusers' default, not the training-only ones
-        for module in modules:
-            module.requires_grad_(False).eval()
-            for p in module.parameters():
-                p.grad = None
-        return model
+            release(encoder)
+        self.text_released = True
