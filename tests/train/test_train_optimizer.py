@@ -40,7 +40,7 @@ def test_bf16_weights_train_fp32_masters_in_one_fused_pass():
     torch.manual_seed(0)
     weights = [nn.Parameter(torch.randn(64, 32)), nn.Parameter(torch.randn(32))]
     reference = [nn.Parameter(w.detach().clone()) for w in weights]
-    flat = FlatPart(weights, torch.bfloat16)
+    flat = FlatPart(weights, torch.bfloat16, torch.device("cpu"))
     assert all(w.dtype == torch.bfloat16 for w in weights)
     plain = torch.optim.AdamW(
         reference, lr=1e-3, betas=BETAS, weight_decay=WEIGHT_DECAY, eps=EPS, foreach=False

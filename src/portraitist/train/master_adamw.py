@@ -85,12 +85,12 @@ class FlatPart:
 
     The parameters stay the model's objects; their storage becomes views into `weights`, and
     their `.grad` views into `grad`, which autograd then accumulates into (no per-step gradient
-    allocation, no gathering). Built once per run from the fp32 weights, whose memory is freed.
+    allocation, no gathering). Built once per run on `device` from the fp32 weights, whose memory
+    is freed.
     """
 
-    def __init__(self, params: list[nn.Parameter], dtype: torch.dtype):
+    def __init__(self, params: list[nn.Parameter], dtype: torch.dtype, device: torch.device):
         total = sum(p.numel() for p in params)
-        device = params[0].device
         self.masters = torch.empty(total, dtype=torch.float32, device=device)
         self.weights = torch.empty(total, dtype=dtype, device=device)
         self.grad = torch.zeros(total, dtype=dtype, device=device)

@@ -1,12 +1,17 @@
 """Which number formats a training run computes and keeps its weights in.
 
-- `master-bf16` (CPUs with bf16 instructions, e.g. AVX512-BF16/AMX): the model's weights are
-  bf16, so matrix products run in bf16 with no per-step casting; the optimizer updates fp32
-  master copies and writes them back rounded. Updates of lr 2e-6 would vanish in bf16
-  weights alone (8 bits of mantissa), so the fp32 copies are what is trained and saved.
-- `autocast-bf16` / `autocast-fp16` (GPUs; and the low-memory mode): fp32 weights, autocast
-  computes in half precision; fp16 scales the loss (GradScaler) against underflow. On a GPU the
-  casts cost little, and fp32 weights need no second copy, which keeps peak memory down.
+- `master-bf16`: the model's weights are bf16, so matrix products run in bf16 with no per-step
+  casting; the optimizer updates fp32 master copies of the trained tensors and writes them back
+  rounded. Updates of lr 2e-6 would vanish in bf16 weights alone (8 bits of mantissa), so the
+  fp32 copies are what is trained and saved. Used on CPUs with bf16 instructions (e.g.
+  AVX512-BF16/AMX), and on GPUs with bf16 when the UNet does not train whole (LoRA, textual
+  inversion): its frozen weights then take half the memory (SDXL's UNet: 5.1 GB, not 10.3), as
+  diffusers' LoRA scripts keep them.
+- `autocast-bf16` / `autocast-fp16` (GPUs, when the UNet trains whole; fp16 where bf16 is
+  missing): fp32 weights, autocast computes in half precision; fp16 scales the loss (GradScaler)
+  against underflow. On a GPU the casts cost little, and fp32 weights need no second copy for
+  the optimizer, which keeps peak memory down when most weights train (and `--low-memory`'s 8-bit
+  AdamW applies).
 - `fp32`: everywhere else, and when asked.
 """
 
@@ -48,16 +53,22 @@ AUTOCAST_FP16 = TrainingPrecision(
 )
 
 
-def training_precision(wanted: PrecisionChoice, device: torch.device) -> TrainingPrecision:
-    """How a run on this device computes and keeps its weights, for the config's `precision` setting."""
+def check_precision(wanted: PrecisionChoice, device: torch.device) -> None:
+    """Refuse a precision the device cannot train in (before the model loads)."""
+    if wanted == "fp16" and device.type != "cuda":
+        raise PortraitistError("fp16 training needs a CUDA GPU; on the CPU use --precision bf16 or fp32.")
+
+
+def training_precision(wanted: PrecisionChoice, device: torch.device, whole_unet: bool) -> TrainingPrecision:
+    """How a run on this device computes and keeps its weights, for the config's `precision` setting;
+    `whole_unet`: a stage trains every UNet weight (the module's docstring says why that matters)."""
+    check_precision(wanted, device)
     if wanted == "fp32":
         return FP32
     if device.type == "cuda":
         if wanted == "fp16" or (wanted == "auto" and not torch.cuda.is_bf16_supported()):
             return AUTOCAST_FP16
-        return AUTOCAST_BF16
-    if wanted == "fp16":
-        raise PortraitistError("fp16 training needs a CUDA GPU; on the CPU use --precision bf16 or fp32.")
+        return AUTOCAST_BF16 if whole_unet else MASTER_BF16
     if wanted == "bf16" or cpu_has_bf16():
         return MASTER_BF16
     return FP32

@@ -28,7 +28,7 @@ from portraitist.train.config import TrainConfig
 from portraitist.train.data import TrainingSet, encode, load_class_images, load_photos
 from portraitist.train.loop import Hooks, Loop, LoopSettings, StepRecord
 from portraitist.train.optimizer import StageOptimizer
-from portraitist.train.precision import TrainingPrecision, training_precision
+from portraitist.train.precision import TrainingPrecision, check_precision, training_precision
 from portraitist.train.recipes import Recipe, Stage
 from portraitist.train.tokens import RARE_TOKEN, AddedToken, add_model_tokens
 from portraitist.train.trainee import Trainee
@@ -336,9 +336,10 @@ def train(
     _, steps = config.plan(bool(config.unet_lora))  # bad settings are refused before the model loads
     total = sum(steps)
     device = resolve_device(config.device)
-    precision = training_precision(config.precision, device)
+    check_precision(config.precision, device)
     base = resolved_base(config.base)
     prepared = _prepare(workspace, manifest, config, base, device, total, progress)
+    precision = training_precision(config.precision, device, whole_unet="unet" in prepared.recipe.parts)
     trainee, loop = _loop(prepared, config, precision, device)
 
     fingerprint = _fingerprint(config, prepared.recipe, total, base, precision.name)

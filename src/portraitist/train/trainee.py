@@ -81,20 +81,21 @@ class Trainee:
         if device.type == "cpu":
             model.unet.set_attn_processor(CpuAttnProcessor())
         self.tensors: dict[Part, dict[str, nn.Parameter]] = {part: self._named(part) for part in parts}
-        for module in (model.unet, *self.encoders.values()):
-            module.to(device)
         # the fp32 truth of every trainable tensor: the parameters themselves, or with bf16
-        # weights, fp32 masters in one flat buffer per part (master_adamw.FlatPart)
+        # weights, fp32 masters in one flat buffer per part on the device (master_adamw.FlatPart)
         self.flat: dict[Part, FlatPart] = {}
         self.values: dict[str, torch.Tensor] = {}
         for part, named in self.tensors.items():
             if precision.master:
-                self.flat[part] = FlatPart(list(named.values()), precision.weights)
+                self.flat[part] = FlatPart(list(named.values()), precision.weights, device)
                 self.values.update(zip(named, self.flat[part].master_views))
             else:
-                self.values.update(named)
+                self.values.update(named)  # the same Parameter objects after the move below
+        # cast where the weights are, then move: a GPU never holds the fp32 copy of a bf16 weight
         for module in (model.unet, *([] if text_once else self.encoders.values())):
             cast(module, dtype=precision.weights)
+        for module in (model.unet, *self.encoders.values()):
+            module.to(device)
         self.trained: set[str] = set()  # names a stage has trained so far (what checkpoints keep)
         self.text_released = False
 
