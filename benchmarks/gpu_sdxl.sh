@@ -29,5 +29,10 @@ timeout 240 "$PY" benchmarks/bench_generate.py --preset "$PRESET" --cases "$CASE
     --variants ours --results "$OUT" --label gpu_sdxl.sh 2>&1 \
     | grep --line-buffered -v -e "Loading" -e "Writing model shards" | tee "$OUT/gpu_sdxl_generate.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
+# last, with what time is left: ours alone with --low-memory (gradient checkpointing), the memory
+# the 12 GB target can fall back on if the default run is above it (at some cost in speed)
+timeout 150 "$PY" benchmarks/bench_train.py --preset "$PRESET" --runner module "${MEMORY[@]}" --results "$OUT" \
+    --steps "$STEPS" --batch 1 --cases lora --skip-reference --ours-extra=--low-memory \
+    --label sdxl-lora-low-memory || status=1
 ls -la "$OUT"
 exit $status
