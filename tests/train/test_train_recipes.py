@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from portraitist.models.loading import load_base
 from portraitist.models.trained import load_trained, read_model_info
+from portraitist.samples import portrait_variants
 from portraitist.train.config import TrainConfig
 from portraitist.train.recipes import Stage, get_recipe, stage_steps
 from portraitist.train.stage import train
@@ -118,13 +119,31 @@ def test_default_precision_on_this_cpu_saves_fp32_truth(prepared):
     assert torch.equal(rows[N_BASE:], final["tokens"])
 
 
-def test_text_encoders_released_after_caching_change_nothing(prepared, train_in_memory, monkeypatch):
+@pytest.mark.parametrize(
+    ("settings", "files"),
+    [
+        # the added token rows are not trained: saved as they started, from "face" and at random
+        (
+            {"stages": [Stage(name="unet lora", share=1.0, learning_rates={"unet_lora": 1e-3})]},
+            {"unet_lora.safetensors", "token_embeddings.safetensors"},
+        ),
+        # DreamBooth's class prompt is cached beside the instance prompts
+        ({"recipe": "dreambooth", "prior_preservation": True}, {"unet.safetensors"}),
+    ],
+)
+def test_text_encoders_released_after_caching_change_nothing(
+    prepared, train_in_memory, monkeypatch, tmp_path, settings, files
+):
     """A recipe that trains no text part encodes the prompts once and drops the text encoders (as the
     reference scripts do): the model it saves is the one a run that keeps them saves."""
     released = []
     monkeypatch.setattr(Trainee, "release_text", _recording(Trainee.release_text, released))
-    unet_only = [Stage(name="unet lora", share=1.0, learning_rates={"unet_lora": 1e-3})]
-    config = TrainConfig(base="tiny", stages=unet_only, steps=3, precision="fp32", flip=False)
+    (tmp_path / "class").mkdir()
+    for i, image in enumerate(portrait_variants(2)):
+        image.save(tmp_path / "class" / f"{i}.png")
+    config = TrainConfig(
+        base="tiny", steps=3, precision="fp32", flip=False, class_images=tmp_path / "class", **settings
+    )
 
     train_in_memory(prepared, config)  # validation needs the encoders: kept
     assert released == []
@@ -133,8 +152,7 @@ def test_text_encoders_released_after_caching_change_nothing(prepared, train_in_
     assert len(released) == 1
     assert all(p.device.type == "meta" for p in released[0].model.text_encoder.parameters())
     again = {f.name: load_file(str(f)) for f in prepared.model_dir.glob("*.safetensors")}
-    # the added token rows were not trained: they are saved as they started, from "face" and at random
-    assert kept.keys() == again.keys() == {"unet_lora.safetensors", "token_embeddings.safetensors"}
+    assert kept.keys() == again.keys() == files
     for name, tensors in kept.items():
         assert tensors.keys() == again[name].keys()
         assert all(torch.equal(v, again[name][k]) for k, v in tensors.items()), name
