@@ -45,8 +45,8 @@ class TrainConfig(StageConfig):
     )
     low_memory: bool = Field(
         False,
-        description="Gradient checkpointing and 8-bit AdamW (bitsandbytes, GPU only): "
-        "trains SD 1.5 in <12 GB.",
+        description="Gradient checkpointing, and on a GPU 8-bit AdamW (bitsandbytes) where the UNet "
+        "trains whole: trains SD 1.5 in <12 GB.",
     )
     vae: str | None = Field(
         None,

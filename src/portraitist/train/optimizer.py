@@ -51,7 +51,7 @@ class StageOptimizer:
         self.max_grad_norm = max_grad_norm
         self.params = [p for group in groups for p in group.params]
         self.scaler = torch.amp.GradScaler(device.type) if precision.scale_loss else None
-        # bf16 weights with fp32 masters (the CPU's mode; 8-bit AdamW is GPU-only and GPUs use autocast)
+        # bf16 weights with fp32 masters (train/precision.py says where); 8-bit AdamW serves the autocast runs
         self.fused_master = None
         if precision.master:
             flat = [(g.flat, g.lr) for g in groups if g.flat is not None]
