@@ -14,6 +14,8 @@ model's table is grown when it loads (models/trained.py).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -52,12 +54,16 @@ def word_embedding(tokenizer: CLIPTokenizer, table: torch.Tensor, word: str) -> 
 
 
 def _init_row(
-    init: TokenInit | None, tokenizer: CLIPTokenizer, table: torch.Tensor, generator: torch.Generator
+    init: TokenInit | None,
+    tokenizer: CLIPTokenizer,
+    table: torch.Tensor,
+    generator: torch.Generator,
+    noise_scale: Callable[[], float],
 ) -> tuple[torch.Tensor, str]:
     """The starting row for a new token and a label for tokens.json; None means random."""
     if init is None or init.kind == "noise":
         # same scale as the pretrained rows, so the token neither vanishes nor dominates
-        row = torch.randn(table.shape[1], generator=generator) * table.std().item()
+        row = torch.randn(table.shape[1], generator=generator) * noise_scale()
         return row.to(table.dtype), "noise" if init is not None else "random"
     word = RARE_TOKEN if init.kind == "rare" else (init.word or "face")
     return word_embedding(tokenizer, table, word), f"{init.kind}:{word}"
@@ -92,12 +98,14 @@ def add_tokens(
     tokenizer.add_tokens(texts)
     table = token_table(text_encoder).weight.detach()[:n_base]
     generator = torch.Generator().manual_seed(seed)
+    # one pass over the whole table (63M values on SDXL), not one per background token
+    noise_scale = functools.cache(lambda: table.std().item())
     added, rows = [], []
     for offset, (text, init) in enumerate(wanted):
         token_id = tokenizer.convert_tokens_to_ids(text)
         if token_id != n_base + offset:
             raise PortraitistError(f"The tokenizer gave {text!r} id {token_id}, expected {n_base + offset}.")
-        row, label = _init_row(init, tokenizer, table, generator)
+        row, label = _init_row(init, tokenizer, table, generator, noise_scale)
         rows.append(row)
         added.append(AddedToken(text, token_id, label))
     text_encoder.set_input_embeddings(SplitTokenEmbedding(table, torch.stack(rows)))
